@@ -1,0 +1,74 @@
+"""Tiny helpers that read settings from the environment (12-factor)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no), not {raw!r}")
+
+
+def envint(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def var_dir() -> Path:
+    """Where local state lives on the embedded defaults (SQLite, artifacts, broker, secret key)."""
+    path = Path(env("MLGOV_VAR_DIR", str(BASE_DIR / "var")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_secret_key(path: Path) -> str:
+    """Return the secret key kept in `path`, generating it on first use (local use only)."""
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(64)
+    # O_EXCL: two processes starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def default_settings_module() -> str:
+    """The settings module for the current DJANGO_ENV (local, test or production)."""
+    name = env("DJANGO_ENV", "local").strip().lower() or "local"
+    if name not in {"local", "test", "production"}:
+        raise ImproperlyConfigured(f"DJANGO_ENV must be local, test or production, not {name!r}")
+    return f"config.settings.{name}"

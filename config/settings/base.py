@@ -1,0 +1,208 @@
+"""Settings shared by every environment. Every value comes from the environment, with an embedded
+default that needs no server (SQLite, a file-system Celery broker, artifacts on local disk)."""
+
+from __future__ import annotations
+
+import os
+
+import dj_database_url
+
+from config.env import BASE_DIR, env, envbool, envint, envlist, var_dir
+
+VAR_DIR = var_dir()
+
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "core",
+    "lineage",
+    "explain",
+    "privacy",
+    "governance",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'mlgov.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take SQLite's write lock up front, so concurrent writers queue on the
+    # busy timeout instead of failing with "database is locked" when a read lock is upgraded.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Static files and artifacts -------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+ARTIFACT_ROOT = env("ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
+ARTIFACT_MAX_BYTES = envint("ARTIFACT_MAX_BYTES", 2 * 1024**3)
+ARTIFACT_STORAGE_BACKEND = env("ARTIFACT_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+if "s3" in ARTIFACT_STORAGE_BACKEND.lower():
+    # S3-compatible storage (django-storages, `pip install -e .[s3]`); credentials come from the
+    # standard AWS_* environment variables that boto3 reads itself.
+    _artifact_storage_options = {
+        "bucket_name": env("ARTIFACT_S3_BUCKET"),
+        "endpoint_url": env("ARTIFACT_S3_ENDPOINT_URL") or None,
+        "location": env("ARTIFACT_S3_PREFIX", "artifacts"),
+        "file_overwrite": False,
+        "default_acl": None,
+    }
+else:
+    _artifact_storage_options = {"location": ARTIFACT_ROOT}
+
+STORAGES = {
+    "default": {"BACKEND": ARTIFACT_STORAGE_BACKEND, "OPTIONS": _artifact_storage_options},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Uploads stream into temporary files here before they are hashed and moved into the store.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", str(VAR_DIR / "uploads"))
+os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
+FILE_UPLOAD_HANDLERS = ["core.artifacts.HashingUploadHandler"]
+
+# --- Celery -----------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+_broker_fs_root = VAR_DIR / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker: messages are files in a folder that the web process and a real
+    # `celery worker` process share. It needs no server and is meant for one machine.
+    _broker_fs_root = type(VAR_DIR)(env("CELERY_FS_BROKER_ROOT", str(_broker_fs_root)))
+    for _sub in ("queue", "control", "processed"):
+        (_broker_fs_root / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_fs_root / "queue"),
+        "data_folder_out": str(_broker_fs_root / "queue"),
+        "control_folder": str(_broker_fs_root / "control"),
+        "processed_folder": str(_broker_fs_root / "processed"),
+        "store_processed": False,
+    }
+    _default_result_backend = f"file://{_broker_fs_root / 'results'}"
+    (_broker_fs_root / "results").mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    _default_result_backend = CELERY_BROKER_URL
+else:
+    _default_result_backend = "rpc://"
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", _default_result_backend)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = envint("CELERY_RESULT_EXPIRES", 24 * 3600)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60)
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 31 * 60)
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_DEFAULT_QUEUE", "default")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Graph store --------------------------------------------------------------------------------------
+# Unset: the lineage graph is answered by recursive SQL over the relational record.
+NEO4J_URI = env("NEO4J_URI")
+NEO4J_USER = env("NEO4J_USER", "neo4j")
+NEO4J_PASSWORD = env("NEO4J_PASSWORD")
+
+# --- API ------------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Bearer first: its challenge makes an anonymous API request a 401, not a 403.
+        "core.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.errors.problem_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mlgov API",
+    "DESCRIPTION": "Responsible-ML governance and lineage service.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# API tokens: how long a new token lives unless asked otherwise, and the longest allowed.
+API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
+API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 366)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+}

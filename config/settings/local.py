@@ -1,0 +1,11 @@
+"""Local development and the embedded one-command setup."""
+
+from config.env import env, envbool, local_secret_key
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR
+
+DEBUG = envbool("DEBUG", True)
+SECRET_KEY = env("SECRET_KEY") or local_secret_key(VAR_DIR / "secret_key")
+# Serve static files straight from the apps while developing; no collectstatic needed.
+WHITENOISE_USE_FINDERS = True

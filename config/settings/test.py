@@ -1,0 +1,17 @@
+"""Settings for the test suite: the same as local, with speedups that do not change behaviour."""
+
+from config.env import env
+
+from .base import *  # noqa: F403
+from .base import DATABASES, VAR_DIR
+
+DEBUG = False
+SECRET_KEY = env("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else-0123456789abcdefghij")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not SQLite's shared in-memory database: concurrency tests and real worker processes
+    # must open the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}

@@ -1,0 +1,1 @@
+"""Cross-cutting foundation: workspaces, memberships and roles, API tokens, artifacts, audit log."""

@@ -1,0 +1,49 @@
+"""Base classes every API view builds on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.pagination import Pagination
+from core.permissions import HasWorkspaceScope, WorkspaceAccess
+
+
+def paginated(view: APIView, request: Request, queryset: Any, serializer_class: type) -> Response:
+    paginator = Pagination()
+    page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def validated(serializer_class: type, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class WorkspaceAPIView(APIView):
+    """A view that acts inside one workspace; `required_scopes` maps HTTP methods to scopes."""
+
+    permission_classes = [HasWorkspaceScope]
+    required_scopes: dict[str, str] = {}
+
+    @property
+    def access(self) -> WorkspaceAccess:
+        return self.request.access  # type: ignore[attr-defined]
+
+    def paginated(self, request: Request, queryset: Any, serializer_class: type) -> Response:
+        return paginated(self, request, queryset, serializer_class)
+
+    @staticmethod
+    def validated(serializer_class: type, data: Any) -> dict[str, Any]:
+        return validated(serializer_class, data)
+
+
+class UserAPIView(APIView):
+    """A view about the signed-in user across workspaces (a token still sees only its own)."""
+
+    permission_classes = [IsAuthenticated]

@@ -1,0 +1,130 @@
+"""Input serializers validate; output serializers shape. Neither writes to the database."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from core.models import ApiToken, Artifact, AuditEvent, Membership, Workspace
+from core.roles import Role
+
+
+class WorkspaceOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Workspace
+        fields = ["id", "slug", "name", "created_at", "allow_pickle_models"]
+
+
+class WorkspaceCreateInput(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class WorkspaceUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    allow_pickle_models = serializers.BooleanField(required=False)
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    workspace = serializers.CharField(source="workspace.slug")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "workspace", "role", "created_at"]
+
+
+class MembershipCreateInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipUpdateInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class TokenOutput(serializers.ModelSerializer):
+    owner = serializers.CharField(source="user.username")
+    workspace = serializers.CharField(source="workspace.slug")
+    revoked = serializers.BooleanField(source="is_revoked")
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "owner",
+            "workspace",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked",
+            "revoked_at",
+            "last_used_at",
+        ]
+
+
+class TokenCreatedOutput(TokenOutput):
+    token = serializers.CharField(help_text="The secret. It is shown only in this response.")
+
+    class Meta(TokenOutput.Meta):
+        fields = [*TokenOutput.Meta.fields, "token"]
+
+
+class TokenCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(child=serializers.CharField(max_length=50), allow_empty=False)
+    expires_in_days = serializers.IntegerField(required=False, min_value=1)
+    user = serializers.CharField(
+        max_length=150, required=False, help_text="Username of the owner (admins only); yourself by default."
+    )
+
+    def validate_expires_in_days(self, value: int) -> int:
+        if value > settings.API_TOKEN_MAX_DAYS:
+            raise serializers.ValidationError(f"must be at most {settings.API_TOKEN_MAX_DAYS}")
+        return value
+
+
+class ArtifactOutput(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "sha256", "size", "media_type", "filename", "created_by", "created_at"]
+
+
+class ArtifactFilterInput(serializers.Serializer):
+    media_type = serializers.CharField(required=False)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False)
+    filename = serializers.CharField(required=False)
+
+
+class AuditEventOutput(serializers.ModelSerializer):
+    time = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["seq", "time", "actor", "action", "target", "payload", "prev_hash", "hash"]
+
+
+class AuditFilterInput(serializers.Serializer):
+    actor = serializers.CharField(required=False, help_text="exact actor, or a prefix ending in '*'")
+    action = serializers.CharField(required=False, help_text="exact action, or a prefix ending in '*'")
+    target = serializers.CharField(required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs):
+        if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
+            raise serializers.ValidationError({"until": "must not be before since"})
+        return attrs
+
+
+class ChainReportOutput(serializers.Serializer):
+    workspace = serializers.CharField()
+    intact = serializers.BooleanField()
+    events = serializers.IntegerField()
+    broken_at = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    summary = serializers.CharField()

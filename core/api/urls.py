@@ -1,0 +1,22 @@
+from django.urls import path
+
+from core.api import views
+
+urlpatterns = [
+    path("health", views.HealthView.as_view(), name="health"),
+    path("me", views.MeView.as_view(), name="me"),
+    path("workspaces", views.WorkspaceListView.as_view(), name="workspace-list"),
+    path("workspace", views.WorkspaceDetailView.as_view(), name="workspace-detail"),
+    path("members", views.MemberListView.as_view(), name="member-list"),
+    path("members/<str:username>", views.MemberDetailView.as_view(), name="member-detail"),
+    path("tokens", views.TokenListView.as_view(), name="token-list"),
+    path("tokens/<uuid:token_id>", views.TokenDetailView.as_view(), name="token-detail"),
+    path("artifacts", views.ArtifactListView.as_view(), name="artifact-list"),
+    path("artifacts/<uuid:artifact_id>", views.ArtifactDetailView.as_view(), name="artifact-detail"),
+    path(
+        "artifacts/<uuid:artifact_id>/content", views.ArtifactContentView.as_view(), name="artifact-content"
+    ),
+    path("audit/events", views.AuditEventListView.as_view(), name="audit-event-list"),
+    path("audit/events/<int:seq>", views.AuditEventDetailView.as_view(), name="audit-event-detail"),
+    path("audit/verify", views.AuditVerifyView.as_view(), name="audit-verify"),
+]

@@ -1,0 +1,318 @@
+"""Core API: health, the current user, workspaces, members, tokens, artifacts and the audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core import selectors
+from core.actors import actor_from_request
+from core.api import serializers as s
+from core.api.base import UserAPIView, WorkspaceAPIView, paginated, validated
+from core.artifacts import ArtifactBodyParser, SpooledUpload, artifact_open, artifact_store, too_large_error
+from core.audit import audit_verify
+from core.models import ApiToken, Artifact, AuditEvent, Membership
+from core.roles import Role
+from core.tokens import api_token_create, api_token_revoke
+from core.workspaces import (
+    membership_add,
+    membership_change_role,
+    membership_remove,
+    workspace_create,
+    workspace_members,
+    workspace_update,
+    workspaces_of_user,
+)
+
+
+class HealthView(APIView):
+    """Liveness and database reachability; the only API route open to anonymous callers."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=inline_serializer("Health", {"status": serializers.CharField()}))
+    def get(self, request):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return Response({"status": "ok"})
+
+
+class MeView(UserAPIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "username": serializers.CharField(),
+                "memberships": s.MembershipOutput(many=True),
+                "token": s.TokenOutput(allow_null=True),
+            },
+        )
+    )
+    def get(self, request):
+        memberships = workspaces_of_user(user=request.user)
+        token = request.auth if isinstance(request.auth, ApiToken) else None
+        if token is not None:
+            memberships = memberships.filter(workspace_id=token.workspace_id)
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "memberships": s.MembershipOutput(memberships, many=True).data,
+                "token": s.TokenOutput(token).data if token else None,
+            }
+        )
+
+
+class WorkspaceListView(UserAPIView):
+    @extend_schema(responses=s.MembershipOutput(many=True))
+    def get(self, request):
+        memberships = workspaces_of_user(user=request.user)
+        if isinstance(request.auth, ApiToken):
+            memberships = memberships.filter(workspace_id=request.auth.workspace_id)
+        return paginated(self, request, memberships, s.MembershipOutput)
+
+    @extend_schema(request=s.WorkspaceCreateInput, responses={201: s.WorkspaceOutput})
+    def post(self, request):
+        if isinstance(request.auth, ApiToken):
+            raise exceptions.PermissionDenied("API tokens cannot create workspaces; sign in instead")
+        data = validated(s.WorkspaceCreateInput, request.data)
+        workspace = workspace_create(slug=data["slug"], name=data["name"], actor=actor_from_request(request))
+        return Response(s.WorkspaceOutput(workspace).data, status=status.HTTP_201_CREATED)
+
+
+class WorkspaceDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "workspace:read", "PATCH": "workspace:admin"}
+
+    @extend_schema(responses=s.WorkspaceOutput)
+    def get(self, request):
+        return Response(s.WorkspaceOutput(self.access.workspace).data)
+
+    @extend_schema(request=s.WorkspaceUpdateInput, responses=s.WorkspaceOutput)
+    def patch(self, request):
+        data = self.validated(s.WorkspaceUpdateInput, request.data)
+        workspace = workspace_update(workspace=self.access.workspace, actor=self.access.actor, **data)
+        return Response(s.WorkspaceOutput(workspace).data)
+
+
+class MemberListView(WorkspaceAPIView):
+    required_scopes = {"GET": "workspace:read", "POST": "workspace:admin"}
+
+    @extend_schema(responses=s.MembershipOutput(many=True))
+    def get(self, request):
+        return self.paginated(request, workspace_members(workspace=self.access.workspace), s.MembershipOutput)
+
+    @extend_schema(request=s.MembershipCreateInput, responses={201: s.MembershipOutput})
+    def post(self, request):
+        data = self.validated(s.MembershipCreateInput, request.data)
+        membership = membership_add(workspace=self.access.workspace, actor=self.access.actor, **data)
+        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "workspace:read", "PATCH": "workspace:admin", "DELETE": "workspace:admin"}
+
+    def get_membership(self, username: str) -> Membership:
+        return get_object_or_404(workspace_members(workspace=self.access.workspace), user__username=username)
+
+    @extend_schema(responses=s.MembershipOutput)
+    def get(self, request, username: str):
+        return Response(s.MembershipOutput(self.get_membership(username)).data)
+
+    @extend_schema(request=s.MembershipUpdateInput, responses=s.MembershipOutput)
+    def patch(self, request, username: str):
+        membership = self.get_membership(username)
+        data = self.validated(s.MembershipUpdateInput, request.data)
+        membership = membership_change_role(membership=membership, actor=self.access.actor, role=data["role"])
+        return Response(s.MembershipOutput(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, username: str):
+        membership_remove(membership=self.get_membership(username), actor=self.access.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokensMixin(WorkspaceAPIView):
+    def tokens(self):
+        return selectors.api_token_list(
+            workspace=self.access.workspace, user=self.request.user, role=self.access.role
+        )
+
+
+class TokenListView(TokensMixin):
+    required_scopes = {"GET": "token:manage", "POST": "token:manage"}
+
+    @extend_schema(responses=s.TokenOutput(many=True))
+    def get(self, request):
+        return self.paginated(request, self.tokens(), s.TokenOutput)
+
+    @extend_schema(request=s.TokenCreateInput, responses={201: s.TokenCreatedOutput})
+    def post(self, request):
+        data = self.validated(s.TokenCreateInput, request.data)
+        owner = request.user
+        if data.get("user") and data["user"] != request.user.get_username():
+            if self.access.role != Role.ADMIN:
+                raise exceptions.PermissionDenied(
+                    "only a workspace admin may create tokens for another member"
+                )
+            owner = (
+                get_user_model()
+                .objects.filter(username=data["user"], memberships__workspace=self.access.workspace)
+                .first()
+            )
+            if owner is None:
+                raise exceptions.ValidationError(
+                    {"user": [f"{data['user']!r} is not a member of this workspace"]}
+                )
+        token, raw = api_token_create(
+            workspace=self.access.workspace,
+            actor=self.access.actor,
+            user=owner,
+            name=data["name"],
+            scopes=data["scopes"],
+            expires_in_days=data.get("expires_in_days"),
+        )
+        body = s.TokenOutput(token).data
+        body["token"] = raw
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(TokensMixin):
+    required_scopes = {"GET": "token:manage", "DELETE": "token:manage"}
+
+    @extend_schema(responses=s.TokenOutput)
+    def get(self, request, token_id):
+        return Response(s.TokenOutput(get_object_or_404(self.tokens(), pk=token_id)).data)
+
+    @extend_schema(responses={204: None}, description="Revoke the token. Revoking twice changes nothing.")
+    def delete(self, request, token_id):
+        token = get_object_or_404(self.tokens(), pk=token_id)
+        api_token_revoke(token=token, actor=self.access.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ArtifactListView(WorkspaceAPIView):
+    required_scopes = {"GET": "artifact:read", "POST": "artifact:write"}
+    parser_classes = [MultiPartParser, ArtifactBodyParser]
+
+    @extend_schema(
+        parameters=[s.ArtifactFilterInput],
+        responses=s.ArtifactOutput(many=True),
+    )
+    def get(self, request):
+        filters = self.validated(s.ArtifactFilterInput, request.query_params)
+        return self.paginated(
+            request, selectors.artifact_list(workspace=self.access.workspace, **filters), s.ArtifactOutput
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": OpenApiTypes.OBJECT, "application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("filename", str, description="file name for a raw body upload"),
+            OpenApiParameter(
+                "media_type", str, description="declared media type (checked against the bytes)"
+            ),
+        ],
+        responses={201: s.ArtifactOutput, 200: s.ArtifactOutput},
+        description=(
+            "Upload a file as a multipart `file` part or as the raw request body. The SHA-256 is computed "
+            "while the bytes stream in; identical bytes are stored once (200 with the existing artifact)."
+        ),
+    )
+    def post(self, request):
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > request_limit():
+            raise too_large_error()
+        spool, filename, declared = self._upload(request)
+        declared = request.query_params.get("media_type") or request.data.get("media_type") or declared
+        artifact, created = artifact_store(
+            workspace=self.access.workspace,
+            actor=self.access.actor,
+            spool=spool,
+            filename=filename,
+            declared_media_type=declared,
+        )
+        return Response(
+            s.ArtifactOutput(artifact).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers={"Location": f"/api/v1/artifacts/{artifact.id}"},
+        )
+
+    @staticmethod
+    def _upload(request):
+        if "spool" in request.data:
+            filename = request.query_params.get("filename", "")
+            return request.data["spool"], filename, request.data.get("declared", "")
+        upload = request.FILES.get("file")
+        if not isinstance(upload, SpooledUpload):
+            raise exceptions.ValidationError({"file": ["send the file as the multipart part 'file'"]})
+        for other in request.FILES.getlist("file")[1:]:
+            other.spool.discard()
+        return upload.spool, upload.name or "", upload.content_type or ""
+
+
+def request_limit() -> int:
+    # Allow for multipart framing around the file itself.
+    return settings.ARTIFACT_MAX_BYTES + 64 * 1024
+
+
+class ArtifactDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "artifact:read"}
+
+    @extend_schema(responses=s.ArtifactOutput)
+    def get(self, request, artifact_id):
+        artifact = get_object_or_404(Artifact, workspace=self.access.workspace, pk=artifact_id)
+        return Response(s.ArtifactOutput(artifact).data)
+
+
+class ArtifactContentView(WorkspaceAPIView):
+    required_scopes = {"GET": "artifact:read"}
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, artifact_id):
+        artifact = get_object_or_404(Artifact, workspace=self.access.workspace, pk=artifact_id)
+        response = FileResponse(
+            artifact_open(artifact),
+            as_attachment=True,
+            filename=artifact.filename or artifact.sha256,
+            content_type=artifact.media_type,
+        )
+        response["ETag"] = f'"{artifact.sha256}"'
+        response["Digest"] = f"sha-256={artifact.sha256}"
+        return response
+
+
+class AuditEventListView(WorkspaceAPIView):
+    required_scopes = {"GET": "audit:read"}
+
+    @extend_schema(parameters=[s.AuditFilterInput], responses=s.AuditEventOutput(many=True))
+    def get(self, request):
+        filters = self.validated(s.AuditFilterInput, request.query_params)
+        events = selectors.audit_event_list(workspace=self.access.workspace, **filters)
+        return self.paginated(request, events, s.AuditEventOutput)
+
+
+class AuditEventDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "audit:read"}
+
+    @extend_schema(responses=s.AuditEventOutput)
+    def get(self, request, seq: int):
+        event = get_object_or_404(AuditEvent, workspace=self.access.workspace, seq=seq)
+        return Response(s.AuditEventOutput(event).data)
+
+
+class AuditVerifyView(WorkspaceAPIView):
+    required_scopes = {"GET": "audit:read"}
+
+    @extend_schema(responses=s.ChainReportOutput)
+    def get(self, request):
+        return Response(audit_verify(workspace=self.access.workspace).as_dict())

@@ -1,0 +1,149 @@
+"""The tamper-evident audit log: appends that never fork the chain, and its verification.
+
+Each workspace has one chain. An append locks the workspace row (SELECT ... FOR UPDATE on
+PostgreSQL; SQLite runs every transaction with BEGIN IMMEDIATE, which serialises writers), takes
+the next sequence number and the previous hash from it, and writes the event and the new head in
+the same transaction as the change it records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.canonical_json import canonical_json, normalise
+from core.models import GENESIS_HASH, AuditEvent, Workspace
+
+
+def event_document(
+    *, workspace_id: Any, seq: int, created_at: datetime, actor: str, action: str, target: str, payload: Any
+) -> dict[str, Any]:
+    """The fields of an event that its hash covers."""
+    return {
+        "workspace": str(workspace_id),
+        "seq": seq,
+        "time": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "payload": payload,
+    }
+
+
+def event_hash(prev_hash: str, document: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(document)).encode("utf-8")).hexdigest()
+
+
+def audit_append(
+    *, workspace: Workspace, actor: Actor, action: str, target: str = "", payload: Any = None
+) -> AuditEvent:
+    """Append one event to the workspace's chain, inside the caller's transaction."""
+    payload = normalise(payload if payload is not None else {})
+    with transaction.atomic():
+        head = (
+            Workspace.objects.select_for_update()
+            .only("id", "audit_head_seq", "audit_head_hash")
+            .get(pk=workspace.pk)
+        )
+        seq = head.audit_head_seq + 1
+        created_at = timezone.now()
+        document = event_document(
+            workspace_id=head.pk,
+            seq=seq,
+            created_at=created_at,
+            actor=actor.label,
+            action=action,
+            target=target,
+            payload=payload,
+        )
+        digest = event_hash(head.audit_head_hash, document)
+        event = AuditEvent.objects.create(
+            workspace_id=head.pk,
+            seq=seq,
+            created_at=created_at,
+            actor=actor.label,
+            action=action,
+            target=target,
+            payload=payload,
+            prev_hash=head.audit_head_hash,
+            hash=digest,
+        )
+        Workspace.objects.filter(pk=head.pk).update(audit_head_seq=seq, audit_head_hash=digest)
+    workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    workspace: str
+    intact: bool
+    events: int
+    broken_at: int | None = None
+    reason: str = ""
+
+    def summary(self) -> str:
+        if self.intact:
+            return f"intact, {self.events} events"
+        return f"broken at event {self.broken_at}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workspace": self.workspace,
+            "intact": self.intact,
+            "events": self.events,
+            "broken_at": self.broken_at,
+            "reason": self.reason,
+            "summary": self.summary(),
+        }
+
+
+def chain_check(
+    events: Iterable[AuditEvent], *, head_seq: int, head_hash: str, workspace: str
+) -> ChainReport:
+    """Walk events in sequence order and report the first link that does not hold."""
+    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    for event in events:
+        if event.seq != expected_seq:
+            return ChainReport(workspace, False, count, expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != prev_hash:
+            return ChainReport(workspace, False, count, event.seq, "its previous hash does not match")
+        document = event_document(
+            workspace_id=event.workspace_id,
+            seq=event.seq,
+            created_at=event.created_at,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            payload=event.payload,
+        )
+        if event_hash(prev_hash, document) != event.hash:
+            return ChainReport(workspace, False, count, event.seq, "its content does not match its hash")
+        prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
+    if count != head_seq or prev_hash != head_hash:
+        return ChainReport(
+            workspace, False, count, count + 1, f"the chain ends at {count} but the head says {head_seq}"
+        )
+    return ChainReport(workspace, True, count)
+
+
+def audit_verify(*, workspace: Workspace) -> ChainReport:
+    """Verify one workspace's chain from the first event to the recorded head."""
+    with transaction.atomic():
+        # An event and the head that points at it commit together, so every event up to the head
+        # read here is visible; later appends are left for the next verification.
+        head = Workspace.objects.only("audit_head_seq", "audit_head_hash", "slug").get(pk=workspace.pk)
+        events = AuditEvent.objects.filter(workspace_id=workspace.pk, seq__lte=head.audit_head_seq)
+        events = events.order_by("seq")
+        return chain_check(
+            events.iterator(chunk_size=2000),
+            head_seq=head.audit_head_seq,
+            head_hash=head.audit_head_hash,
+            workspace=head.slug,
+        )

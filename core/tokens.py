@@ -1,0 +1,143 @@
+"""API tokens: creation (the secret is shown once), revocation, and authentication by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.actors import Actor
+from core.audit import audit_append
+from core.errors import ApplicationError, FieldError
+from core.models import ApiToken, Membership, Workspace
+from core.roles import SCOPES, Role, scopes_for_role
+
+TOKEN_PREFIX = "mlg_"  # noqa: S105  (a public marker, not a secret)
+# last_used_at is refreshed at most this often, so busy tokens do not write on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_digest(raw: str) -> str:
+    # A fast hash is right here: tokens carry 256 bits of randomness, so there is nothing to brute-force.
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def api_token_create(
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    user,
+    name: str,
+    scopes: list[str],
+    expires_in_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for `user` in `workspace`. Returns the token and its secret, shown only once.
+
+    A member may create tokens for themself; only a workspace admin may create one for another member.
+    The scopes must be ones the owner's role allows.
+    """
+    actor_membership = Membership.objects.filter(workspace=workspace, user=actor.user).first()
+    if actor.user is None or actor_membership is None:
+        raise ApplicationError("you are not a member of this workspace")
+    if user.pk != actor.user.pk and actor_membership.role != Role.ADMIN:
+        raise ApplicationError("only a workspace admin may create tokens for another member", field="user")
+    owner_membership = Membership.objects.filter(workspace=workspace, user=user).first()
+    if owner_membership is None:
+        raise ApplicationError(f"{user.get_username()} is not a member of this workspace", field="user")
+
+    errors = _scope_errors(scopes, scopes_for_role(owner_membership.role), owner_membership.role)
+    days = settings.API_TOKEN_DEFAULT_DAYS if expires_in_days is None else expires_in_days
+    if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
+        errors.append(
+            FieldError("expires_in_days", f"must be between 1 and {settings.API_TOKEN_MAX_DAYS} days")
+        )
+    if errors:
+        raise ApplicationError("the token request is not valid", errors=errors)
+
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            workspace=workspace,
+            name=name,
+            prefix=raw[: len(TOKEN_PREFIX) + 6],
+            token_hash=token_digest(raw),
+            scopes=sorted(set(scopes)),
+            created_by=actor.user,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        audit_append(
+            workspace=workspace,
+            actor=actor,
+            action="token.create",
+            target=f"token:{token.id}",
+            payload={
+                "name": name,
+                "owner": user.get_username(),
+                "prefix": token.prefix,
+                "scopes": token.scopes,
+                "expires_at": token.expires_at.isoformat(),
+            },
+        )
+    return token, raw
+
+
+def _scope_errors(scopes: list[str], allowed: frozenset[str], role: str) -> list[FieldError]:
+    if not scopes:
+        return [FieldError("scopes", "name at least one scope")]
+    errors = []
+    for index, scope in enumerate(scopes):
+        if scope not in SCOPES:
+            errors.append(FieldError(f"scopes[{index}]", f"unknown scope {scope!r}"))
+        elif scope not in allowed:
+            errors.append(FieldError(f"scopes[{index}]", f"the role {role} does not allow {scope!r}"))
+    return errors
+
+
+def api_token_revoke(*, token: ApiToken, actor: Actor) -> bool:
+    """Revoke a token. Returns False when it was already revoked (nothing changes then)."""
+    with transaction.atomic():
+        changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if not changed:
+            return False
+        audit_append(
+            workspace=token.workspace,
+            actor=actor,
+            action="token.revoke",
+            target=f"token:{token.id}",
+            payload={"name": token.name, "owner": token.user.get_username(), "prefix": token.prefix},
+        )
+    token.refresh_from_db(fields=["revoked_at"])
+    return True
+
+
+class TokenRefused(Exception):
+    """The bearer token cannot be used; the message says why."""
+
+
+def api_token_authenticate(raw: str) -> ApiToken:
+    """Find the live token for a raw secret, or raise TokenRefused with the reason."""
+    if not raw.startswith(TOKEN_PREFIX):
+        raise TokenRefused("malformed token")
+    token = ApiToken.objects.select_related("user", "workspace").filter(token_hash=token_digest(raw)).first()
+    if token is None:
+        raise TokenRefused("unknown token")
+    now = timezone.now()
+    if token.is_revoked:
+        raise TokenRefused("token revoked")
+    if token.is_expired(now):
+        raise TokenRefused("token expired")
+    if not token.user.is_active:
+        raise TokenRefused("token owner is inactive")
+    if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token

@@ -1,0 +1,1 @@
+"""Model understanding: SHAP explanations (CPU and GPU) and fairness assessments."""

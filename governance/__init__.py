@@ -1,0 +1,1 @@
+"""Registry stages, datasheets, policies, gates, promotion requests and approvals."""

@@ -1,0 +1,1 @@
+"""The lineage graph: nodes, edges, ingestion, graph stores, queries and exports."""

@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""Django's command-line utility for the mlgov service."""
+
+import os
+import sys
+
+
+def main() -> None:
+    from config.env import default_settings_module
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

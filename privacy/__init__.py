@@ -1,0 +1,1 @@
+"""Differential privacy: OpenDP releases and the privacy-budget ledger."""
