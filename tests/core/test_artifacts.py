@@ -1,0 +1,234 @@
+import gzip
+import hashlib
+import io
+import pickle
+from pathlib import Path
+
+import joblib
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import skops.io as sio
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from sklearn.linear_model import LogisticRegression
+
+from core import media_types
+from core.models import Artifact
+from tests.conftest import bearer, session
+from tests.factories import make_token
+
+CSV_BYTES = b"age,income\n39,<=50K\n50,>50K\n"
+
+
+def _parquet_bytes() -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"age": [39, 50], "income": ["<=50K", ">50K"]}), buffer)
+    return buffer.getvalue()
+
+
+def _model():
+    return LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+
+
+def _skops_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "model.skops"
+    sio.dump(_model(), path)
+    return path.read_bytes()
+
+
+def _joblib_bytes(tmp_path: Path, compress: int | tuple = 0) -> bytes:
+    path = tmp_path / "model.joblib"
+    joblib.dump(_model(), path, compress=compress)
+    return path.read_bytes()
+
+
+def _files_under(root) -> list[Path]:
+    return [p for p in Path(root).rglob("*") if p.is_file()]
+
+
+@pytest.fixture
+def writer(acme, alice):
+    return bearer(make_token(acme, alice, ["artifact:read", "artifact:write"]))
+
+
+def _upload(client, data: bytes, name="data.csv", content_type="text/csv"):
+    return client.post(
+        reverse("artifact-list"),
+        {"file": SimpleUploadedFile(name, data, content_type=content_type)},
+        format="multipart",
+    )
+
+
+def test_upload_computes_digest_and_downloads_the_same_bytes(writer, settings):
+    response = _upload(writer, CSV_BYTES)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["sha256"] == hashlib.sha256(CSV_BYTES).hexdigest()
+    assert (body["size"], body["media_type"], body["filename"]) == (len(CSV_BYTES), "text/csv", "data.csv")
+    download = writer.get(reverse("artifact-content", kwargs={"artifact_id": body["id"]}))
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == CSV_BYTES
+    assert download["ETag"] == f'"{body["sha256"]}"'
+    assert "attachment" in download["Content-Disposition"]
+
+
+def test_same_bytes_uploaded_twice_are_stored_once(writer, acme, settings):
+    first = _upload(writer, CSV_BYTES, name="a.csv")
+    second = _upload(writer, CSV_BYTES, name="b.csv")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert Artifact.objects.filter(workspace=acme).count() == 1
+    assert len(_files_under(settings.ARTIFACT_ROOT)) == 1
+
+
+def test_same_bytes_in_two_workspaces_share_one_blob(writer, mallory, umbrella, settings):
+    _upload(writer, CSV_BYTES)
+    other = bearer(make_token(umbrella, mallory, ["artifact:write"]))
+    assert _upload(other, CSV_BYTES).status_code == 201
+    assert Artifact.objects.count() == 2
+    assert len(_files_under(settings.ARTIFACT_ROOT)) == 1
+
+
+@pytest.mark.parametrize("mode", ["multipart", "raw"])
+def test_too_large_upload_gets_413_and_leaves_nothing_behind(writer, acme, settings, mode):
+    settings.ARTIFACT_MAX_BYTES = 1000
+    big = b"x,y\n" + b"1,2\n" * 5000
+    if mode == "multipart":
+        response = _upload(writer, big)
+    else:
+        # Under the up-front Content-Length check (which allows for multipart framing), so the
+        # limit must hold while the body streams in.
+        response = writer.post(reverse("artifact-list") + "?filename=big.csv", big, content_type="text/csv")
+    assert response.status_code == 413, response.content
+    assert response.json()["title"] == "Payload too large"
+    assert Artifact.objects.filter(workspace=acme).count() == 0
+    assert _files_under(settings.ARTIFACT_ROOT) == []
+    assert _files_under(settings.FILE_UPLOAD_TEMP_DIR) == []
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading(writer, settings):
+    settings.ARTIFACT_MAX_BYTES = 1000
+    response = writer.generic(
+        "POST", reverse("artifact-list"), b"a,b\n", content_type="text/csv", CONTENT_LENGTH=str(10**9)
+    )
+    assert response.status_code == 413
+
+
+def test_raw_body_upload(writer):
+    response = writer.post(
+        reverse("artifact-list") + "?filename=raw.parquet",
+        _parquet_bytes(),
+        content_type="application/vnd.apache.parquet",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["media_type"] == media_types.PARQUET
+    assert response.json()["filename"] == "raw.parquet"
+
+
+@pytest.mark.parametrize(
+    ("name", "declared"),
+    [("data.csv", "application/vnd.apache.parquet"), ("data.parquet", "text/csv")],
+)
+def test_wrong_declared_type_is_caught(writer, acme, settings, name, declared):
+    data = CSV_BYTES if name.endswith(".csv") else _parquet_bytes()
+    response = _upload(writer, data, name=name, content_type=declared)
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["field"] == "media_type"
+    assert error["message"].startswith(f"declared as {declared} but the content is")
+    assert Artifact.objects.filter(workspace=acme).count() == 0
+    assert _files_under(settings.ARTIFACT_ROOT) == []
+
+
+def test_media_type_query_parameter_is_checked_too(writer):
+    response = writer.post(
+        reverse("artifact-list") + "?media_type=application/x-skops", CSV_BYTES, content_type="text/csv"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "media_type"
+
+
+def test_empty_upload_is_refused(writer):
+    response = _upload(writer, b"")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tmp: CSV_BYTES, media_types.CSV),
+        (lambda tmp: b"a;b;c\n1;2;3\n4;5;6\n", media_types.CSV),
+        (lambda tmp: _parquet_bytes(), media_types.PARQUET),
+        (_skops_bytes, media_types.SKOPS),
+        (_joblib_bytes, media_types.JOBLIB),
+        (lambda tmp: _joblib_bytes(tmp, compress=3), media_types.JOBLIB),
+        (lambda tmp: _joblib_bytes(tmp, compress=("gzip", 3)), media_types.JOBLIB),
+        (lambda tmp: pickle.dumps({"weights": [1, 2, 3]}), media_types.PICKLE),
+        (lambda tmp: gzip.compress(b"just some text"), media_types.BINARY),
+        (lambda tmp: b'{"model_card": {"name": "x"}}', media_types.JSON),
+        (lambda tmp: b"just a sentence without columns\n", media_types.TEXT),
+        (lambda tmp: bytes(range(256)), media_types.BINARY),
+    ],
+    ids=[
+        "csv",
+        "csv-semicolon",
+        "parquet",
+        "skops",
+        "joblib",
+        "joblib-zlib",
+        "joblib-gzip",
+        "pickle",
+        "gzip-text",
+        "json",
+        "text",
+        "binary",
+    ],
+)
+def test_media_type_is_detected_from_content(tmp_path, make, expected):
+    path = tmp_path / "upload.bin"
+    path.write_bytes(make(tmp_path))
+    assert media_types.detect(path) == expected
+
+
+def test_detected_type_wins_when_nothing_is_declared(writer, tmp_path):
+    response = _upload(
+        writer, _skops_bytes(tmp_path), name="model.skops", content_type="application/octet-stream"
+    )
+    assert response.status_code == 201
+    assert response.json()["media_type"] == media_types.SKOPS
+
+
+def test_pickle_is_stored_but_labelled_as_such(writer):
+    response = _upload(writer, pickle.dumps([1, 2]), name="m.pkl", content_type="application/octet-stream")
+    assert response.status_code == 201
+    assert response.json()["media_type"] == media_types.PICKLE
+
+
+def test_upload_writes_one_audit_event(writer, acme):
+    acme.refresh_from_db()
+    before = acme.audit_head_seq
+    _upload(writer, CSV_BYTES)
+    _upload(writer, CSV_BYTES)  # a duplicate changes nothing, so it records nothing
+    acme.refresh_from_db()
+    assert acme.audit_head_seq == before + 1
+    assert acme.audit_events.get(seq=before + 1).action == "artifact.create"
+
+
+def test_list_filters_and_paginates(writer, tmp_path):
+    _upload(writer, CSV_BYTES, name="adult.csv")
+    _upload(writer, _parquet_bytes(), name="adult.parquet", content_type="application/octet-stream")
+    url = reverse("artifact-list")
+    assert writer.get(url).json()["count"] == 2
+    assert [a["filename"] for a in writer.get(url, {"media_type": "text/csv"}).json()["results"]] == [
+        "adult.csv"
+    ]
+    assert writer.get(url, {"page_size": 1}).json()["next"] is not None
+    assert writer.get(url, {"sha256": "nothex"}).json()["errors"][0]["field"] == "sha256"
+
+
+def test_reviewer_can_read_but_not_upload(acme, bob):
+    client = session(bob)
+    assert client.get(reverse("artifact-list")).status_code == 200
+    assert _upload(client, CSV_BYTES).status_code == 403

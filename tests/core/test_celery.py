@@ -1,0 +1,122 @@
+"""A Celery round trip through a real `celery worker` process: on the configured broker (Redis in
+CI) and on the embedded file-system broker. The task reads the test database, so the worker is
+pointed at it and the data is committed first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.conf import settings
+from django.db import connection
+
+from core.actors import Actor
+from core.audit import audit_append
+from tests.factories import make_user, make_workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _brokers(tmp_path: Path) -> dict[str, dict[str, str]]:
+    fs_root = tmp_path / "broker"
+    return {
+        "embedded": {
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_FS_BROKER_ROOT": str(fs_root),
+            "CELERY_RESULT_BACKEND": f"file://{fs_root / 'results'}",
+        },
+        "configured": {
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        },
+    }
+
+
+def _client_app(env: dict[str, str]) -> Celery:
+    app = Celery("roundtrip-client", broker=env["CELERY_BROKER_URL"], backend=env["CELERY_RESULT_BACKEND"])
+    if env["CELERY_BROKER_URL"].startswith("filesystem://"):
+        root = Path(env["CELERY_FS_BROKER_ROOT"])
+        for sub in ("queue", "control", "processed", "results"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(root / "queue"),
+            "data_folder_out": str(root / "queue"),
+            "control_folder": str(root / "control"),
+            "processed_folder": str(root / "processed"),
+            "store_processed": False,
+        }
+    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+    return app
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker", ["configured", "embedded"])
+def test_task_round_trip_through_a_real_worker(broker, tmp_path, monkeypatch):
+    env_for_broker = _brokers(tmp_path)[broker]
+    if broker == "configured" and env_for_broker["CELERY_BROKER_URL"].startswith("filesystem://"):
+        pytest.skip("no server broker configured (set CELERY_BROKER_URL, as CI does with Redis)")
+    # Celery reads CELERY_BROKER_URL / CELERY_RESULT_BACKEND from the environment before any
+    # configuration, so the client must see the same values as the worker.
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.setenv(name, env_for_broker[name])
+
+    user = make_user("worker-owner")
+    workspace = make_workspace("jobs", admin=user)
+    for i in range(3):
+        audit_append(workspace=workspace, actor=Actor(user=user), action="test.event", payload={"i": i})
+
+    queue = f"roundtrip-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        **env_for_broker,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _database_url(),
+        "PYTHONPATH": str(ROOT),
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            queue,
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        client = _client_app(env_for_broker)
+        result = client.send_task("core.audit_verify", args=[str(workspace.pk)], queue=queue)
+        outcome = result.get(timeout=60)
+    finally:
+        worker.terminate()
+        log, _ = worker.communicate(timeout=30)
+    assert outcome["intact"] is True, log
+    assert outcome["events"] == 5, log  # workspace.create, membership.create and three appends
+    assert outcome["workspace"] == "jobs"
+    assert "celery@" in log
+    assert "succeeded" in log

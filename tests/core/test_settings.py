@@ -1,0 +1,110 @@
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import default_settings_module, envbool, envint, local_secret_key
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_SECRET = "p" * 20 + "roduction-secret-key-with-enough-entropy-0123456789-XYZ"
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_check_deploy_is_clean_under_production_settings(tmp_path):
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": PRODUCTION_SECRET,
+            "ALLOWED_HOSTS": "mlgov.example.org",
+            "MLGOV_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.slow
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = _manage(
+        "check",
+        env={
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": "",
+            "ALLOWED_HOSTS": "x",
+            "MLGOV_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_local_secret_key_is_generated_once_and_private(tmp_path):
+    path = tmp_path / "secret_key"
+    first = local_secret_key(path)
+    assert len(first) >= 50
+    assert local_secret_key(path) == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_env_helpers_name_the_bad_variable(monkeypatch):
+    monkeypatch.setenv("SOME_FLAG", "perhaps")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG"):
+        envbool("SOME_FLAG", False)
+    monkeypatch.setenv("SOME_NUMBER", "ten")
+    with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER"):
+        envint("SOME_NUMBER", 1)
+    monkeypatch.setenv("DJANGO_ENV", "staging")
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_ENV"):
+        default_settings_module()
+    monkeypatch.setenv("DJANGO_ENV", "production")
+    assert default_settings_module() == "config.settings.production"
+
+
+def test_embedded_defaults_need_no_server(tmp_path):
+    """With no DATABASE_URL or broker set, settings point at SQLite and the file-system broker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_"))}
+    code = (
+        "import django, json; from django.conf import settings; django.setup();"
+        "print(json.dumps([settings.DATABASES['default']['ENGINE'], settings.CELERY_BROKER_URL,"
+        " settings.CELERY_RESULT_BACKEND, settings.ARTIFACT_ROOT, settings.NEO4J_URI]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings.local", "MLGOV_VAR_DIR": str(tmp_path)},
+    )
+    engine, broker, backend, artifacts, neo4j = __import__("json").loads(
+        result.stdout.strip().splitlines()[-1]
+    )
+    assert engine == "django.db.backends.sqlite3"
+    assert broker == "filesystem://"
+    assert backend.startswith("file://")
+    assert artifacts == str(tmp_path / "artifacts")
+    assert neo4j == ""
+    assert (tmp_path / "secret_key").exists()
