@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from django.db import transaction
@@ -22,18 +22,16 @@ from core.canonical_json import canonical_json, normalise
 from core.models import GENESIS_HASH, AuditEvent, Workspace
 
 
-def event_document(
-    *, workspace_id: Any, seq: int, created_at: datetime, actor: str, action: str, target: str, payload: Any
-) -> dict[str, Any]:
+def event_document(event: AuditEvent) -> dict[str, Any]:
     """The fields of an event that its hash covers."""
     return {
-        "workspace": str(workspace_id),
-        "seq": seq,
-        "time": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "payload": payload,
+        "workspace": str(event.workspace_id),
+        "seq": event.seq,
+        "time": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "payload": event.payload,
     }
 
 
@@ -52,29 +50,19 @@ def audit_append(
             .only("id", "audit_head_seq", "audit_head_hash")
             .get(pk=workspace.pk)
         )
-        seq = head.audit_head_seq + 1
-        created_at = timezone.now()
-        document = event_document(
+        event = AuditEvent(
             workspace_id=head.pk,
-            seq=seq,
-            created_at=created_at,
-            actor=actor.label,
-            action=action,
-            target=target,
-            payload=payload,
-        )
-        digest = event_hash(head.audit_head_hash, document)
-        event = AuditEvent.objects.create(
-            workspace_id=head.pk,
-            seq=seq,
-            created_at=created_at,
+            seq=head.audit_head_seq + 1,
+            created_at=timezone.now(),
             actor=actor.label,
             action=action,
             target=target,
             payload=payload,
             prev_hash=head.audit_head_hash,
-            hash=digest,
         )
+        event.hash = event_hash(event.prev_hash, event_document(event))
+        event.save(force_insert=True)
+        seq, digest = event.seq, event.hash
         Workspace.objects.filter(pk=head.pk).update(audit_head_seq=seq, audit_head_hash=digest)
     workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
     return event
@@ -114,16 +102,7 @@ def chain_check(
             return ChainReport(workspace, False, count, expected_seq, f"event {expected_seq} is missing")
         if event.prev_hash != prev_hash:
             return ChainReport(workspace, False, count, event.seq, "its previous hash does not match")
-        document = event_document(
-            workspace_id=event.workspace_id,
-            seq=event.seq,
-            created_at=event.created_at,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            payload=event.payload,
-        )
-        if event_hash(prev_hash, document) != event.hash:
+        if event_hash(prev_hash, event_document(event)) != event.hash:
             return ChainReport(workspace, False, count, event.seq, "its content does not match its hash")
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
     if count != head_seq or prev_hash != head_hash:
