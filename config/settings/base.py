@@ -206,3 +206,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- Lineage ------------------------------------------------------------------------------------------
+NEO4J_FLAVOR = env("NEO4J_FLAVOR", "neo4j")  # "neo4j", or "falkordb" for FalkorDB's Bolt endpoint
+LINEAGE_MAX_BATCH_EVENTS = envint("LINEAGE_MAX_BATCH_EVENTS", 5000)
+LINEAGE_MAX_EVENT_BYTES = envint("LINEAGE_MAX_EVENT_BYTES", 256 * 1024)
+LINEAGE_MAX_DEPTH = envint("LINEAGE_MAX_DEPTH", 50)
+LINEAGE_MAX_RESULT_NODES = envint("LINEAGE_MAX_RESULT_NODES", 5000)
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)

@@ -17,8 +17,10 @@ from core.artifacts import Spool, artifact_store
 from core.audit import audit_append
 from core.models import ApiToken, Membership, Workspace
 from core.roles import SCOPES, Role
+from lineage.models import Node
 from tests.conftest import bearer, session
 from tests.factories import make_token
+from tests.lineage.helpers import record
 
 PUBLIC = {"health"}
 
@@ -48,6 +50,7 @@ class Route:
     # For a list or singleton route, where an object of acme could show up in what mallory gets.
     leaks: Callable[[dict, object], bool] | None = None
     body: dict = field(default_factory=dict)
+    query: Callable[[dict], str] = field(default=lambda world: "")
 
 
 def _ids(response) -> str:
@@ -77,6 +80,25 @@ ROUTES: dict[str, Route] = {
     "audit-event-list": Route(("GET",), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
     "audit-event-detail": Route(("GET",), kwargs=lambda w: {"seq": w["acme"].audit_head_seq}),
     "audit-verify": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
+    # Writes without an object to aim at: mallory's land in her own workspace, never in acme.
+    "lineage-events": Route(
+        ("POST",),
+        leaks=lambda w, r: False,
+        body={"events": [{"type": "node", "kind": "Dataset", "key": "m"}]},
+    ),
+    "openlineage": Route(
+        ("POST",),
+        leaks=lambda w, r: False,
+        body={"eventType": "START", "run": {"runId": "r"}, "job": {"namespace": "n", "name": "j"}},
+    ),
+    "lineage-node-list": Route(("GET",), leaks=lambda w, r: "acme-secret-dataset" in _ids(r)),
+    "lineage-node-detail": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
+    "lineage-upstream": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
+    "lineage-downstream": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
+    "lineage-impact": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
+    "lineage-provenance": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
+    "lineage-export": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk, "fmt": "prov"}),
+    "lineage-path": Route(("GET",), query=lambda w: f"?source={w['node'].pk}&target={w['node'].pk}"),
 }
 
 
@@ -91,8 +113,10 @@ def world(acme, alice, mallory):
     )
     for n in range(5):
         audit_append(workspace=acme, actor=Actor(user=alice), action="test.event", payload={"n": n})
+    record(acme, alice, {"type": "node", "kind": "Dataset", "key": "acme-secret-dataset"})
     acme.refresh_from_db()
-    return {"acme": acme, "token": ApiToken.objects.get(workspace=acme), "artifact": artifact}
+    node = Node.objects.get(workspace=acme, key="acme-secret-dataset")
+    return {"acme": acme, "token": ApiToken.objects.get(workspace=acme), "artifact": artifact, "node": node}
 
 
 def test_every_api_route_has_a_tenancy_case():
@@ -113,7 +137,7 @@ def _call(client, method: str, url: str, body: dict):
 
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_anonymous_request_is_refused_with_401(name, method, world):
-    url = reverse(name, kwargs=ROUTES[name].kwargs(world))
+    url = reverse(name, kwargs=ROUTES[name].kwargs(world)) + ROUTES[name].query(world)
     response = _call(APIClient(), method, url, ROUTES[name].body)
     if name in PUBLIC:
         assert response.status_code == 200
@@ -130,7 +154,7 @@ USER_LEVEL = {"me", "workspace-list"}
 @pytest.mark.parametrize("credential", ["token", "session-header"])
 def test_member_of_another_workspace_cannot_reach_acme(name, method, credential, world, mallory, umbrella):
     route = ROUTES[name]
-    url = reverse(name, kwargs=route.kwargs(world))
+    url = reverse(name, kwargs=route.kwargs(world)) + route.query(world)
     if credential == "token":
         # mallory is umbrella's admin and her token holds every scope there is.
         client = bearer(make_token(umbrella, mallory, sorted(SCOPES)))
@@ -140,7 +164,7 @@ def test_member_of_another_workspace_cannot_reach_acme(name, method, credential,
     before = world["acme"].audit_head_seq
     response = _call(client, method, url, route.body)
 
-    aimed_at_acme_object = route.leaks is None
+    aimed_at_acme_object = route.leaks is None  # detail routes, and the path between acme's nodes
     names_acme = credential == "session-header" and name not in USER_LEVEL
     if aimed_at_acme_object or names_acme:
         assert response.status_code == 404, response.content
