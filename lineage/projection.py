@@ -27,7 +27,6 @@ def outbox_drain(*, graph: GraphConnection | None = None, batch_size: int = 2000
     cannot take them; the entries stay pending for the next attempt.
     """
     graph = graph or shared_connection()
-    graph.ensure_schema()
     applied = 0
     while True:
         with transaction.atomic():
@@ -40,6 +39,7 @@ def outbox_drain(*, graph: GraphConnection | None = None, batch_size: int = 2000
                 return applied
             ids = [e.pk for e in entries]
             try:
+                graph.ensure_schema()
                 graph.apply(
                     [e.payload for e in entries if e.op == "node"],
                     [e.payload for e in entries if e.op == "edge"],

@@ -23,14 +23,18 @@ from urllib.parse import quote, unquote
 
 from django.conf import settings
 
+from core.errors import ApplicationError
 from lineage.kinds import EDGE_KINDS, NODE_KINDS
 from lineage.stores.base import Direction, GraphEdge, GraphNode, GraphStore
 
 logger = logging.getLogger(__name__)
 
 
-class GraphUnavailable(Exception):
+class GraphUnavailable(ApplicationError):
     """The graph database could not be reached or refused the work; retry later."""
+
+    status = 503
+    title = "Graph database unavailable"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class GraphConnection:
             auth=self.auth,
             connection_timeout=3,
             connection_acquisition_timeout=5,
-            max_transaction_retry_time=5,
+            max_transaction_retry_time=2,
         )
 
     def close(self) -> None:
@@ -102,7 +106,7 @@ class GraphConnection:
                 finally:
                     self._driver = None
 
-    def run(self, work: Callable[[Any], Any], *, write: bool = False, attempts: int = 3) -> Any:
+    def run(self, work: Callable[[Any], Any], *, write: bool = False, attempts: int = 2) -> Any:
         """Run `work(tx)` in a managed transaction, re-opening the driver between failed attempts."""
         import neo4j.exceptions as errors
 

@@ -91,9 +91,19 @@ class FalkorServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
-    def stop(self) -> None:
-        # This redis-server build does not always exit on SIGTERM once the Bolt module is loaded.
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-            self.process = None
+    def stop(self, *, save: bool = False) -> None:
+        """Stop the server; with `save`, write the graph to disk first so that start() brings it back.
+
+        SAVE then SIGKILL: this redis-server build does not always exit on SIGTERM once the Bolt
+        module is loaded."""
+        if self.process is None:
+            return
+        if save:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                sock.sendall(b"*1\r\n$4\r\nSAVE\r\n")
+                reply = sock.recv(64)
+            if not reply.startswith(b"+OK"):
+                raise RuntimeError(f"SAVE failed: {reply!r}")
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.process = None
