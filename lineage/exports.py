@@ -19,10 +19,10 @@ SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent
 
 def graph_json(*, workspace: Workspace, root: Node, subgraph: Subgraph) -> dict[str, Any]:
     return {
+        **subgraph.as_dict(),
         "workspace": workspace.slug,
         "root": {"id": root.pk, "kind": root.kind, "key": root.key},
         "exported_at": timezone.now().isoformat(),
-        **subgraph.as_dict(),
     }
 
 

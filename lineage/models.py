@@ -13,7 +13,10 @@ from lineage.kinds import EdgeKind, NodeKind
 class Node(models.Model):
     """A thing in the lineage graph, identified by (kind, key) within its workspace."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="lineage_nodes")
+    # No separate index: the unique (workspace, kind, key) index starts with the workspace.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="lineage_nodes", db_index=False
+    )
     kind = models.CharField(max_length=32, choices=NodeKind.choices)
     key = NulSafeCharField(max_length=1000)
     name = NulSafeCharField(max_length=1000, blank=True)
@@ -34,12 +37,16 @@ class Edge(models.Model):
     """A typed edge from `src` to `dst`. `up`/`down` are the same two nodes ordered along the
     dependency direction, so graph walks need not know each kind's orientation."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="lineage_edges")
+    # Indexes: unique (src, dst, kind), (down, up), (up, down) and dst. The other foreign keys need
+    # none of their own; every extra index slows ingestion down.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.PROTECT, related_name="lineage_edges", db_index=False
+    )
     kind = models.CharField(max_length=32, choices=EdgeKind.choices)
-    src = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    src = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+", db_index=False)
     dst = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
-    up = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="down_edges")
-    down = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="up_edges")
+    up = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="down_edges", db_index=False)
+    down = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="up_edges", db_index=False)
     properties = JSONTextField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -18,6 +18,7 @@ from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, FieldError
 from core.models import Artifact, Workspace
+from lineage.bulk import insert_edges, insert_nodes
 from lineage.kinds import dependency_ends
 from lineage.models import Edge, Node, OutboxEntry
 from lineage.specs import Batch, NodeRef, merge_properties
@@ -72,6 +73,18 @@ def _load_nodes(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, 
     return found
 
 
+def _load_ids(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, int]:
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, key in refs:
+        by_kind[kind].append(key)
+    found: dict[NodeRef, int] = {}
+    for kind, keys in by_kind.items():
+        for chunk in _chunks(keys):
+            rows = Node.objects.filter(workspace=workspace, kind=kind, key__in=chunk).values_list("key", "pk")
+            found.update({(kind, key): pk for key, pk in rows})
+    return found
+
+
 def _check_artifacts(workspace: Workspace, batch: Batch) -> dict[str, Artifact]:
     wanted = {spec.artifact for spec in batch.nodes.values() if spec.artifact}
     found = (
@@ -113,9 +126,8 @@ def lineage_record(
         for ref, spec in batch.nodes.items()
         if ref not in existing
     ]
-    for chunk in _chunks(fresh):
-        # ignore_conflicts: a concurrent batch may create the same node; both then read it back.
-        Node.objects.bulk_create(chunk, ignore_conflicts=True)
+    # ON CONFLICT DO NOTHING: a concurrent batch may create the same node; both then read it back.
+    insert_nodes(workspace, now, fresh)
     created_refs = {(n.kind, n.key) for n in fresh}
     counts["nodes_created"] = len(fresh)
 
@@ -132,10 +144,15 @@ def lineage_record(
         Node.objects.bulk_update(chunk, ["properties", "name", "artifact", "updated_at"])
     counts["nodes_updated"] = len(updates)
 
-    nodes = {**existing, **_load_nodes(workspace, created_refs)} if created_refs else existing
-    changed_nodes = [nodes[ref] for ref in created_refs] + updates
+    # Only the new ids are read back; the objects built above already hold everything else.
+    ids = _load_ids(workspace, created_refs)
+    for node in fresh:
+        node.pk = ids[(node.kind, node.key)]
+    nodes = {**existing, **{(n.kind, n.key): n for n in fresh}}
+    changed_nodes = fresh + updates
 
-    changed_edges = _record_edges(workspace, batch, nodes, now, counts)
+    old_ids = {node.pk for node in existing.values()}
+    changed_edges = _record_edges(workspace, batch, nodes, old_ids, now, counts)
 
     if outbox:
         entries = [
@@ -164,18 +181,24 @@ def lineage_record(
 
 
 def _record_edges(
-    workspace: Workspace, batch: Batch, nodes: dict[NodeRef, Node], now, counts: dict[str, int]
+    workspace: Workspace,
+    batch: Batch,
+    nodes: dict[NodeRef, Node],
+    old_ids: set[int],
+    now,
+    counts: dict[str, int],
 ) -> list[Edge]:
-    wanted = {}
-    for (src, dst, kind), spec in batch.edges.items():
-        wanted[(nodes[src].pk, nodes[dst].pk, kind)] = spec
-    existing: dict[tuple[int, int, str], Edge] = {}
-    src_ids = sorted({key[0] for key in wanted})
+    wanted = {(nodes[src].pk, nodes[dst].pk, kind): spec for (src, dst, kind), spec in batch.edges.items()}
+    existing: dict[tuple[int, int, str], tuple[int, dict]] = {}
+    # A node created by this batch has no edges yet, so only older sources need looking up.
+    src_ids = sorted({key[0] for key in wanted if key[0] in old_ids})
     for chunk in _chunks(src_ids):
-        for edge in Edge.objects.filter(src_id__in=chunk):
-            key = (edge.src_id, edge.dst_id, edge.kind)
-            if key in wanted:
-                existing[key] = edge
+        rows = Edge.objects.filter(src_id__in=chunk).values_list(
+            "src_id", "dst_id", "kind", "pk", "properties"
+        )
+        for src_id, dst_id, kind, pk, properties in rows:
+            if (src_id, dst_id, kind) in wanted:
+                existing[(src_id, dst_id, kind)] = (pk, properties)
     fresh = []
     for (src_id, dst_id, kind), spec in wanted.items():
         if (src_id, dst_id, kind) in existing:
@@ -193,27 +216,38 @@ def _record_edges(
                 created_at=now,
             )
         )
-    for chunk in _chunks(fresh):
-        Edge.objects.bulk_create(chunk, ignore_conflicts=True)
+    insert_edges(workspace, now, fresh)
     counts["edges_created"] = len(fresh)
     updates = []
-    for key, edge in existing.items():
-        properties = merge_properties(edge.properties, wanted[key].properties)
-        if properties != edge.properties:
-            edge.properties = properties
-            updates.append(edge)
+    for key, (pk, old) in existing.items():
+        properties = merge_properties(old, wanted[key].properties)
+        if properties != old:
+            up, down = dependency_ends(key[2], key[0], key[1])
+            updates.append(
+                Edge(
+                    pk=pk,
+                    workspace=workspace,
+                    kind=key[2],
+                    src_id=key[0],
+                    dst_id=key[1],
+                    up_id=up,
+                    down_id=down,
+                    properties=properties,
+                )
+            )
     for chunk in _chunks(updates):
         Edge.objects.bulk_update(chunk, ["properties"])
     counts["edges_updated"] = len(updates)
-    if not fresh:
+    if not fresh or not projection_enabled():
         return updates
-    fresh_keys = {(e.src_id, e.dst_id, e.kind) for e in fresh}
-    reloaded = []
+    # The outbox needs the new edges' ids.
+    fresh_keys = {(e.src_id, e.dst_id, e.kind): e for e in fresh}
     for chunk in _chunks(sorted({k[0] for k in fresh_keys})):
-        reloaded += [
-            e for e in Edge.objects.filter(src_id__in=chunk) if (e.src_id, e.dst_id, e.kind) in fresh_keys
-        ]
-    return reloaded + updates
+        rows = Edge.objects.filter(src_id__in=chunk).values_list("src_id", "dst_id", "kind", "pk")
+        for src_id, dst_id, kind, pk in rows:
+            if (src_id, dst_id, kind) in fresh_keys:
+                fresh_keys[(src_id, dst_id, kind)].pk = pk
+    return fresh + updates
 
 
 def _schedule_projection() -> None:

@@ -51,10 +51,30 @@ class Capabilities:
     # FalkorDB: after a server error the connection is unusable, and a new TCP connection's handshake
     # sometimes stalls; the driver is re-opened and the work retried.
     reopen_after_error: bool
+    # FalkorDB builds the query text with the parameters in a fixed-size buffer and crashes (SIGSEGV)
+    # past a few kilobytes, so statements are cut to this many bytes of parameters.
+    max_param_bytes: int | None
+    # Where the node properties live: in the graph (Neo4j), or only in the relational record, read
+    # back from there (FalkorDB: a property document can be far larger than max_param_bytes).
+    properties_in_graph: bool
 
 
-NEO4J = Capabilities("neo4j", unique_constraints=True, encode_strings=False, reopen_after_error=False)
-FALKORDB = Capabilities("falkordb", unique_constraints=False, encode_strings=True, reopen_after_error=True)
+NEO4J = Capabilities(
+    "neo4j",
+    unique_constraints=True,
+    encode_strings=False,
+    reopen_after_error=False,
+    max_param_bytes=None,
+    properties_in_graph=True,
+)
+FALKORDB = Capabilities(
+    "falkordb",
+    unique_constraints=False,
+    encode_strings=True,
+    reopen_after_error=True,
+    max_param_bytes=1500,
+    properties_in_graph=False,
+)
 FLAVOURS = {"neo4j": NEO4J, "falkordb": FALKORDB}
 
 # Characters left readable by the percent-encoding; quote, double quote, backslash and % are not.
@@ -169,16 +189,21 @@ class GraphConnection:
         """MERGE nodes, then edges, by relational id: applying the same rows twice changes nothing."""
         by_kind: dict[str, list[dict]] = {}
         for row in nodes:
-            by_kind.setdefault(row["kind"], []).append(
-                {
-                    "rid": row["rid"],
-                    "ws": self.enc(row["ws"]),
-                    "kind": row["kind"],
-                    "key": self.enc(row["key"]),
-                    "name": self.enc(row["name"]),
-                    "props": self.enc(json.dumps(row["properties"], sort_keys=True)),
-                }
-            )
+            item = {
+                "rid": row["rid"],
+                "ws": self.enc(row["ws"]),
+                "kind": row["kind"],
+                "key": self.enc(row["key"]),
+                "name": self.enc(row["name"]),
+                "props": "",
+            }
+            if self.caps.properties_in_graph:
+                item["props"] = json.dumps(row["properties"], sort_keys=True)
+            elif self._size(item) > (self.caps.max_param_bytes or 0):
+                # Too long to send to this server: the relational record keeps key and name, and
+                # reads take them from there.
+                item["key"] = item["name"] = ""
+            by_kind.setdefault(row["kind"], []).append(item)
         rels: dict[str, list[dict]] = {}
         for row in edges:
             rels.setdefault(row["kind"], []).append(
@@ -193,19 +218,45 @@ class GraphConnection:
 
         def work(tx):
             for kind, rows in by_kind.items():
-                tx.run(
-                    f"UNWIND $rows AS r MERGE (n:LineageNode:{_label(kind)} {{rid: r.rid}}) "
-                    "SET n.ws = r.ws, n.kind = r.kind, n.key = r.key, n.name = r.name, n.props = r.props",
-                    rows=rows,
-                ).consume()
+                for chunk in self._statements(rows):
+                    tx.run(
+                        f"UNWIND $rows AS r MERGE (n:LineageNode:{_label(kind)} {{rid: r.rid}}) "
+                        "SET n.ws = r.ws, n.kind = r.kind, n.key = r.key, n.name = r.name, n.props = r.props",
+                        rows=chunk,
+                    ).consume()
             for kind, rows in rels.items():
-                tx.run(
-                    "UNWIND $rows AS r MATCH (a:LineageNode {rid: r.down}) MATCH (b:LineageNode {rid: r.up}) "
-                    f"MERGE (a)-[e:{_rel_type(kind)} {{rid: r.rid}}]->(b) SET e.src = r.src, e.dst = r.dst",
-                    rows=rows,
-                ).consume()
+                for chunk in self._statements(rows):
+                    tx.run(
+                        "UNWIND $rows AS r MATCH (a:LineageNode {rid: r.down}) "
+                        "MATCH (b:LineageNode {rid: r.up}) "
+                        f"MERGE (a)-[e:{_rel_type(kind)} {{rid: r.rid}}]->(b) "
+                        "SET e.src = r.src, e.dst = r.dst",
+                        rows=chunk,
+                    ).consume()
 
         self.run(work, write=True)
+
+    @staticmethod
+    def _size(row: dict) -> int:
+        return len(json.dumps(row)) + 16
+
+    def _statements(self, rows: list[dict]):
+        """Rows split so that no statement carries more parameter bytes than the server takes."""
+        budget = self.caps.max_param_bytes
+        if budget is None:
+            yield from (rows[i : i + 5000] for i in range(0, len(rows), 5000))
+            return
+        chunk: list[dict] = []
+        used = 0
+        for row in rows:
+            size = self._size(row)
+            if chunk and used + size > budget:
+                yield chunk
+                chunk, used = [], 0
+            chunk.append(row)
+            used += size
+        if chunk:
+            yield chunk
 
     def clear_workspace(self, ws: str, batch: int = 10000) -> None:
         def work(tx):
@@ -253,6 +304,17 @@ class Neo4jGraphStore(GraphStore):
     def _read(self, query: str, **params) -> list[dict]:
         return self.conn.run(lambda tx: [record.data() for record in tx.run(query, ws=self.ws, **params)])
 
+    def _read_each(self, query: str, name: str, values: Iterable[int]) -> list[dict]:
+        """Run `query` with the id list `name` cut into pieces the server takes (max_param_bytes)."""
+        items = sorted(set(values))
+        size = (
+            5000 if self.conn.caps.max_param_bytes is None else max(1, self.conn.caps.max_param_bytes // 12)
+        )
+        rows: list[dict] = []
+        for start in range(0, len(items), size):
+            rows += self._read(query, **{name: items[start : start + size]})
+        return rows
+
     def walk(self, node_id: int, direction: Direction, depth: int, limit: int) -> dict[int, int]:
         # Level by level with a visited set: one query per step, never a path enumeration, and a
         # cycle ends when a level brings nothing new.
@@ -262,12 +324,13 @@ class Neo4jGraphStore(GraphStore):
         seen = {node_id: 0}
         frontier = [node_id]
         for level in range(1, depth + 1):
-            rows = self._read(
+            rows = self._read_each(
                 f"MATCH {pattern} WHERE n.rid IN $frontier AND n.ws = $ws AND m.ws = $ws "
                 "RETURN DISTINCT m.rid AS rid",
-                frontier=frontier,
+                "frontier",
+                frontier,
             )
-            frontier = [row["rid"] for row in rows if row["rid"] not in seen]
+            frontier = sorted({row["rid"] for row in rows if row["rid"] not in seen})
             for rid in frontier:
                 seen[rid] = level
             if not frontier or len(seen) >= limit:
@@ -275,11 +338,14 @@ class Neo4jGraphStore(GraphStore):
         return seen
 
     def nodes(self, ids: Iterable[int]) -> list[GraphNode]:
-        rows = self._read(
+        rows = self._read_each(
             "MATCH (n:LineageNode) WHERE n.rid IN $ids AND n.ws = $ws "
             "RETURN n.rid AS rid, n.kind AS kind, n.key AS key, n.name AS name, n.props AS props",
-            ids=sorted(set(ids)),
+            "ids",
+            ids,
         )
+        if not self.conn.caps.properties_in_graph:
+            return self._hydrated([r["rid"] for r in rows])
         return [
             GraphNode(
                 r["rid"],
@@ -291,18 +357,30 @@ class Neo4jGraphStore(GraphStore):
             for r in rows
         ]
 
-    def edges_among(self, ids: Iterable[int]) -> list[GraphEdge]:
-        rows = self._read(
-            "MATCH (a:LineageNode)-[e]->(b:LineageNode) WHERE a.rid IN $ids AND b.rid IN $ids AND a.ws = $ws "
-            "RETURN e.rid AS rid, type(e) AS kind, e.src AS src, e.dst AS dst",
-            ids=sorted(set(ids)),
+    def _hydrated(self, ids: list[int]) -> list[GraphNode]:
+        """Node details from the relational record; the graph said which nodes (properties_in_graph)."""
+        from lineage.models import Node
+
+        found = Node.objects.filter(workspace=self.workspace, pk__in=ids).only(
+            "kind", "key", "name", "properties"
         )
-        return [GraphEdge(r["rid"], r["kind"], r["src"], r["dst"]) for r in rows]
+        return [GraphNode(n.pk, n.kind, n.key, n.name, n.properties) for n in found]
+
+    def edges_among(self, ids: Iterable[int]) -> list[GraphEdge]:
+        wanted = set(ids)
+        rows = self._read_each(
+            "MATCH (a:LineageNode)-[e]->(b:LineageNode) WHERE a.rid IN $ids AND a.ws = $ws "
+            "RETURN e.rid AS rid, type(e) AS kind, e.src AS src, e.dst AS dst, b.rid AS far",
+            "ids",
+            wanted,
+        )
+        return [GraphEdge(r["rid"], r["kind"], r["src"], r["dst"]) for r in rows if r["far"] in wanted]
 
     def neighbours(self, frontier: set[int]) -> list[tuple[int, int]]:
-        rows = self._read(
+        rows = self._read_each(
             "MATCH (n:LineageNode)-[e]-(m:LineageNode) WHERE n.rid IN $frontier AND n.ws = $ws "
             "RETURN DISTINCT e.src AS src, e.dst AS dst",
-            frontier=sorted(frontier),
+            "frontier",
+            frontier,
         )
         return [(r["src"], r["dst"]) for r in rows]

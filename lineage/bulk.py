@@ -1,0 +1,68 @@
+"""Fast inserts for ingestion: rows prepared once per column type and sent with executemany,
+skipping rows that already exist (ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike).
+
+Django's bulk_create builds a model instance and prepares every field of every row through its
+generic machinery; for lineage batches of thousands of rows that was most of the ingestion time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from core.canonical_json import canonical_json
+from core.models import Workspace
+from lineage.fields import nul_escape
+from lineage.models import Edge, Node
+
+
+def _prepared(workspace: Workspace, now: datetime) -> tuple[Any, Any]:
+    ws = Node._meta.get_field("workspace").get_db_prep_value(workspace.pk, connection, prepared=False)
+    when = Node._meta.get_field("created_at").get_db_prep_value(now, connection, prepared=False)
+    return ws, when
+
+
+def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 (names are constants)
+        f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        # psycopg 3 sends these in pipeline mode: one round trip for the whole batch.
+        cursor.executemany(sql, rows)
+
+
+def insert_nodes(workspace: Workspace, now: datetime, nodes: list[Node]) -> None:
+    ws, when = _prepared(workspace, now)
+    artifact = Node._meta.get_field("artifact")
+    rows = [
+        (
+            ws,
+            n.kind,
+            nul_escape(n.key),
+            nul_escape(n.name),
+            canonical_json(n.properties),
+            None if n.artifact_id is None else artifact.get_db_prep_save(n.artifact_id, connection),
+            when,
+            when,
+        )
+        for n in nodes
+    ]
+    columns = ["workspace_id", "kind", "key", "name", "properties", "artifact_id", "created_at", "updated_at"]
+    _insert(Node._meta.db_table, columns, rows)
+
+
+def insert_edges(workspace: Workspace, now: datetime, edges: list[Edge]) -> None:
+    ws, when = _prepared(workspace, now)
+    rows = [
+        (ws, e.kind, e.src_id, e.dst_id, e.up_id, e.down_id, canonical_json(e.properties), when)
+        for e in edges
+    ]
+    columns = ["workspace_id", "kind", "src_id", "dst_id", "up_id", "down_id", "properties", "created_at"]
+    _insert(Edge._meta.db_table, columns, rows)

@@ -1,0 +1,173 @@
+"""A small client for data scientists: record lineage, upload artifacts, query the graph.
+
+    from mlgov import Client, node
+
+    mlgov = Client("http://127.0.0.1:8000", token="mlg_...")   # or MLGOV_URL / MLGOV_TOKEN
+    data = mlgov.upload_artifact("adult.csv")
+    mlgov.record_node("DatasetVersion", "adult@v2", artifact=data["id"], version_of=node("Dataset", "adult"))
+    mlgov.record_run("run-42", job="train-income", inputs=[node("DatasetVersion", "adult@v2")],
+                     outputs=[node("ModelVersion", "income@3")], commit="3f2a9c1", environment="py311")
+    mlgov.upstream("ModelVersion", "income@3", depth=5)
+
+Only the standard library is used, so the client installs anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+class ApiError(Exception):
+    """The service answered with an error; `problem` is its problem-details document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]):
+        self.status = status
+        self.problem = problem
+        errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors", []))
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')} {errors}".strip())
+
+
+def node(kind: str, key: str, **extra: Any) -> dict[str, Any]:
+    """A node reference: node("DatasetVersion", "adult@v2", properties={...})."""
+    return {"kind": kind, "key": key, **extra}
+
+
+def _named(kind: str, value: str | dict | None) -> dict | None:
+    if value is None or isinstance(value, dict):
+        return value
+    return {"key": value}
+
+
+class Client:
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30):
+        self.url = (url or os.environ.get("MLGOV_URL", "http://127.0.0.1:8000")).rstrip("/")
+        self.token = token or os.environ.get("MLGOV_TOKEN", "")
+        self.timeout = timeout
+
+    # --- transport -----------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        params: dict | None = None,
+    ) -> Any:
+        url = f"{self.url}/api/v1/{path.lstrip('/')}"
+        if params:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if json_body is not None:
+            data, content_type = json.dumps(json_body).encode(), "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                body = response.read()
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                problem = json.loads(raw)
+            except ValueError:
+                problem = {"title": error.reason, "detail": raw.decode(errors="replace")[:500]}
+            raise ApiError(error.code, problem) from None
+        return json.loads(body) if body else None
+
+    # --- artifacts -----------------------------------------------------------------------------------
+    def upload_artifact(self, path: str | Path, media_type: str | None = None) -> dict[str, Any]:
+        """Upload a file (streamed by the service, hashed, de-duplicated). Returns the artifact."""
+        path = Path(path)
+        declared = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return self.request(
+            "POST", "artifacts", data=path.read_bytes(), content_type=declared, params={"filename": path.name}
+        )
+
+    # --- lineage -------------------------------------------------------------------------------------
+    def record(self, *events: dict[str, Any]) -> dict[str, int]:
+        """Record native lineage events in one transaction."""
+        return self.request("POST", "lineage/events", json_body={"events": list(events)})
+
+    def record_node(
+        self,
+        kind: str,
+        key: str,
+        *,
+        name: str = "",
+        properties: dict | None = None,
+        artifact: str | None = None,
+        version_of: dict | None = None,
+    ) -> dict[str, int]:
+        event: dict[str, Any] = {
+            "type": "node",
+            "kind": kind,
+            "key": key,
+            "name": name,
+            "properties": properties or {},
+        }
+        if artifact:
+            event["artifact"] = artifact
+        if version_of:
+            event["version_of"] = version_of
+        return self.record(event)
+
+    def record_run(
+        self,
+        run: str,
+        *,
+        job: str | dict | None = None,
+        inputs: list[dict] = (),  # type: ignore[assignment]
+        outputs: list[dict] = (),
+        commit: str | dict | None = None,  # type: ignore[assignment]
+        environment: str | dict | None = None,
+        properties: dict | None = None,
+    ) -> dict[str, int]:
+        """Record a finished run: what it used and produced, from which commit, in which environment."""
+        event: dict[str, Any] = {
+            "type": "run",
+            "run": {"key": run, "properties": properties or {}},
+            "inputs": list(inputs),
+            "outputs": list(outputs),
+        }
+        for name, value in (("job", job), ("commit", commit), ("environment", environment)):
+            if value is not None:
+                event[name] = _named(name, value)
+        return self.record(event)
+
+    def find(self, kind: str, key: str) -> dict[str, Any] | None:
+        results = self.request("GET", "lineage/nodes", params={"kind": kind, "key": key})["results"]
+        return results[0] if results else None
+
+    def _node_id(self, kind: str, key: str) -> int:
+        found = self.find(kind, key)
+        if found is None:
+            raise ApiError(404, {"title": "Not found", "detail": f"no {kind} {key!r}"})
+        return found["id"]
+
+    def upstream(self, kind: str, key: str, depth: int = 10) -> dict[str, Any]:
+        return self.request(
+            "GET", f"lineage/nodes/{self._node_id(kind, key)}/upstream", params={"depth": depth}
+        )
+
+    def downstream(self, kind: str, key: str, depth: int = 10) -> dict[str, Any]:
+        return self.request(
+            "GET", f"lineage/nodes/{self._node_id(kind, key)}/downstream", params={"depth": depth}
+        )
+
+    def impact(self, kind: str, key: str) -> dict[str, Any]:
+        return self.request("GET", f"lineage/nodes/{self._node_id(kind, key)}/impact")
+
+    def export(self, kind: str, key: str, fmt: str = "prov") -> dict[str, Any]:
+        """The node's provenance as "prov" (W3C PROV-JSON), "openlineage" events or a "graph"."""
+        return self.request("GET", f"lineage/nodes/{self._node_id(kind, key)}/export/{fmt}")

@@ -1,0 +1,57 @@
+"""The Python client against the live test server: a data scientist's few lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlgov import ApiError, Client, node
+from tests.factories import make_token, make_user, make_workspace
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_record_lineage_in_a_few_lines(live_server, tmp_path):
+    user = make_user("dana")
+    workspace = make_workspace("labs", admin=user)
+    token = make_token(workspace, user, ["lineage:read", "lineage:write", "artifact:write"])
+    mlgov = Client(live_server.url, token=token)
+
+    data = tmp_path / "adult.csv"
+    data.write_text("age,income\n39,<=50K\n50,>50K\n")
+    artifact = mlgov.upload_artifact(data)
+    assert artifact["media_type"] == "text/csv"
+    assert mlgov.upload_artifact(data)["id"] == artifact["id"]
+
+    mlgov.record_node(
+        "DatasetVersion", "adult@v2", artifact=artifact["id"], version_of=node("Dataset", "adult")
+    )
+    counts = mlgov.record_run(
+        "run-42",
+        job="train-income",
+        inputs=[node("DatasetVersion", "adult@v2")],
+        outputs=[node("ModelVersion", "income@3")],
+        commit="3f2a9c1",
+        environment="py311",
+        properties={"accuracy": 0.85},
+    )
+    assert counts["edges_created"] == 6
+    up = mlgov.upstream("ModelVersion", "income@3", depth=3)
+    assert {n["key"] for n in up["nodes"]} == {
+        "income@3",
+        "run-42",
+        "adult@v2",
+        "adult",
+        "train-income",
+        "3f2a9c1",
+        "py311",
+    }
+    assert mlgov.find("DatasetVersion", "adult@v2")["artifact"] == artifact["id"]
+    assert "entity" in mlgov.export("ModelVersion", "income@3", "prov")
+
+    with pytest.raises(ApiError) as refused:
+        mlgov.record({"type": "node", "kind": "Spaceship", "key": "x"})
+    assert refused.value.status == 400
+    assert "events[0].kind" in str(refused.value)
+    with pytest.raises(ApiError) as anonymous:
+        Client(live_server.url, token="").find("Dataset", "adult")
+    assert anonymous.value.status == 401
