@@ -28,6 +28,9 @@ def _prepared(workspace: Workspace, now: datetime) -> tuple[Any, Any]:
 def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
     if not rows:
         return
+    if connection.vendor == "postgresql":
+        _copy_insert(table, columns, rows)
+        return
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 (names are constants)
@@ -36,6 +39,27 @@ def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         # psycopg 3 sends these in pipeline mode: one round trip for the whole batch.
         cursor.executemany(sql, rows)
+
+
+def _copy_insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    """PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(c) for c in columns)
+    stage = f"stage_{table}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage)} ON COMMIT DELETE ROWS "  # noqa: S608
+            f"AS SELECT {names} FROM {quote(table)} WITH NO DATA"
+        )
+        raw = cursor.cursor  # the psycopg cursor, for COPY
+        with raw.copy(f"COPY {quote(stage)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(stage)} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+        cursor.execute(f"DELETE FROM {quote(stage)}")  # noqa: S608
 
 
 def insert_nodes(workspace: Workspace, now: datetime, nodes: list[Node]) -> None:
@@ -58,11 +82,12 @@ def insert_nodes(workspace: Workspace, now: datetime, nodes: list[Node]) -> None
     _insert(Node._meta.db_table, columns, rows)
 
 
-def insert_edges(workspace: Workspace, now: datetime, edges: list[Edge]) -> None:
+def insert_edges(workspace: Workspace, now: datetime, edges: list[tuple]) -> None:
+    """`edges` are (kind, src, dst, up, down, properties) tuples: no model instances on this path."""
     ws, when = _prepared(workspace, now)
     rows = [
-        (ws, e.kind, e.src_id, e.dst_id, e.up_id, e.down_id, canonical_json(e.properties), when)
-        for e in edges
+        (ws, kind, src, dst, up, down, canonical_json(props), when)
+        for kind, src, dst, up, down, props in edges
     ]
     columns = ["workspace_id", "kind", "src_id", "dst_id", "up_id", "down_id", "properties", "created_at"]
     _insert(Edge._meta.db_table, columns, rows)

@@ -201,21 +201,9 @@ def _record_edges(
                 existing[(src_id, dst_id, kind)] = (pk, properties)
     fresh = []
     for (src_id, dst_id, kind), spec in wanted.items():
-        if (src_id, dst_id, kind) in existing:
-            continue
-        up, down = dependency_ends(kind, src_id, dst_id)
-        fresh.append(
-            Edge(
-                workspace=workspace,
-                kind=kind,
-                src_id=src_id,
-                dst_id=dst_id,
-                up_id=up,
-                down_id=down,
-                properties=spec.properties,
-                created_at=now,
-            )
-        )
+        if (src_id, dst_id, kind) not in existing:
+            up, down = dependency_ends(kind, src_id, dst_id)
+            fresh.append((kind, src_id, dst_id, up, down, spec.properties))
     insert_edges(workspace, now, fresh)
     counts["edges_created"] = len(fresh)
     updates = []
@@ -241,13 +229,26 @@ def _record_edges(
     if not fresh or not projection_enabled():
         return updates
     # The outbox needs the new edges' ids.
-    fresh_keys = {(e.src_id, e.dst_id, e.kind): e for e in fresh}
+    fresh_keys = {(src, dst, kind): (up, down, props) for kind, src, dst, up, down, props in fresh}
+    created = []
     for chunk in _chunks(sorted({k[0] for k in fresh_keys})):
         rows = Edge.objects.filter(src_id__in=chunk).values_list("src_id", "dst_id", "kind", "pk")
         for src_id, dst_id, kind, pk in rows:
             if (src_id, dst_id, kind) in fresh_keys:
-                fresh_keys[(src_id, dst_id, kind)].pk = pk
-    return fresh + updates
+                up, down, props = fresh_keys[(src_id, dst_id, kind)]
+                created.append(
+                    Edge(
+                        pk=pk,
+                        workspace=workspace,
+                        kind=kind,
+                        src_id=src_id,
+                        dst_id=dst_id,
+                        up_id=up,
+                        down_id=down,
+                        properties=props,
+                    )
+                )
+    return created + updates
 
 
 def _schedule_projection() -> None:
