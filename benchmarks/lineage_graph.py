@@ -153,7 +153,7 @@ def measure_queries(store, roots: list[int], impact_roots: list[int]) -> dict[st
         sizes.append(len(result.nodes))
     for node in impact_roots:
         start = time.perf_counter()
-        store.impact(node)
+        store.impact(node, depth=10)
         impact.append((time.perf_counter() - start) * 1000)
     return {
         "upstream_p50": statistics.median(up),

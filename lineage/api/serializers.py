@@ -44,6 +44,13 @@ class WalkInput(serializers.Serializer):
         return value
 
 
+class ImpactInput(serializers.Serializer):
+    depth = serializers.IntegerField(min_value=1, required=False, help_text="default: LINEAGE_MAX_DEPTH")
+
+    def validate_depth(self, value: int) -> int:
+        return WalkInput().validate_depth(value)
+
+
 class PathInput(serializers.Serializer):
     source = serializers.IntegerField(help_text="node id the path starts at")
     target = serializers.IntegerField(help_text="node id the path ends at")

@@ -114,12 +114,13 @@ class DownstreamView(NodeView):
 
 
 class ImpactView(NodeView):
-    @extend_schema(responses=s.SubgraphOutput)
+    @extend_schema(parameters=[s.ImpactInput], responses=s.SubgraphOutput)
     def get(self, request, node_id: int):
         """The model versions and deployments that depend on this node."""
         node = self.node(node_id)
+        args = self.validated(s.ImpactInput, request.query_params)
         store = get_graph_store(self.access.workspace)
-        return _subgraph_response(store, store.impact(node.pk))
+        return _subgraph_response(store, store.impact(node.pk, args.get("depth")))
 
 
 class ProvenanceView(NodeView):

@@ -86,9 +86,10 @@ class GraphStore(ABC):
         """What was built from the node, `depth` steps forward."""
         return self._neighbourhood(node_id, "down", depth, kinds)
 
-    def impact(self, node_id: int) -> Subgraph:
-        """The model versions and deployments that depend on the node, however far downstream."""
-        return self._neighbourhood(node_id, "down", settings.LINEAGE_MAX_DEPTH, IMPACT_KINDS)
+    def impact(self, node_id: int, depth: int | None = None) -> Subgraph:
+        """The model versions and deployments that depend on the node, `depth` steps downstream
+        (by default as far as LINEAGE_MAX_DEPTH)."""
+        return self._neighbourhood(node_id, "down", depth or settings.LINEAGE_MAX_DEPTH, IMPACT_KINDS)
 
     def provenance(self, node_id: int) -> Subgraph:
         """The node's full upstream subgraph (bounded by LINEAGE_MAX_DEPTH)."""

@@ -164,3 +164,12 @@ def test_result_size_is_capped(acme, alice, make_store, settings):
     up = store.upstream(node_id(acme, "Run", "big"), depth=2)
     assert up.truncated is True
     assert len(up.nodes) == 5
+
+
+def test_impact_depth_bounds_the_walk(graph, make_store):
+    store = make_store(graph)
+    v1 = node_id(graph, "DatasetVersion", "adult@v1")
+    # adult@v2 derives from adult@v1, income@1 was trained on adult@v2, prod deploys income@1.
+    assert keys(store.impact(v1, depth=1)) == {"adult@v1"}
+    assert keys(store.impact(v1, depth=2)) == {"adult@v1", "income@1"}
+    assert keys(store.impact(v1, depth=3)) == {"adult@v1", "income@1", "prod"}
