@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
@@ -61,28 +62,26 @@ def edge_payload(edge: Edge) -> dict[str, Any]:
     }
 
 
-def _load_nodes(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, Node]:
-    by_kind: dict[str, list[str]] = defaultdict(list)
+def _by_kind(workspace: Workspace, refs: Iterable[NodeRef]) -> Iterator[tuple[str, QuerySet[Node]]]:
+    """The workspace's nodes with these (kind, key) refs, as one query per kind and chunk of keys."""
+    keys_of: dict[str, list[str]] = defaultdict(list)
     for kind, key in refs:
-        by_kind[kind].append(key)
-    found: dict[NodeRef, Node] = {}
-    for kind, keys in by_kind.items():
+        keys_of[kind].append(key)
+    for kind, keys in keys_of.items():
         for chunk in _chunks(keys):
-            for node in Node.objects.filter(workspace=workspace, kind=kind, key__in=chunk):
-                found[(node.kind, node.key)] = node
-    return found
+            yield kind, Node.objects.filter(workspace=workspace, kind=kind, key__in=chunk)
+
+
+def _load_nodes(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, Node]:
+    return {(node.kind, node.key): node for _, nodes in _by_kind(workspace, refs) for node in nodes}
 
 
 def _load_ids(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, int]:
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for kind, key in refs:
-        by_kind[kind].append(key)
-    found: dict[NodeRef, int] = {}
-    for kind, keys in by_kind.items():
-        for chunk in _chunks(keys):
-            rows = Node.objects.filter(workspace=workspace, kind=kind, key__in=chunk).values_list("key", "pk")
-            found.update({(kind, key): pk for key, pk in rows})
-    return found
+    return {
+        (kind, key): pk
+        for kind, nodes in _by_kind(workspace, refs)
+        for key, pk in nodes.values_list("key", "pk")
+    }
 
 
 def _check_artifacts(workspace: Workspace, batch: Batch) -> dict[str, Artifact]:
