@@ -62,21 +62,22 @@ def _copy_insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         cursor.execute(f"DELETE FROM {quote(stage)}")  # noqa: S608
 
 
-def insert_nodes(workspace: Workspace, now: datetime, nodes: list[Node]) -> None:
+def insert_nodes(workspace: Workspace, now: datetime, nodes: list[tuple]) -> None:
+    """`nodes` are (kind, key, name, properties, artifact id or None) tuples."""
     ws, when = _prepared(workspace, now)
     artifact = Node._meta.get_field("artifact")
     rows = [
         (
             ws,
-            n.kind,
-            nul_escape(n.key),
-            nul_escape(n.name),
-            canonical_json(n.properties),
-            None if n.artifact_id is None else artifact.get_db_prep_save(n.artifact_id, connection),
+            kind,
+            nul_escape(key),
+            nul_escape(name),
+            canonical_json(props),
+            None if artifact_id is None else artifact.get_db_prep_save(artifact_id, connection),
             when,
             when,
         )
-        for n in nodes
+        for kind, key, name, props, artifact_id in nodes
     ]
     columns = ["workspace_id", "kind", "key", "name", "properties", "artifact_id", "created_at", "updated_at"]
     _insert(Node._meta.db_table, columns, rows)

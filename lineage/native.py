@@ -14,11 +14,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
 
-from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, PayloadTooLarge
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.specs import Batch, Checker
@@ -41,8 +41,9 @@ def check_batch_size(events: Any, *, field: str = "events") -> list:
 def check_event_size(checker: Checker, event: Any, path: str) -> bool:
     limit = settings.LINEAGE_MAX_EVENT_BYTES
     try:
-        size = len(canonical_bytes(event))
-    except ValueError:
+        # The same length as the canonical form, without the cost of sorting keys.
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError):
         checker.fail(path, "must be JSON without NaN or Infinity")
         return False
     if size > limit:

@@ -111,23 +111,16 @@ def lineage_record(
     counts = {"nodes_created": 0, "nodes_updated": 0, "edges_created": 0, "edges_updated": 0}
 
     existing = _load_nodes(workspace, batch.nodes)
-    fresh = [
-        Node(
-            workspace=workspace,
-            kind=spec.kind,
-            key=spec.key,
-            name=spec.name,
-            properties=spec.properties,
-            artifact=artifacts.get(spec.artifact or ""),
-            created_at=now,
-            updated_at=now,
-        )
-        for ref, spec in batch.nodes.items()
-        if ref not in existing
-    ]
+    fresh = [spec for ref, spec in batch.nodes.items() if ref not in existing]
     # ON CONFLICT DO NOTHING: a concurrent batch may create the same node; both then read it back.
-    insert_nodes(workspace, now, fresh)
-    created_refs = {(n.kind, n.key) for n in fresh}
+    insert_nodes(
+        workspace,
+        now,
+        [
+            (s.kind, s.key, s.name, s.properties, artifacts[s.artifact].pk if s.artifact else None)
+            for s in fresh
+        ],
+    )
     counts["nodes_created"] = len(fresh)
 
     updates = []
@@ -143,19 +136,26 @@ def lineage_record(
         Node.objects.bulk_update(chunk, ["properties", "name", "artifact", "updated_at"])
     counts["nodes_updated"] = len(updates)
 
-    # Only the new ids are read back; the objects built above already hold everything else.
-    ids = _load_ids(workspace, created_refs)
-    for node in fresh:
-        node.pk = ids[(node.kind, node.key)]
-    nodes = {**existing, **{(n.kind, n.key): n for n in fresh}}
-    changed_nodes = fresh + updates
-
+    # Only the new ids are read back: the specs hold everything else.
+    ids = {**{ref: node.pk for ref, node in existing.items()}, **_load_ids(workspace, [s.ref for s in fresh])}
     old_ids = {node.pk for node in existing.values()}
-    changed_edges = _record_edges(workspace, batch, nodes, old_ids, now, counts)
+    changed_edges = _record_edges(workspace, batch, ids, old_ids, now, counts)
 
     if outbox:
         entries = [
-            OutboxEntry(workspace=workspace, op="node", payload=node_payload(n)) for n in changed_nodes
+            OutboxEntry(workspace=workspace, op="node", payload=node_payload(n))
+            for n in updates
+            + [
+                Node(
+                    pk=ids[s.ref],
+                    workspace=workspace,
+                    kind=s.kind,
+                    key=s.key,
+                    name=s.name,
+                    properties=s.properties,
+                )
+                for s in fresh
+            ]
         ]
         entries += [
             OutboxEntry(workspace=workspace, op="edge", payload=edge_payload(e)) for e in changed_edges
@@ -182,12 +182,12 @@ def lineage_record(
 def _record_edges(
     workspace: Workspace,
     batch: Batch,
-    nodes: dict[NodeRef, Node],
+    ids: dict[NodeRef, int],
     old_ids: set[int],
     now,
     counts: dict[str, int],
 ) -> list[Edge]:
-    wanted = {(nodes[src].pk, nodes[dst].pk, kind): spec for (src, dst, kind), spec in batch.edges.items()}
+    wanted = {(ids[src], ids[dst], kind): spec for (src, dst, kind), spec in batch.edges.items()}
     existing: dict[tuple[int, int, str], tuple[int, dict]] = {}
     # A node created by this batch has no edges yet, so only older sources need looking up.
     src_ids = sorted({key[0] for key in wanted if key[0] in old_ids})
