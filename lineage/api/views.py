@@ -95,22 +95,28 @@ def _subgraph_response(store, subgraph) -> Response:
     return Response({**subgraph.as_dict(), "store": store.name})
 
 
-class UpstreamView(NodeView):
+class WalkView(NodeView):
+    direction = "up"
+
     @extend_schema(parameters=[s.WalkInput], responses=s.SubgraphOutput)
     def get(self, request, node_id: int):
         node = self.node(node_id)
         args = self.validated(s.WalkInput, request.query_params)
         store = get_graph_store(self.access.workspace)
-        return _subgraph_response(store, store.upstream(node.pk, args["depth"], args.get("kinds")))
+        walk = store.upstream if self.direction == "up" else store.downstream
+        return _subgraph_response(store, walk(node.pk, args["depth"], args.get("kinds")))
 
 
-class DownstreamView(NodeView):
-    @extend_schema(parameters=[s.WalkInput], responses=s.SubgraphOutput)
-    def get(self, request, node_id: int):
-        node = self.node(node_id)
-        args = self.validated(s.WalkInput, request.query_params)
-        store = get_graph_store(self.access.workspace)
-        return _subgraph_response(store, store.downstream(node.pk, args["depth"], args.get("kinds")))
+class UpstreamView(WalkView):
+    """What the node was built from, `depth` steps back."""
+
+    direction = "up"
+
+
+class DownstreamView(WalkView):
+    """What was built from the node, `depth` steps forward."""
+
+    direction = "down"
 
 
 class ImpactView(NodeView):
