@@ -45,8 +45,14 @@ class Edge(models.Model):
     kind = models.CharField(max_length=32, choices=EdgeKind.choices)
     src = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+", db_index=False)
     dst = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
-    up = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="down_edges", db_index=False)
-    down = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="up_edges", db_index=False)
+    # up/down are src/dst reordered, and src/dst carry the foreign-key constraints; checking the same
+    # two rows twice more on every insert cost ingestion time for nothing.
+    up = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="down_edges", db_index=False, db_constraint=False
+    )
+    down = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="up_edges", db_index=False, db_constraint=False
+    )
     properties = JSONTextField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -64,7 +64,8 @@ class SqlGraphStore(GraphStore):
     def neighbours(self, frontier: set[int]) -> list[tuple[int, int]]:
         pairs = []
         for chunk in _chunks(frontier):
-            for field in ("src_id__in", "dst_id__in"):
+            # up/down are the same two ends as src/dst, and each has an index of its own.
+            for field in ("up_id__in", "down_id__in"):
                 rows = Edge.objects.filter(workspace=self.workspace, **{field: chunk}).values_list(
                     "src_id", "dst_id"
                 )
