@@ -15,7 +15,7 @@ from django.db import connection
 
 from core.canonical_json import canonical_json
 from core.models import Workspace
-from lineage.fields import nul_escape
+from lineage.fields import nul_escape, nul_unescape
 from lineage.models import Edge, Node
 
 
@@ -25,12 +25,13 @@ def _prepared(workspace: Workspace, now: datetime) -> tuple[Any, Any]:
     return ws, when
 
 
-def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+def _insert(table: str, columns: Sequence[str], rows: list[tuple], returning: str = "") -> list[tuple]:
+    """Insert rows, skipping conflicts. On PostgreSQL, `returning` columns of the inserted rows come
+    back; elsewhere nothing does (the caller looks the rows up)."""
     if not rows:
-        return
+        return []
     if connection.vendor == "postgresql":
-        _copy_insert(table, columns, rows)
-        return
+        return _copy_insert(table, columns, rows, returning)
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608 (names are constants)
@@ -39,9 +40,10 @@ def _insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         # psycopg 3 sends these in pipeline mode: one round trip for the whole batch.
         cursor.executemany(sql, rows)
+    return []
 
 
-def _copy_insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
+def _copy_insert(table: str, columns: Sequence[str], rows: list[tuple], returning: str) -> list[tuple]:
     """PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
     quote = connection.ops.quote_name
     names = ", ".join(quote(c) for c in columns)
@@ -57,13 +59,16 @@ def _copy_insert(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
                 copy.write_row(row)
         cursor.execute(
             f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(stage)} "  # noqa: S608
-            "ON CONFLICT DO NOTHING"
+            "ON CONFLICT DO NOTHING" + (f" RETURNING {returning}" if returning else "")
         )
+        inserted = cursor.fetchall() if returning else []
         cursor.execute(f"DELETE FROM {quote(stage)}")  # noqa: S608
+    return inserted
 
 
-def insert_nodes(workspace: Workspace, now: datetime, nodes: list[tuple]) -> None:
-    """`nodes` are (kind, key, name, properties, artifact id or None) tuples."""
+def insert_nodes(workspace: Workspace, now: datetime, nodes: list[tuple]) -> dict[tuple[str, str], int]:
+    """`nodes` are (kind, key, name, properties, artifact id or None) tuples. Returns the ids of the
+    rows this call inserted where the database says so (PostgreSQL); look up the others."""
     ws, when = _prepared(workspace, now)
     artifact = Node._meta.get_field("artifact")
     rows = [
@@ -80,7 +85,8 @@ def insert_nodes(workspace: Workspace, now: datetime, nodes: list[tuple]) -> Non
         for kind, key, name, props, artifact_id in nodes
     ]
     columns = ["workspace_id", "kind", "key", "name", "properties", "artifact_id", "created_at", "updated_at"]
-    _insert(Node._meta.db_table, columns, rows)
+    inserted = _insert(Node._meta.db_table, columns, rows, returning="kind, key, id")
+    return {(kind, nul_unescape(key)): pk for kind, key, pk in inserted}
 
 
 def insert_edges(workspace: Workspace, now: datetime, edges: list[tuple]) -> None:

@@ -113,7 +113,7 @@ def lineage_record(
     existing = _load_nodes(workspace, batch.nodes)
     fresh = [spec for ref, spec in batch.nodes.items() if ref not in existing]
     # ON CONFLICT DO NOTHING: a concurrent batch may create the same node; both then read it back.
-    insert_nodes(
+    inserted = insert_nodes(
         workspace,
         now,
         [
@@ -137,7 +137,10 @@ def lineage_record(
     counts["nodes_updated"] = len(updates)
 
     # Only the new ids are read back: the specs hold everything else.
-    ids = {**{ref: node.pk for ref, node in existing.items()}, **_load_ids(workspace, [s.ref for s in fresh])}
+    ids = {ref: node.pk for ref, node in existing.items()}
+    ids.update(inserted)
+    # Rows a concurrent batch inserted first (or every row, where the database returns no ids).
+    ids.update(_load_ids(workspace, [spec.ref for spec in fresh if spec.ref not in inserted]))
     old_ids = {node.pk for node in existing.values()}
     changed_edges = _record_edges(workspace, batch, ids, old_ids, now, counts)
 
