@@ -19,6 +19,12 @@ def paginated(view: APIView, request: Request, queryset: Any, serializer_class: 
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
+def declared_length(request: Request) -> int:
+    """The request's Content-Length, 0 when absent or unreadable (checked before reading the body)."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    return int(length) if length.isdigit() else 0
+
+
 def validated(serializer_class: type, data: Any) -> dict[str, Any]:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)

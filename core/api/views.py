@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from core import selectors
 from core.actors import actor_from_request
 from core.api import serializers as s
-from core.api.base import UserAPIView, WorkspaceAPIView, paginated, validated
+from core.api.base import UserAPIView, WorkspaceAPIView, declared_length, paginated, validated
 from core.artifacts import ArtifactBodyParser, SpooledUpload, artifact_open, artifact_store, too_large_error
 from core.audit import audit_verify
 from core.models import ApiToken, Artifact, AuditEvent, Membership
@@ -229,8 +229,7 @@ class ArtifactListView(WorkspaceAPIView):
         ),
     )
     def post(self, request):
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > request_limit():
+        if declared_length(request) > request_limit():
             raise too_large_error()
         spool, filename, declared = self._upload(request)
         declared = request.query_params.get("media_type") or request.data.get("media_type") or declared

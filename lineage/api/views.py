@@ -6,11 +6,11 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
-from core.api.base import WorkspaceAPIView
+from core.api.base import WorkspaceAPIView, declared_length
 from core.errors import PayloadTooLarge
 from lineage import exports, selectors
 from lineage.api import serializers as s
@@ -22,50 +22,58 @@ from lineage.specs import Checker
 from lineage.stores import get_graph_store
 
 
-def _refuse_large_body(request, limit: int, setting: str) -> None:
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"the request body is {length} bytes; the limit is {limit} bytes ({setting})")
+class RecordView(WorkspaceAPIView):
+    """Ingestion: size checks, then `parse` the body into a batch, recorded in one transaction."""
 
-
-class LineageEventsView(WorkspaceAPIView):
     required_scopes = {"POST": "lineage:write"}
+    source = ""
+    body_limit_setting = ""
+    created_status = status.HTTP_200_OK
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=s.RecordOutput)
+    def parse(self, data):
+        raise NotImplementedError
+
     def post(self, request):
-        """Record a batch of native lineage events in one transaction (all or nothing)."""
-        _refuse_large_body(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "DATA_UPLOAD_MAX_MEMORY_SIZE")
-        batch = native_batch(request.data)
+        limit = getattr(settings, self.body_limit_setting)
+        length = declared_length(request)
+        if length > limit:
+            raise PayloadTooLarge(
+                f"the request body is {length} bytes; the limit is {limit} bytes ({self.body_limit_setting})"
+            )
         counts = lineage_record(
             workspace=self.access.workspace,
             actor=self.access.actor,
-            batch=batch,
-            source="native",
+            batch=self.parse(request.data),
+            source=self.source,
             body=request.data,
         )
-        return Response(counts, status=status.HTTP_200_OK)
+        return Response(counts, status=self.created_status)
 
 
-class OpenLineageView(WorkspaceAPIView):
+@extend_schema_view(post=extend_schema(request=OpenApiTypes.OBJECT, responses=s.RecordOutput))
+class LineageEventsView(RecordView):
+    """Record a batch of native lineage events in one transaction (all or nothing)."""
+
+    source = "native"
+    body_limit_setting = "DATA_UPLOAD_MAX_MEMORY_SIZE"
+
+    def parse(self, data):
+        return native_batch(data)
+
+
+@extend_schema_view(post=extend_schema(request=OpenApiTypes.OBJECT, responses={201: s.RecordOutput}))
+class OpenLineageView(RecordView):
     """Marquez-compatible endpoint for OpenLineage clients."""
 
-    required_scopes = {"POST": "lineage:write"}
+    source = "openlineage"
+    body_limit_setting = "LINEAGE_MAX_EVENT_BYTES"
+    created_status = status.HTTP_201_CREATED
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={201: s.RecordOutput})
-    def post(self, request):
-        _refuse_large_body(request, settings.LINEAGE_MAX_EVENT_BYTES, "LINEAGE_MAX_EVENT_BYTES")
+    def parse(self, data):
         checker = Checker()
-        if not check_event_size(checker, request.data, "event"):
+        if not check_event_size(checker, data, "event"):
             raise PayloadTooLarge(checker.errors[0].message, field="event")
-        batch = openlineage_batch(request.data)
-        counts = lineage_record(
-            workspace=self.access.workspace,
-            actor=self.access.actor,
-            batch=batch,
-            source="openlineage",
-            body=request.data,
-        )
-        return Response(counts, status=status.HTTP_201_CREATED)
+        return openlineage_batch(data)
 
 
 class NodeListView(WorkspaceAPIView):
