@@ -8,6 +8,8 @@ from typing import Any
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no insignificant whitespace, UTF-8 text, and no NaN or Infinity."""
+    if value == {} and type(value) is dict:  # most lineage edges: skip the encoder
+        return "{}"
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

@@ -72,8 +72,15 @@ def _by_kind(workspace: Workspace, refs: Iterable[NodeRef]) -> Iterator[tuple[st
             yield kind, Node.objects.filter(workspace=workspace, kind=kind, key__in=chunk)
 
 
-def _load_nodes(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, Node]:
-    return {(node.kind, node.key): node for _, nodes in _by_kind(workspace, refs) for node in nodes}
+def _load_nodes(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, tuple[int, str, dict, Any]]:
+    """(id, name, properties, artifact id) of the nodes that exist; rows, not model instances."""
+    return {
+        (kind, key): (pk, name, properties, artifact_id)
+        for kind, nodes in _by_kind(workspace, refs)
+        for key, pk, name, properties, artifact_id in nodes.values_list(
+            "key", "pk", "name", "properties", "artifact_id"
+        )
+    }
 
 
 def _load_ids(workspace: Workspace, refs: Iterable[NodeRef]) -> dict[NodeRef, int]:
@@ -124,24 +131,34 @@ def lineage_record(
     counts["nodes_created"] = len(fresh)
 
     updates = []
-    for ref, node in existing.items():
+    for ref, (pk, old_name, old_properties, old_artifact) in existing.items():
         spec = batch.nodes[ref]
-        properties = merge_properties(node.properties, spec.properties)
-        name = spec.name or node.name
-        artifact = artifacts.get(spec.artifact or "") or node.artifact
-        if properties != node.properties or name != node.name or artifact != node.artifact:
-            node.properties, node.name, node.artifact, node.updated_at = properties, name, artifact, now
-            updates.append(node)
+        properties = merge_properties(old_properties, spec.properties)
+        name = spec.name or old_name
+        artifact = artifacts[spec.artifact].pk if spec.artifact else old_artifact
+        if properties != old_properties or name != old_name or artifact != old_artifact:
+            updates.append(
+                Node(
+                    pk=pk,
+                    workspace=workspace,
+                    kind=ref[0],
+                    key=ref[1],
+                    name=name,
+                    properties=properties,
+                    artifact_id=artifact,
+                    updated_at=now,
+                )
+            )
     for chunk in _chunks(updates):
         Node.objects.bulk_update(chunk, ["properties", "name", "artifact", "updated_at"])
     counts["nodes_updated"] = len(updates)
 
     # Only the new ids are read back: the specs hold everything else.
-    ids = {ref: node.pk for ref, node in existing.items()}
+    ids = {ref: row[0] for ref, row in existing.items()}
     ids.update(inserted)
     # Rows a concurrent batch inserted first (or every row, where the database returns no ids).
     ids.update(_load_ids(workspace, [spec.ref for spec in fresh if spec.ref not in inserted]))
-    old_ids = {node.pk for node in existing.values()}
+    old_ids = {row[0] for row in existing.values()}
     changed_edges = _record_edges(workspace, batch, ids, old_ids, now, counts)
 
     if outbox:

@@ -14,20 +14,20 @@ MAX_NAME = 500
 NodeRef = tuple[str, str]  # (kind, key)
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeSpec:
     kind: str
     key: str
     name: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
     artifact: str | None = None  # artifact id (uuid) in the same workspace
+    ref: NodeRef = field(init=False, repr=False, compare=False)  # (kind, key); neither changes
 
-    @property
-    def ref(self) -> NodeRef:
-        return (self.kind, self.key)
+    def __post_init__(self) -> None:
+        self.ref = (self.kind, self.key)
 
 
-@dataclass
+@dataclass(slots=True)
 class EdgeSpec:
     kind: str
     src: NodeRef
@@ -57,12 +57,11 @@ class Batch:
         for ref in (src, dst):
             if ref not in self.nodes:
                 self.nodes[ref] = NodeSpec(kind=ref[0], key=ref[1])
-        spec = EdgeSpec(kind, src, dst, dict(properties or {}))
         existing = self.edges.get((src, dst, kind))
         if existing is None:
-            self.edges[(src, dst, kind)] = spec
-        else:
-            existing.properties = merge_properties(existing.properties, spec.properties)
+            self.edges[(src, dst, kind)] = EdgeSpec(kind, src, dst, dict(properties) if properties else {})
+        elif properties:
+            existing.properties = merge_properties(existing.properties, properties)
 
 
 def merge_properties(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
