@@ -11,8 +11,8 @@ echo "==> migrating the database"
 $PY manage.py migrate --noinput >var/log/migrate.log
 echo "==> creating the admin user and the demo workspace"
 $PY manage.py bootstrap
-echo "==> starting the Celery worker (log: var/log/worker.log)"
-.venv/bin/celery -A config worker --loglevel=INFO --queues=default --concurrency=2 >var/log/worker.log 2>&1 &
+echo "==> starting the Celery worker with its scheduler (log: var/log/worker.log)"
+.venv/bin/celery -A config worker --beat --loglevel=INFO --queues=default --concurrency=2 >var/log/worker.log 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
 port="${PORT:-8000}"

@@ -158,6 +158,15 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 31 * 60)
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_DEFAULT_QUEUE", "default")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic work, run by `celery -A config beat` (or a single worker started with -B, as scripts/up.sh
+# does). The outbox drain is a safety net behind the drain queued at each commit.
+CELERY_BEAT_SCHEDULE = {
+    "lineage-project-outbox": {
+        "task": "lineage.project_outbox_scheduled",
+        "schedule": float(envint("LINEAGE_PROJECTION_INTERVAL", 30)),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 
 # --- Graph store --------------------------------------------------------------------------------------
 # Unset: the lineage graph is answered by recursive SQL over the relational record.

@@ -4,39 +4,22 @@ pointed at it and the data is committed first."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from celery import Celery
 from django.conf import settings
-from django.db import connection
 
 from core.actors import Actor
 from core.audit import audit_append
 from tests.factories import make_user, make_workspace
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+from tests.workers import embedded_broker, start_worker, stop_worker
 
 
 def _brokers(tmp_path: Path) -> dict[str, dict[str, str]]:
-    fs_root = tmp_path / "broker"
     return {
-        "embedded": {
-            "CELERY_BROKER_URL": "filesystem://",
-            "CELERY_FS_BROKER_ROOT": str(fs_root),
-            "CELERY_RESULT_BACKEND": f"file://{fs_root / 'results'}",
-        },
+        "embedded": embedded_broker(tmp_path / "broker"),
         "configured": {
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
@@ -79,42 +62,13 @@ def test_task_round_trip_through_a_real_worker(broker, tmp_path, monkeypatch):
         audit_append(workspace=workspace, actor=Actor(user=user), action="test.event", payload={"i": i})
 
     queue = f"roundtrip-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        **env_for_broker,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(),
-        "PYTHONPATH": str(ROOT),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-Q",
-            queue,
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = start_worker(env_for_broker, [queue])
     try:
         client = _client_app(env_for_broker)
         result = client.send_task("core.audit_verify", args=[str(workspace.pk)], queue=queue)
         outcome = result.get(timeout=60)
     finally:
-        worker.terminate()
-        log, _ = worker.communicate(timeout=30)
+        log = stop_worker(worker)
     assert outcome["intact"] is True, log
     assert outcome["events"] == 5, log  # workspace.create, membership.create and three appends
     assert outcome["workspace"] == "jobs"

@@ -4,19 +4,22 @@ catches up once it is back; `lineage_resync` rebuilds the graph from the relatio
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from lineage import services
 from lineage.models import Edge, Node, OutboxEntry
 from lineage.projection import GraphUnavailable, lineage_resync, outbox_drain, outbox_pending
 from lineage.stores.neo4j import GraphConnection
-from lineage.tasks import project_outbox
+from lineage.tasks import project_outbox, project_outbox_scheduled
 from tests.conftest import bearer
-from tests.factories import make_token
+from tests.factories import make_token, make_user, make_workspace
 from tests.lineage.graph_server import FalkorServer
 from tests.lineage.helpers import ref
+from tests.workers import embedded_broker, start_worker, stop_worker
 
 
 @pytest.fixture
@@ -161,3 +164,58 @@ def test_resync_rebuilds_the_graph_from_the_record(own_graph, acme, alice, capsy
     call_command("lineage_resync", "--workspace", "acme")
     assert "resynced" in capsys.readouterr().out
     assert graph_snapshot(connection, acme) == sql_snapshot(acme, connection.caps.properties_in_graph)
+
+
+def test_scheduled_drain_waits_out_an_outage_without_raising(own_graph, acme, alice):
+    server, connection = own_graph
+    client = bearer(make_token(acme, alice, ["lineage:write"]))
+    client.post(reverse("lineage-events"), batch(1), format="json")
+    pending = outbox_pending()
+    server.stop()
+    assert project_outbox_scheduled.apply().get() == -1  # no retry storm: the next tick tries again
+    assert outbox_pending() == pending
+    server.start()
+    assert project_outbox_scheduled.apply().get() == pending
+    assert graph_snapshot(connection, acme) == sql_snapshot(acme, connection.caps.properties_in_graph)
+
+
+def test_scheduled_drain_is_a_no_op_without_a_graph_database(settings, acme, alice):
+    settings.NEO4J_URI = ""
+    assert project_outbox_scheduled.apply().get() == 0
+    assert project_outbox.apply().get() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_drains_entries_whose_queued_drain_was_lost(own_graph, tmp_path, monkeypatch):
+    """A real worker with its embedded beat, ticking every second, projects the outbox on its own."""
+    server, connection = own_graph
+    monkeypatch.setattr(services, "_schedule_projection", lambda: None)  # the queued drain is lost
+    user = make_user("beat-owner")
+    workspace = make_workspace("beat", admin=user)
+    client = bearer(make_token(workspace, user, ["lineage:write"]))
+    for n in (1, 2):
+        assert client.post(reverse("lineage-events"), batch(n), format="json").status_code == 200
+    assert outbox_pending() > 0
+
+    env = {
+        **embedded_broker(tmp_path / "broker"),
+        "NEO4J_URI": server.uri,
+        "NEO4J_USER": "",
+        "NEO4J_PASSWORD": "",
+        "NEO4J_FLAVOR": "falkordb",
+        "LINEAGE_PROJECTION_INTERVAL": "1",
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "beat-schedule"),
+    }
+    worker = start_worker(env, ["default"], beat=True)
+    try:
+        deadline = time.monotonic() + 60
+        while outbox_pending() and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.5)
+    finally:
+        log = stop_worker(worker)
+    assert outbox_pending() == 0, log
+    assert "lineage.project_outbox_scheduled" in log
+    assert graph_snapshot(connection, workspace) == sql_snapshot(
+        workspace, connection.caps.properties_in_graph
+    )
