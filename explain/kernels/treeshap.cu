@@ -1,0 +1,104 @@
+/* Exact path-dependent TreeSHAP, one (row, path) pair per thread.
+ *
+ * The same source builds two ways:
+ *   - as a CuPy RawKernel (NVRTC defines __CUDACC__): `treeshap_paths`, launched over
+ *     n_paths * n_rows threads, path-major so that the 32 threads of a warp share one path
+ *     (its elements are read once, as a broadcast) and read consecutive rows of the
+ *     feature-major input (coalesced);
+ *   - as plain C for the host (gcc), `treeshap_paths_host`, a loop over the same pairs. CI builds
+ *     it and checks it against shap.TreeExplainer, so the kernel's algorithm is tested where no
+ *     GPU is present.
+ *
+ * Layouts: x is feature-major, x[f * n_rows + row], in float64 (values already rounded to float32
+ * as scikit-learn does). Path p's elements are path_start[p] .. path_start[p+1]-1, the first being
+ * the bias element. phi is output-major, phi[(f * n_outputs + k) * n_rows + row]: threads of one
+ * warp add to consecutive rows, so their atomic adds do not collide.
+ */
+
+#define MAX_PATH 64
+
+#ifdef __CUDACC__
+#define DEVICE __device__ __forceinline__
+#define ADD(ptr, value) atomicAdd((ptr), (value))
+typedef long long index_t;
+#else
+#define DEVICE static inline
+#define ADD(ptr, value) (*(ptr) += (value))
+typedef long long index_t;
+#endif
+
+DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x,
+                          const long long *path_start, const int *feature, const double *lower,
+                          const double *upper, const double *zero, const double *values,
+                          int n_outputs, double *phi) {
+  const long long start = path_start[path];
+  const int length = (int)(path_start[path + 1] - start);
+  if (length < 2) return; /* a single-leaf tree adds only to the expected value */
+
+  double one[MAX_PATH];
+  double pw[MAX_PATH];
+  one[0] = 1.0;
+  pw[0] = 1.0;
+  /* EXTEND each element in turn: pw[i] is the weight of the subsets of size i. */
+  for (int d = 1; d < length; ++d) {
+    const int f = feature[start + d];
+    const double v = x[(index_t)f * n_rows + row];
+    const double o = (v > lower[start + d] && v <= upper[start + d]) ? 1.0 : 0.0;
+    const double z = zero[start + d];
+    one[d] = o;
+    pw[d] = 0.0;
+    for (int i = d - 1; i >= 0; --i) {
+      pw[i + 1] += o * pw[i] * (double)(i + 1) / (double)(d + 1);
+      pw[i] = z * pw[i] * (double)(d - i) / (double)(d + 1);
+    }
+  }
+  const int depth = length - 1;
+  /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. */
+  for (int e = 1; e < length; ++e) {
+    const double o = one[e];
+    const double z = zero[start + e];
+    double total = 0.0;
+    if (o != 0.0) {
+      double next_one = pw[depth];
+      for (int i = depth - 1; i >= 0; --i) {
+        const double tmp = next_one * (double)(depth + 1) / (double)(i + 1);
+        total += tmp;
+        next_one = pw[i] - tmp * z * (double)(depth - i) / (double)(depth + 1);
+      }
+    } else if (z != 0.0) {
+      for (int i = depth - 1; i >= 0; --i) {
+        total += pw[i] / z * (double)(depth + 1) / (double)(depth - i);
+      }
+    }
+    const double weight = total * (o - z);
+    if (weight == 0.0) continue;
+    const int f = feature[start + e];
+    for (int k = 0; k < n_outputs; ++k) {
+      ADD(&phi[((index_t)f * n_outputs + k) * n_rows + row], weight * values[(index_t)path * n_outputs + k]);
+    }
+  }
+}
+
+#ifdef __CUDACC__
+extern "C" __global__ void treeshap_paths(const double *x, long long n_rows, int n_paths,
+                                          const long long *path_start, const int *feature,
+                                          const double *lower, const double *upper,
+                                          const double *zero, const double *values, int n_outputs,
+                                          double *phi) {
+  const index_t tid = (index_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (tid >= (index_t)n_paths * n_rows) return;
+  const int path = (int)(tid / n_rows);
+  const index_t row = tid % n_rows;
+  treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs, phi);
+}
+#else
+void treeshap_paths_host(const double *x, long long n_rows, int n_paths, const long long *path_start,
+                         const int *feature, const double *lower, const double *upper,
+                         const double *zero, const double *values, int n_outputs, double *phi) {
+  for (int path = 0; path < n_paths; ++path) {
+    for (index_t row = 0; row < n_rows; ++row) {
+      treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs, phi);
+    }
+  }
+}
+#endif

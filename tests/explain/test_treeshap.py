@@ -1,0 +1,142 @@
+"""The path formulation of TreeSHAP against shap.TreeExplainer: the NumPy reference, and the CUDA
+kernel's source built for the host with gcc (and on a GPU when one is present)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import shap
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from explain import gpu
+from explain.treeshap import flatten, model_output, reference_shap_values
+
+TOLERANCE = 1e-5
+
+
+def _data(task: str):
+    if task == "regression":
+        return make_regression(600, 7, n_informative=5, noise=5.0, random_state=1)
+    classes = {"binary": 2, "multiclass": 3}[task]
+    return make_classification(600, 7, n_informative=5, n_classes=classes, random_state=1)
+
+
+CASES = [
+    ("random forest regression", RandomForestRegressor(25, max_depth=7, random_state=0), "regression"),
+    ("random forest binary", RandomForestClassifier(25, max_depth=7, random_state=0), "binary"),
+    ("random forest multiclass", RandomForestClassifier(25, max_depth=7, random_state=0), "multiclass"),
+    ("extra trees regression", ExtraTreesRegressor(25, max_depth=7, random_state=0), "regression"),
+    ("extra trees binary", ExtraTreesClassifier(25, max_depth=7, random_state=0), "binary"),
+    ("extra trees multiclass", ExtraTreesClassifier(25, max_depth=7, random_state=0), "multiclass"),
+    (
+        "gradient boosting regression",
+        GradientBoostingRegressor(n_estimators=30, max_depth=4, random_state=0),
+        "regression",
+    ),
+    (
+        "gradient boosting binary",
+        GradientBoostingClassifier(n_estimators=30, max_depth=4, random_state=0),
+        "binary",
+    ),
+    ("decision tree regression", DecisionTreeRegressor(max_depth=12, random_state=0), "regression"),
+    ("decision tree multiclass", DecisionTreeClassifier(max_depth=12, random_state=0), "multiclass"),
+]
+
+
+def _shap_reference(model, X) -> tuple[np.ndarray, np.ndarray]:
+    explainer = shap.TreeExplainer(model)
+    values = np.asarray(explainer.shap_values(X.astype(np.float32)))
+    values = values[:, :, None] if values.ndim == 2 else values
+    return values, np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    out = {}
+    for name, model, task in CASES:
+        X, y = _data(task)
+        out[name] = (model.fit(X, y), X[:150])
+    return out
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_reference_matches_shap_tree_explainer(fitted, name):
+    model, X = fitted[name]
+    paths = flatten(model)
+    ours = reference_shap_values(paths, X)
+    theirs, expected = _shap_reference(model, X)
+    assert ours.shape == theirs.shape
+    assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+    assert np.max(np.abs(paths.expected_value() - expected)) <= TOLERANCE
+    # Additivity: the values and the expected value add up to the model's output.
+    additivity = ours.sum(axis=1) + paths.expected_value() - model_output(model, X)
+    assert np.max(np.abs(additivity)) <= TOLERANCE
+
+
+def test_paths_merge_a_feature_split_twice():
+    """One feature, a deep tree: every path splits on it repeatedly and the splits must merge."""
+    rng = np.random.default_rng(0)
+    X = rng.random((500, 2))
+    y = np.sin(8 * X[:, 0]) + 0.1 * X[:, 1]
+    model = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X, y)
+    paths = flatten(model)
+    assert paths.lengths.max() <= 3  # bias + at most two distinct features, although depth is 6
+    assert model.get_depth() == 6
+    ours = reference_shap_values(paths, X[:100])
+    theirs, _ = _shap_reference(model, X[:100])
+    assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+
+
+def test_multiclass_gradient_boosting_adds_up():
+    """shap.TreeExplainer declines multiclass gradient boosting; the paths still explain it exactly."""
+    X, y = _data("multiclass")
+    model = GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0).fit(X, y)
+    paths = flatten(model)
+    values = reference_shap_values(paths, X[:100])
+    assert values.shape == (100, 7, 3)
+    raw = model.decision_function(X[:100].astype(np.float32).astype(np.float64))
+    assert np.max(np.abs(values.sum(axis=1) + paths.expected_value() - raw)) <= TOLERANCE
+    assert np.abs(values[:, :, 0] - values[:, :, 1]).max() > 0  # each class has its own trees
+
+
+def test_a_wrong_algorithm_is_caught(fitted):
+    """The comparison is sharp: perturbing one path's zero fraction breaks it."""
+    model, X = fitted["random forest binary"]
+    paths = flatten(model)
+    paths.zero[paths.path_start[0] + 1] *= 0.9
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(reference_shap_values(paths, X) - theirs)) > TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def host_kernel(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler to build the kernel source for the host")
+    return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"))
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_kernel_source_on_the_host_matches_shap(fitted, host_kernel, name):
+    model, X = fitted[name]
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(host_kernel(flatten(model), X) - theirs)) <= TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu.cuda_available(), reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_cuda_kernel_matches_shap(fitted, name):
+    model, X = fitted[name]
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(gpu.gpu_shap_values(flatten(model), X) - theirs)) <= TOLERANCE
