@@ -1,1 +1,90 @@
-"""Models of this app arrive with its issue; the app is registered so migrations have a home."""
+"""Jobs that run on Celery workers: explanations and fairness assessments of a model version on a
+dataset version. A job's rows are split into chunks that several workers can share."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from core.models import Artifact, Workspace
+from lineage.models import Node
+
+
+class JobKind(models.TextChoices):
+    EXPLANATION = "explanation"
+    FAIRNESS = "fairness"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=JobKind.choices)
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    model_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    dataset_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    params = models.JSONField(default=dict)
+    queue = models.CharField(max_length=50, default="default")
+    backend = models.CharField(max_length=20, blank=True)  # "gpu" or "cpu" once chosen
+    backend_detail = models.CharField(max_length=200, blank=True)  # e.g. "shap.TreeExplainer"
+    progress = models.FloatField(default=0.0)
+    chunks_total = models.IntegerField(default=0)
+    chunks_done = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    timings = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_artifact = models.ForeignKey(
+        Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    result_node = models.ForeignKey(Node, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "kind", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.id} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+class JobChunk(models.Model):
+    """Rows [start, stop) of a job's dataset; its output waits in storage until the job finishes."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    index = models.IntegerField()
+    start = models.BigIntegerField()
+    stop = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    storage_key = models.CharField(max_length=200, blank=True)
+    backend = models.CharField(max_length=20, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="job_chunk_unique_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id} (rows {self.start}-{self.stop})"

@@ -1,5 +1,5 @@
 """Python client for the mlgov service."""
 
-from mlgov.client import ApiError, Client, node
+from mlgov.client import ApiError, Client, JobFailed, node
 
-__all__ = ["ApiError", "Client", "node"]
+__all__ = ["ApiError", "Client", "JobFailed", "node"]

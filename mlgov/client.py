@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -171,3 +172,61 @@ class Client:
     def export(self, kind: str, key: str, fmt: str = "prov") -> dict[str, Any]:
         """The node's provenance as "prov" (W3C PROV-JSON), "openlineage" events or a "graph"."""
         return self.request("GET", f"lineage/nodes/{self._node_id(kind, key)}/export/{fmt}")
+
+    # --- explanations and fairness -------------------------------------------------------------------
+    def explain(self, model: str, version: str, dataset_version: str, **options: Any) -> dict[str, Any]:
+        """Ask for SHAP explanations of model version `model@version` on a dataset version. Options:
+        features, target, backend ("auto"/"gpu"/"cpu"), rows, background_rows, chunk_rows, output, seed.
+        Returns the job (202); follow it with wait()."""
+        path = f"models/{_quote(model)}/versions/{_quote(version)}/explanations"
+        return self.request("POST", path, json_body={"dataset_version": dataset_version, **options})
+
+    def assess_fairness(
+        self,
+        model: str,
+        version: str,
+        dataset_version: str,
+        *,
+        target: str,
+        sensitive_features: list[str],
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Ask for a fairness assessment. Options: features, positive_label, resamples,
+        confidence_level, min_group_size, seed. Returns the job (202); follow it with wait()."""
+        path = f"models/{_quote(model)}/versions/{_quote(version)}/fairness-assessments"
+        body = {
+            "dataset_version": dataset_version,
+            "target": target,
+            "sensitive_features": sensitive_features,
+        }
+        return self.request("POST", path, json_body={**body, **options})
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"jobs/{job_id}")
+
+    def wait(
+        self, job: dict[str, Any] | str, *, timeout: float = 600, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll a job until it has finished; raise JobFailed if it failed, TimeoutError if it is
+        still running after `timeout` seconds."""
+        job_id = job if isinstance(job, str) else job["id"]
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.job(job_id)
+            if current["state"] == "succeeded":
+                return current
+            if current["state"] == "failed":
+                raise JobFailed(current)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout} s")
+            time.sleep(interval)
+
+
+def _quote(part: str) -> str:
+    return urllib.parse.quote(part, safe="")
+
+
+class JobFailed(Exception):
+    def __init__(self, job: dict[str, Any]):
+        self.job = job
+        super().__init__(f"job {job['id']} failed: {job.get('error')}")

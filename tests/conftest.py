@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from config.celery import app
 from core.roles import Role
 from tests.factories import make_member, make_token, make_user, make_workspace
 
@@ -97,3 +98,12 @@ def as_token():
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks in-process (tests with real worker processes start them)."""
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from celery import Celery
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,9 @@ def embedded_broker(root: Path) -> dict[str, str]:
     }
 
 
-def start_worker(env: dict[str, str], queues: list[str], *, beat: bool = False) -> subprocess.Popen:
+def start_worker(
+    env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
+) -> subprocess.Popen:
     """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
     full_env = {
         **os.environ,
@@ -55,6 +58,8 @@ def start_worker(env: dict[str, str], queues: list[str], *, beat: bool = False) 
     ]
     if beat:
         command.append("--beat")
+    if name:
+        command += ["--hostname", name]
     return subprocess.Popen(
         command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -69,3 +74,21 @@ def stop_worker(worker: subprocess.Popen) -> str:
         worker.kill()
         log, _ = worker.communicate()
     return log
+
+
+def client_app(env: dict[str, str]) -> Celery:
+    """A Celery app that sends to the broker a test worker listens on."""
+    app = Celery("test-client", broker=env["CELERY_BROKER_URL"], backend=env["CELERY_RESULT_BACKEND"])
+    if env["CELERY_BROKER_URL"].startswith("filesystem://"):
+        root = Path(env["CELERY_FS_BROKER_ROOT"])
+        for sub in ("queue", "control", "processed", "results"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        app.conf.broker_transport_options = {
+            "data_folder_in": str(root / "queue"),
+            "data_folder_out": str(root / "queue"),
+            "control_folder": str(root / "control"),
+            "processed_folder": str(root / "processed"),
+            "store_processed": False,
+        }
+    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
+    return app

@@ -222,4 +222,11 @@ LINEAGE_MAX_BATCH_EVENTS = envint("LINEAGE_MAX_BATCH_EVENTS", 5000)
 LINEAGE_MAX_EVENT_BYTES = envint("LINEAGE_MAX_EVENT_BYTES", 256 * 1024)
 LINEAGE_MAX_DEPTH = envint("LINEAGE_MAX_DEPTH", 50)
 LINEAGE_MAX_RESULT_NODES = envint("LINEAGE_MAX_RESULT_NODES", 5000)
+
+# --- Explanations and fairness ------------------------------------------------------------------------
+# Set (e.g. "gpu") to send explanation jobs to GPU workers started with `-Q gpu`; they fall back to the
+# CPU for models the kernel does not support or when no CUDA device is present.
+EXPLAIN_GPU_QUEUE = env("EXPLAIN_GPU_QUEUE", "")
+EXPLAIN_CHUNK_ROWS = envint("EXPLAIN_CHUNK_ROWS", 50_000)  # rows per chunk task
+EXPLAIN_MAX_ROWS = envint("EXPLAIN_MAX_ROWS", 5_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)

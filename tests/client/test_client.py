@@ -55,3 +55,44 @@ def test_record_lineage_in_a_few_lines(live_server, tmp_path):
     with pytest.raises(ApiError) as anonymous:
         Client(live_server.url, token="").find("Dataset", "adult")
     assert anonymous.value.status == 401
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_explain_and_assess_fairness_then_wait(live_server, tmp_path, eager_celery):
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mlgov import JobFailed
+    from tests.explain.conftest import planted_bias
+
+    user = make_user("dana")
+    workspace = make_workspace("labs", admin=user)
+    scopes = ["lineage:read", "lineage:write", "artifact:write", "explain:run", "model:read"]
+    mlgov = Client(live_server.url, token=make_token(workspace, user, scopes))
+    frame = planted_bias(3000)
+    model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(frame[["score", "sex"]], frame["label"])
+    (tmp_path / "data.csv").write_text(frame.to_csv(index=False))
+    sio.dump(model, tmp_path / "model.skops")
+    data = mlgov.upload_artifact(tmp_path / "data.csv")
+    weights = mlgov.upload_artifact(tmp_path / "model.skops")
+    mlgov.record_node("DatasetVersion", "bias@v1", artifact=data["id"])
+    mlgov.record_node("ModelVersion", "scorer@1", artifact=weights["id"], version_of=node("Model", "scorer"))
+
+    explanation = mlgov.wait(mlgov.explain("scorer", "1", "bias@v1", rows=500), timeout=60)
+    assert explanation["result"]["rows"] == 500
+    assert explanation["result"]["top_features"][0] in {"score", "sex"}
+    fairness = mlgov.wait(
+        mlgov.assess_fairness(
+            "scorer", "1", "bias@v1", target="label", sensitive_features=["sex"], resamples=100
+        ),
+        timeout=60,
+    )
+    assert 0.25 < fairness["result"]["disparities"]["demographic_parity_difference"]["value"] < 0.35
+
+    failing = mlgov.explain("scorer", "1", "bias@v1", features=["score", "nope"])
+    with pytest.raises(JobFailed, match="no column 'nope'"):
+        mlgov.wait(failing, timeout=60)
+    with pytest.raises(ApiError) as error:
+        mlgov.explain("scorer", "1", "missing@v9")
+    assert error.value.status == 400

@@ -8,13 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from django.conf import settings
 
 from core.actors import Actor
 from core.audit import audit_append
 from tests.factories import make_user, make_workspace
-from tests.workers import embedded_broker, start_worker, stop_worker
+from tests.workers import client_app, embedded_broker, start_worker, stop_worker
 
 
 def _brokers(tmp_path: Path) -> dict[str, dict[str, str]]:
@@ -25,23 +24,6 @@ def _brokers(tmp_path: Path) -> dict[str, dict[str, str]]:
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
         },
     }
-
-
-def _client_app(env: dict[str, str]) -> Celery:
-    app = Celery("roundtrip-client", broker=env["CELERY_BROKER_URL"], backend=env["CELERY_RESULT_BACKEND"])
-    if env["CELERY_BROKER_URL"].startswith("filesystem://"):
-        root = Path(env["CELERY_FS_BROKER_ROOT"])
-        for sub in ("queue", "control", "processed", "results"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        app.conf.broker_transport_options = {
-            "data_folder_in": str(root / "queue"),
-            "data_folder_out": str(root / "queue"),
-            "control_folder": str(root / "control"),
-            "processed_folder": str(root / "processed"),
-            "store_processed": False,
-        }
-    app.conf.update(task_serializer="json", accept_content=["json"], result_serializer="json")
-    return app
 
 
 @pytest.mark.slow
@@ -64,7 +46,7 @@ def test_task_round_trip_through_a_real_worker(broker, tmp_path, monkeypatch):
     queue = f"roundtrip-{uuid.uuid4().hex[:8]}"
     worker = start_worker(env_for_broker, [queue])
     try:
-        client = _client_app(env_for_broker)
+        client = client_app(env_for_broker)
         result = client.send_task("core.audit_verify", args=[str(workspace.pk)], queue=queue)
         outcome = result.get(timeout=60)
     finally:

@@ -17,6 +17,7 @@ from core.artifacts import Spool, artifact_store
 from core.audit import audit_append
 from core.models import ApiToken, Membership, Workspace
 from core.roles import SCOPES, Role
+from explain.models import Job, JobKind
 from lineage.models import Node
 from tests.conftest import bearer, session
 from tests.factories import make_token
@@ -99,6 +100,18 @@ ROUTES: dict[str, Route] = {
     "lineage-provenance": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk}),
     "lineage-export": Route(("GET",), kwargs=lambda w: {"node_id": w["node"].pk, "fmt": "prov"}),
     "lineage-path": Route(("GET",), query=lambda w: f"?source={w['node'].pk}&target={w['node'].pk}"),
+    "model-explanations": Route(
+        ("GET", "POST"),
+        kwargs=lambda w: {"name": "acme-model", "version": "1"},
+        body={"dataset_version": "acme-data@1"},
+    ),
+    "model-fairness-assessments": Route(
+        ("GET", "POST"),
+        kwargs=lambda w: {"name": "acme-model", "version": "1"},
+        body={"dataset_version": "acme-data@1", "target": "label", "sensitive_features": ["sex"]},
+    ),
+    "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
+    "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),
 }
 
 
@@ -113,10 +126,28 @@ def world(acme, alice, mallory):
     )
     for n in range(5):
         audit_append(workspace=acme, actor=Actor(user=alice), action="test.event", payload={"n": n})
-    record(acme, alice, {"type": "node", "kind": "Dataset", "key": "acme-secret-dataset"})
+    record(
+        acme,
+        alice,
+        {"type": "node", "kind": "Dataset", "key": "acme-secret-dataset"},
+        {"type": "node", "kind": "DatasetVersion", "key": "acme-data@1", "artifact": str(artifact.pk)},
+        {"type": "node", "kind": "ModelVersion", "key": "acme-model@1", "artifact": str(artifact.pk)},
+    )
     acme.refresh_from_db()
     node = Node.objects.get(workspace=acme, key="acme-secret-dataset")
-    return {"acme": acme, "token": ApiToken.objects.get(workspace=acme), "artifact": artifact, "node": node}
+    job = Job.objects.create(
+        workspace=acme,
+        kind=JobKind.EXPLANATION,
+        model_node=Node.objects.get(workspace=acme, key="acme-model@1"),
+        dataset_node=Node.objects.get(workspace=acme, key="acme-data@1"),
+    )
+    return {
+        "acme": acme,
+        "token": ApiToken.objects.get(workspace=acme),
+        "artifact": artifact,
+        "node": node,
+        "job": job,
+    }
 
 
 def test_every_api_route_has_a_tenancy_case():

@@ -1,0 +1,81 @@
+"""Jobs API: ask for an explanation or a fairness assessment of a model version (202 + job URL),
+then follow the job."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from core.api.base import WorkspaceAPIView
+from core.errors import NotFound
+from explain import services
+from explain.api import serializers as s
+from explain.models import Job, JobKind
+
+
+class JobRequestView(WorkspaceAPIView):
+    required_scopes = {"POST": "explain:run", "GET": "model:read"}
+    kind = ""
+    input_class: type = s.JobInput
+
+    def post(self, request, name: str, version: str):
+        params = self.validated(self.input_class, request.data)
+        dataset_key = params.pop("dataset_version")
+        workspace = self.access.workspace
+        job = services.job_create(
+            workspace=workspace,
+            actor=self.access.actor,
+            kind=self.kind,
+            model_node=services.model_version_node(workspace, name, version),
+            dataset_key=dataset_key,
+            params=params,
+        )
+        body = s.JobOutput(job).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+    def get(self, request, name: str, version: str):
+        node = services.model_version_node(self.access.workspace, name, version)
+        jobs = Job.objects.filter(workspace=self.access.workspace, kind=self.kind, model_node=node)
+        return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
+
+
+@extend_schema(request=s.ExplanationInput, responses={202: s.JobOutput})
+class ExplanationsView(JobRequestView):
+    """SHAP explanations of a model version on a dataset version (runs on a worker)."""
+
+    kind = JobKind.EXPLANATION
+    input_class = s.ExplanationInput
+
+
+@extend_schema(request=s.FairnessInput, responses={202: s.JobOutput})
+class FairnessAssessmentsView(JobRequestView):
+    """Fairness assessment (fairlearn metrics by group, disparities, bootstrap intervals)."""
+
+    kind = JobKind.FAIRNESS
+    input_class = s.FairnessInput
+
+
+class JobListView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(parameters=[s.JobFilterInput], responses=s.JobOutput(many=True))
+    def get(self, request):
+        filters = self.validated(s.JobFilterInput, request.query_params)
+        jobs = Job.objects.filter(workspace=self.access.workspace, **filters)
+        return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
+
+
+class JobDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(responses=s.JobOutput)
+    def get(self, request, job_id):
+        job = (
+            Job.objects.filter(workspace=self.access.workspace, pk=job_id)
+            .select_related("model_node", "dataset_node")
+            .first()
+        )
+        if job is None:
+            raise NotFound("no such job in this workspace")
+        return Response(s.JobOutput(job).data)

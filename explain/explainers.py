@@ -1,0 +1,208 @@
+"""SHAP values for one block of rows, on the backend chosen for the model: the CuPy TreeSHAP kernel
+on a GPU, else the `shap` package on CPU (TreeExplainer, LinearExplainer, or the model-agnostic
+permutation explainer). Values are always shaped (rows, features, outputs)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from explain import gpu
+from explain.treeshap import UnsupportedModel, as_model_input, flatten
+
+
+@dataclass
+class Block:
+    values: np.ndarray  # (rows, features, outputs)
+    expected: np.ndarray  # (outputs,)
+    output: np.ndarray  # (rows, outputs): what the values add up to with `expected`
+    backend: str  # "gpu" | "cpu"
+    detail: str  # which implementation
+
+
+def supports_paths(model) -> bool:
+    try:
+        from explain.treeshap import _estimators
+
+        _estimators(model)
+        return True
+    except UnsupportedModel:
+        return False
+
+
+def _is_linear(model) -> bool:
+    return hasattr(model, "coef_") and hasattr(model, "intercept_") and not hasattr(model, "estimators_")
+
+
+def choose_backend(model, requested: str = "auto") -> tuple[str, str]:
+    """(backend, note). GPU only for tree ensembles the kernel supports, and only with a device."""
+    tree = supports_paths(model)
+    if requested in ("auto", "gpu") and tree and gpu.cuda_available():
+        return "gpu", ""
+    if requested == "gpu":
+        reason = (
+            "no CUDA device on this worker"
+            if tree
+            else f"{type(model).__name__} is not a supported tree model"
+        )
+        return "cpu", f"gpu requested, ran on cpu: {reason}"
+    return "cpu", ""
+
+
+@functools.lru_cache(maxsize=4)
+def _device_paths(model_key: int, model) -> gpu.DevicePaths:
+    return gpu.DevicePaths(flatten(model))
+
+
+def _as_3d(values) -> np.ndarray:
+    if isinstance(values, list):  # older shap: one array per output
+        values = np.stack([np.asarray(v) for v in values], axis=-1)
+    values = np.asarray(values, dtype=np.float64)
+    return values[:, :, None] if values.ndim == 2 else values
+
+
+def _outputs(model, X: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "margin":
+        raw = model.decision_function(X)
+    elif kind == "proba":
+        raw = model.predict_proba(X)
+    else:
+        raw = model.predict(X)
+    raw = np.asarray(raw, dtype=np.float64)
+    return raw.reshape(len(X), -1)
+
+
+@contextlib.contextmanager
+def positional_columns():
+    """Columns are passed by position, in the declared order; sklearn's feature-name check adds
+    nothing but a warning per call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
+
+
+def shap_block(model, X: np.ndarray, backend: str, background: np.ndarray | None = None) -> Block:
+    """SHAP values of the rows `X` (float64, features in the model's order)."""
+    with positional_columns():
+        return _shap_block(model, X, backend, background)
+
+
+def _shap_block(model, X: np.ndarray, backend: str, background: np.ndarray | None) -> Block:
+    if backend == "gpu":
+        device = _device_paths(id(model), model)
+        values = device.shap_values(X).get()
+        from explain.treeshap import model_output
+
+        return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", "cupy-treeshap")
+    import shap
+
+    if supports_paths(model):
+        from explain.treeshap import model_output, reference_shap_values
+
+        try:
+            explainer = shap.TreeExplainer(model)
+        except Exception:  # shap declines some ensembles (multiclass gradient boosting): same algorithm
+            paths = flatten(model)
+            values = reference_shap_values(paths, X)
+            return Block(values, paths.expected_value(), model_output(model, X), "cpu", "treeshap-reference")
+        x = as_model_input(X)
+        values = _as_3d(explainer.shap_values(x, check_additivity=False))
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        return Block(values, expected, model_output(model, X), "cpu", "shap.TreeExplainer")
+    if background is None or len(background) == 0:
+        raise ValueError("a background sample is needed for this model")
+    if _is_linear(model):
+        explainer = shap.LinearExplainer(model, background)
+        values = _as_3d(explainer.shap_values(X))
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
+        kind = "margin" if hasattr(model, "decision_function") else "predict"
+        return Block(values, expected, _outputs(model, X, kind), "cpu", "shap.LinearExplainer")
+    kind = "proba" if hasattr(model, "predict_proba") else "predict"
+    function = model.predict_proba if kind == "proba" else model.predict
+    explainer = shap.PermutationExplainer(function, shap.maskers.Independent(background, max_samples=100))
+    explanation = explainer(X, silent=True)
+    values = _as_3d(explanation.values)
+    base = np.asarray(explanation.base_values, dtype=np.float64).reshape(len(X), -1)
+    return Block(values, base.mean(axis=0), _outputs(model, X, kind), "cpu", "shap.PermutationExplainer")
+
+
+def residual(values: np.ndarray, expected: np.ndarray, output: np.ndarray) -> float:
+    """Largest additivity error: |sum of SHAP values + expected value - model output|."""
+    if len(values) == 0:
+        return 0.0
+    return float(np.max(np.abs(values.sum(axis=1) + expected[None, :] - output)))
+
+
+def importance(values: np.ndarray) -> np.ndarray:
+    """Global importance: mean |SHAP| per (feature, output)."""
+    return np.abs(values).mean(axis=0)
+
+
+def figures(
+    values: np.ndarray,
+    X: np.ndarray,
+    features: list[str],
+    output: int,
+    *,
+    top: int = 20,
+    points: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Plotly figures as JSON: the importance bar chart and the beeswarm for one output."""
+    imp = np.abs(values[:, :, output]).mean(axis=0)
+    order = np.argsort(-imp)[:top]
+    bar = {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "x": [float(imp[i]) for i in order[::-1]],
+                "y": [features[i] for i in order[::-1]],
+            }
+        ],
+        "layout": {"title": {"text": "Mean |SHAP value|"}, "xaxis": {"title": {"text": "mean |SHAP|"}}},
+    }
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(values), size=min(points, len(values)), replace=False) if len(values) else []
+    swarm_features = order[: min(10, len(order))]
+    xs, ys, colours, texts = [], [], [], []
+    for rank, f in enumerate(swarm_features[::-1]):
+        column = X[rows, f]
+        low, high = float(column.min()) if len(column) else 0.0, float(column.max()) if len(column) else 0.0
+        scaled = (column - low) / (high - low) if high > low else np.full(len(column), 0.5)
+        jitter = rng.uniform(-0.3, 0.3, len(rows))
+        xs += [float(v) for v in values[rows, f, output]]
+        ys += [float(rank + j) for j in jitter]
+        colours += [float(c) for c in scaled]
+        texts += [f"{features[f]}={float(v):g}" for v in column]
+    beeswarm = {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": xs,
+                "y": ys,
+                "text": texts,
+                "marker": {
+                    "color": colours,
+                    "colorscale": "RdBu",
+                    "reversescale": True,
+                    "size": 5,
+                    "colorbar": {"title": {"text": "feature value (low to high)"}},
+                },
+            }
+        ],
+        "layout": {
+            "title": {"text": "SHAP values by feature"},
+            "xaxis": {"title": {"text": "SHAP value"}},
+            "yaxis": {
+                "tickvals": list(range(len(swarm_features))),
+                "ticktext": [features[f] for f in swarm_features[::-1]],
+            },
+        },
+    }
+    return {"importance": bar, "beeswarm": beeswarm}

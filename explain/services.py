@@ -1,0 +1,469 @@
+"""Explanation and fairness jobs: creation (request path) and execution (Celery workers).
+
+Execution is idempotent and survives a worker dying at any point (tasks use acks_late, so the
+broker hands an unfinished task to another worker):
+- `job_start` marks the job running and creates its chunk rows once (get-or-create by index);
+- `chunk_run` skips a chunk already done, and writes its output to a storage key of its own, so a
+  re-run overwrites rather than duplicates;
+- `job_finalize` locks the job row and does nothing if the job has finished, so however many
+  workers reach it, one result artifact, one lineage node and one completion audit event exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import socket
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from core.actors import SYSTEM, Actor
+from core.artifacts import Spool, artifact_store
+from core.audit import audit_append
+from core.canonical_json import canonical_bytes
+from core.errors import ApplicationError, NotFound
+from core.models import Artifact, Workspace
+from explain import explainers, fairness, loading
+from explain.models import Job, JobChunk, JobKind, JobState
+from explain.treeshap import UnsupportedModel
+from lineage.kinds import EdgeKind, NodeKind
+from lineage.models import Node
+from lineage.services import lineage_record
+from lineage.specs import Batch, NodeSpec
+
+logger = logging.getLogger(__name__)
+
+
+class JobFailure(Exception):
+    """A problem with the job's inputs: the job fails with this message (no retry helps)."""
+
+
+# --- request path -------------------------------------------------------------------------------------
+
+
+def model_version_node(workspace: Workspace, name: str, version: str) -> Node:
+    """The ModelVersion lineage node `<name>@<version>` (the key the registry also uses)."""
+    node = Node.objects.filter(
+        workspace=workspace, kind=NodeKind.MODEL_VERSION, key=f"{name}@{version}"
+    ).first()
+    if node is None:
+        raise NotFound(f"no model version {name}@{version} in this workspace")
+    return node
+
+
+def dataset_version_node(workspace: Workspace, key: str) -> Node:
+    node = Node.objects.filter(workspace=workspace, kind=NodeKind.DATASET_VERSION, key=key).first()
+    if node is None:
+        raise ApplicationError(f"no dataset version {key!r} in this workspace", field="dataset_version")
+    if node.artifact_id is None:
+        raise ApplicationError(
+            f"dataset version {key!r} has no data attached (record it with an artifact)",
+            field="dataset_version",
+        )
+    return node
+
+
+def _queue_for(kind: str, params: dict[str, Any]) -> str:
+    gpu_queue = settings.EXPLAIN_GPU_QUEUE
+    if kind == JobKind.EXPLANATION and gpu_queue and params.get("backend", "auto") != "cpu":
+        return gpu_queue
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+@transaction.atomic
+def job_create(
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    kind: str,
+    model_node: Node,
+    dataset_key: str,
+    params: dict[str, Any],
+) -> Job:
+    if model_node.artifact_id is None:
+        raise ApplicationError(
+            f"model version {model_node.key} has no model artifact attached (record it with an artifact)",
+            field="model",
+        )
+    dataset_node = dataset_version_node(workspace, dataset_key)
+    job = Job.objects.create(
+        workspace=workspace,
+        kind=kind,
+        model_node=model_node,
+        dataset_node=dataset_node,
+        params=params,
+        queue=_queue_for(kind, params),
+        created_by=actor.user,
+    )
+    audit_append(
+        workspace=workspace,
+        actor=actor,
+        action=f"{kind}.request",
+        target=f"job:{job.id}",
+        payload={"model": model_node.key, "dataset": dataset_node.key, "params": params, "queue": job.queue},
+    )
+    transaction.on_commit(lambda: _dispatch_start(job))
+    return job
+
+
+def _dispatch_start(job: Job) -> None:
+    from explain.tasks import run_job
+
+    try:
+        run_job.apply_async((str(job.id),), queue=job.queue)
+    except Exception:
+        logger.exception("could not queue job %s; it stays queued", job.id)
+
+
+# --- worker side: loading ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _model_cached(artifact_id: str, allow_pickle: bool) -> Any:
+    artifact = Artifact.objects.get(pk=artifact_id)
+    from core.artifacts import artifact_open
+
+    with artifact_open(artifact) as handle:
+        data = handle.read()
+    return loading.load_model_bytes(data, media_type=artifact.media_type, allow_pickle=allow_pickle)
+
+
+@functools.lru_cache(maxsize=2)
+def _table_cached(artifact_id: str):
+    return loading.read_table(Artifact.objects.get(pk=artifact_id))
+
+
+def _inputs(job: Job) -> tuple[Any, loading.Dataset]:
+    """The job's model and the declared columns of its dataset (cached per worker process)."""
+    try:
+        model = _model_cached(str(job.model_node.artifact_id), job.workspace.allow_pickle_models)
+    except loading.ModelLoadError as error:
+        raise JobFailure(f"model: {error}") from error
+    try:
+        frame = _table_cached(str(job.dataset_node.artifact_id))
+        features = job.params.get("features") or [str(c) for c in getattr(model, "feature_names_in_", [])]
+        if not features:
+            raise loading.DataError("declare `features`: the model does not record its feature names")
+        n_in = getattr(model, "n_features_in_", len(features))
+        if n_in != len(features):
+            raise loading.DataError(f"the model takes {n_in} features; the request declares {len(features)}")
+        data = loading.select(
+            frame,
+            features=features,
+            target=job.params.get("target") or None,
+            extra=job.params.get("sensitive_features", []),
+        )
+    except loading.DataError as error:
+        raise JobFailure(f"dataset {job.dataset_node.key}: {error}") from error
+    return model, data
+
+
+def _rows(job: Job, n: int) -> np.ndarray:
+    """Which dataset rows the job covers: all, or a seeded sample of `rows`."""
+    wanted = job.params.get("rows")
+    if not wanted or wanted >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(job.params.get("seed", 0))
+    return np.sort(rng.choice(n, size=wanted, replace=False))
+
+
+def _background(job: Job, X: np.ndarray) -> np.ndarray:
+    size = min(job.params.get("background_rows", 100), len(X))
+    rng = np.random.default_rng(job.params.get("seed", 0) + 1)
+    return X[rng.choice(len(X), size=size, replace=False)]
+
+
+# --- worker side: execution ---------------------------------------------------------------------------
+
+
+def _fail(job_id: str, message: str) -> None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.finished:
+            return
+        job.state, job.error, job.finished_at = JobState.FAILED, message[:4000], timezone.now()
+        job.save(update_fields=["state", "error", "finished_at"])
+        audit_append(
+            workspace=job.workspace,
+            actor=SYSTEM,
+            action=f"{job.kind}.fail",
+            target=f"job:{job.id}",
+            payload={"error": job.error},
+        )
+
+
+def job_start(job_id: str) -> list[int]:
+    """Mark the job running and plan its chunks. Returns the indexes of chunks still to run
+    (empty when the job is finished or, for fairness, ran here)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("workspace").get(pk=job_id)
+        if job.finished:
+            return []
+        job.state = JobState.RUNNING
+        job.attempts += 1
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["state", "attempts", "started_at"])
+    job = Job.objects.select_related("workspace", "model_node", "dataset_node").get(pk=job_id)
+    started = time.perf_counter()
+    try:
+        model, data = _inputs(job)
+        if job.kind == JobKind.FAIRNESS:
+            result = _fairness(job, model, data)
+            job_finalize(job_id, fairness_result=result, load_seconds=time.perf_counter() - started)
+            return []
+        backend, note = explainers.choose_backend(model, job.params.get("backend", "auto"))
+    except JobFailure as error:
+        _fail(job_id, str(error))
+        return []
+    except (UnsupportedModel, ValueError) as error:
+        _fail(job_id, f"{type(error).__name__}: {error}")
+        return []
+    n = len(_rows(job, len(data.X)))
+    size = job.params.get("chunk_rows") or settings.EXPLAIN_CHUNK_ROWS
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if not job.chunks.exists():
+            JobChunk.objects.bulk_create(
+                [
+                    JobChunk(job=job, index=i, start=start, stop=min(start + size, n))
+                    for i, start in enumerate(range(0, n, size))
+                ]
+            )
+        job.chunks_total = job.chunks.count()
+        job.backend = backend
+        job.backend_detail = note
+        job.timings = {**job.timings, "load_s": round(time.perf_counter() - started, 4)}
+        job.save(update_fields=["chunks_total", "backend", "backend_detail", "timings"])
+    return list(job.chunks.filter(done=False).values_list("index", flat=True))
+
+
+def _chunk_key(job: Job, index: int) -> str:
+    return f"jobs/{job.workspace_id}/{job.id}/chunk-{index:05d}-{uuid.uuid4().hex[:8]}.npz"
+
+
+def ready_to_finalize(job_id: str) -> bool:
+    """Every chunk done and the job not finished (also true again after a worker died finalizing)."""
+    job = Job.objects.get(pk=job_id)
+    return not job.finished and job.chunks_total > 0 and not job.chunks.filter(done=False).exists()
+
+
+def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
+    """Compute one chunk's SHAP values. Returns True when every chunk is done and the job still
+    needs its result assembled."""
+    job = Job.objects.select_related("workspace", "model_node", "dataset_node").get(pk=job_id)
+    chunk = JobChunk.objects.get(job=job, index=index)
+    if job.finished:
+        return False
+    if chunk.done:  # a repeated delivery: maybe the worker that finished it died before finalizing
+        return ready_to_finalize(job_id)
+    started = time.perf_counter()
+    try:
+        model, data = _inputs(job)
+        rows = _rows(job, len(data.X))[chunk.start : chunk.stop]
+        backend = job.backend or explainers.choose_backend(model, job.params.get("backend", "auto"))[0]
+        background = None if explainers.supports_paths(model) else _background(job, data.X)
+        block = explainers.shap_block(model, data.X[rows], backend, background)
+    except JobFailure as error:
+        _fail(job_id, str(error))
+        return False
+    except Exception as error:  # a model that cannot be explained: say what happened
+        logger.exception("explanation chunk %s/%s failed", job_id, index)
+        _fail(job_id, f"chunk {index}: {type(error).__name__}: {error}")
+        return False
+    buffer = io.BytesIO()
+    np.savez(buffer, values=block.values, expected=block.expected, output=block.output, rows=rows)
+    # A key per attempt: two deliveries of one chunk never touch each other's file.
+    key = default_storage.save(_chunk_key(job, index), ContentFile(buffer.getvalue()))
+    seconds = time.perf_counter() - started
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        chunk = JobChunk.objects.get(pk=chunk.pk)
+        if job.finished or chunk.done:
+            transaction.on_commit(lambda: default_storage.delete(key))
+            return not job.finished and ready_to_finalize(job_id)
+        chunk.done, chunk.storage_key, chunk.backend, chunk.seconds = True, key, block.backend, seconds
+        chunk.worker = worker or socket.gethostname()
+        chunk.save(update_fields=["done", "storage_key", "backend", "seconds", "worker"])
+        job.chunks_done = job.chunks.filter(done=True).count()
+        job.progress = job.chunks_done / max(job.chunks_total, 1)
+        job.backend = job.backend or block.backend
+        if block.detail not in job.backend_detail:
+            job.backend_detail = (job.backend_detail + "; " if job.backend_detail else "") + block.detail
+        job.save(update_fields=["chunks_done", "progress", "backend", "backend_detail"])
+        return job.chunks_done == job.chunks_total
+
+
+def _fairness(job: Job, model: Any, data: loading.Dataset) -> dict[str, Any]:
+    params = job.params
+    if data.target is None:
+        raise JobFailure("fairness assessments need the `target` column")
+    started = time.perf_counter()
+    with explainers.positional_columns():
+        predicted = np.asarray(model.predict(data.X))
+    task = "classification" if hasattr(model, "predict_proba") or hasattr(model, "classes_") else "regression"
+    positive = params.get("positive_label", 1)
+    if task == "classification":
+        labels = set(np.unique(data.target).tolist()) | set(np.unique(predicted).tolist())
+        if positive not in labels:
+            raise JobFailure(
+                f"positive_label {positive!r} is not among the labels {sorted(map(str, labels))[:10]}"
+            )
+    result = fairness.assess(
+        data.target,
+        predicted,
+        data.frame[params["sensitive_features"]],
+        task=task,
+        positive_label=positive,
+        resamples=params.get("resamples", 200),
+        level=params.get("confidence_level", 0.95),
+        min_group_size=params.get("min_group_size", 30),
+        seed=params.get("seed", 0),
+    )
+    result["compute_s"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _store_result(job: Job, filename: str, data: bytes) -> Artifact:
+    spool = Spool()
+    spool.write(data)
+    artifact, _ = artifact_store(
+        workspace=job.workspace, actor=SYSTEM, spool=spool.finish(), filename=filename
+    )
+    return artifact
+
+
+def _explanation_result(job: Job) -> tuple[dict[str, Any], bytes]:
+    model, data = _inputs(job)
+    parts = [np.load(default_storage.open(c.storage_key, "rb")) for c in job.chunks.order_by("index")]
+    values = np.concatenate([p["values"] for p in parts], axis=0)
+    output = np.concatenate([p["output"] for p in parts], axis=0)
+    rows = np.concatenate([p["rows"] for p in parts], axis=0)
+    expected = parts[0]["expected"] if parts else np.zeros(1)
+    n_outputs = values.shape[2] if values.ndim == 3 else 1
+    plot_output = job.params.get("output")
+    if plot_output is None or not 0 <= plot_output < n_outputs:
+        plot_output = n_outputs - 1  # the positive class of a binary classifier
+    imp = explainers.importance(values)
+    order = np.argsort(-imp[:, plot_output])
+    summary = {
+        "rows": len(rows),
+        "features": data.features,
+        "outputs": n_outputs,
+        "output_names": [str(c) for c in getattr(model, "classes_", [])] if n_outputs > 1 else ["output"],
+        "expected_value": [float(v) for v in expected],
+        "additivity_residual": explainers.residual(values, expected, output),
+        "importance": {data.features[f]: [float(v) for v in imp[f]] for f in range(len(data.features))},
+        "top_features": [data.features[f] for f in order[:10]],
+        "plot_output": int(plot_output),
+        "figures": explainers.figures(
+            values, data.X[rows], data.features, plot_output, seed=job.params.get("seed", 0)
+        ),
+    }
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, shap_values=values, expected_value=expected, rows=rows, features=np.asarray(data.features)
+    )
+    return summary, buffer.getvalue()
+
+
+def job_finalize(
+    job_id: str, *, fairness_result: dict[str, Any] | None = None, load_seconds: float | None = None
+) -> None:
+    """Store the result, record it in the lineage graph and the audit log, mark the job done."""
+    job = Job.objects.select_related("workspace", "model_node", "dataset_node").get(pk=job_id)
+    if job.finished:
+        return
+    started = time.perf_counter()
+    try:
+        if job.kind == JobKind.FAIRNESS:
+            if fairness_result is None:
+                raise JobFailure("internal error: a fairness job reached finalize without its result")
+            summary, blob, filename = fairness_result, canonical_bytes(fairness_result), "fairness.json"
+        else:
+            summary, blob = _explanation_result(job)
+            filename = "shap_values.npz"
+    except JobFailure as error:
+        _fail(job_id, str(error))
+        return
+    artifact = _store_result(job, filename, blob)  # content-addressed: a repeat stores nothing new
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .select_related("workspace", "model_node", "dataset_node")
+            .get(pk=job_id)
+        )
+        if job.finished:
+            return
+        node = _record_lineage(job, summary, artifact)
+        timings = dict(job.timings)
+        if load_seconds is not None:
+            timings["load_s"] = round(load_seconds, 4)
+        if job.kind == JobKind.EXPLANATION:
+            timings["compute_s"] = round(sum(c.seconds or 0 for c in job.chunks.all()), 4)
+        else:
+            timings["compute_s"] = summary.get("compute_s")
+        timings["finalize_s"] = round(time.perf_counter() - started, 4)
+        now = timezone.now()
+        timings["total_s"] = round((now - (job.started_at or now)).total_seconds(), 4)
+        job.timings = timings
+        job.state, job.progress, job.finished_at = JobState.SUCCEEDED, 1.0, now
+        job.result, job.result_artifact, job.result_node = summary, artifact, node
+        if job.kind == JobKind.FAIRNESS:
+            job.backend = job.backend or "cpu"
+        job.save()
+        audit_append(
+            workspace=job.workspace,
+            actor=SYSTEM,
+            action=f"{job.kind}.complete",
+            target=f"job:{job.id}",
+            payload={
+                "model": job.model_node.key,
+                "dataset": job.dataset_node.key,
+                "backend": job.backend,
+                "artifact": str(artifact.pk),
+                "sha256": artifact.sha256,
+                "node": node.pk,
+            },
+        )
+    for chunk in job.chunks.exclude(storage_key=""):
+        try:
+            default_storage.delete(chunk.storage_key)
+        except OSError:
+            logger.warning("could not delete %s", chunk.storage_key)
+
+
+def _record_lineage(job: Job, summary: dict[str, Any], artifact: Artifact) -> Node:
+    if job.kind == JobKind.EXPLANATION:
+        kind = NodeKind.EXPLANATION
+        properties = {
+            "job": str(job.id),
+            "backend": job.backend,
+            "rows": summary["rows"],
+            "additivity_residual": summary["additivity_residual"],
+            "top_features": summary["top_features"],
+        }
+    else:
+        kind = NodeKind.FAIRNESS_ASSESSMENT
+        properties = {
+            "job": str(job.id),
+            "sensitive_features": summary["sensitive_features"],
+            "rows": summary["rows"],
+            "disparities": {k: v["value"] for k, v in summary["disparities"].items()},
+        }
+    batch = Batch()
+    ref = batch.node(NodeSpec(kind, f"{job.kind}-{job.id}", properties=properties, artifact=str(artifact.pk)))
+    batch.edge(EdgeKind.ASSESSES, ref, (job.model_node.kind, job.model_node.key))
+    batch.edge(EdgeKind.EVALUATED_ON, ref, (job.dataset_node.kind, job.dataset_node.key))
+    lineage_record(
+        workspace=job.workspace, actor=SYSTEM, batch=batch, source=job.kind, body={"job": str(job.id)}
+    )
+    return Node.objects.get(workspace=job.workspace, kind=kind, key=f"{job.kind}-{job.id}")

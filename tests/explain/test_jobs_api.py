@@ -1,0 +1,251 @@
+"""Explanation and fairness jobs through the API, run in-process (eager Celery). Real worker
+processes, including one killed mid-job, are in test_workers.py."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import shap
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.tree import DecisionTreeClassifier
+
+from core.models import AuditEvent, Workspace
+from explain.models import Job, JobChunk
+from lineage.models import Edge, Node
+from tests.conftest import bearer
+from tests.explain.conftest import planted_bias, register
+from tests.factories import make_token
+
+FEATURES = ["score", "sex"]
+
+
+@pytest.fixture
+def client(acme, alice):
+    return bearer(make_token(acme, alice, ["explain:run", "model:read", "lineage:read"]))
+
+
+@pytest.fixture
+def data():
+    return planted_bias(4000)
+
+
+def _explain(client, django_capture_on_commit_callbacks, body, name="income", version="1"):
+    url = reverse("model-explanations", kwargs={"name": name, "version": version})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, body, format="json")
+    return response
+
+
+def _assess(client, django_capture_on_commit_callbacks, **options):
+    url = reverse("model-fairness-assessments", kwargs={"name": "income", "version": "1"})
+    body = {"dataset_version": "adult@v1", "features": FEATURES, "target": "label", **options}
+    with django_capture_on_commit_callbacks(execute=True):
+        return client.post(url, body, format="json")
+
+
+def test_explanation_job_end_to_end(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+):
+    model = RandomForestClassifier(20, max_depth=6, random_state=0).fit(data[FEATURES], data["label"])
+    register(acme, alice, model, data)
+    response = _explain(
+        client,
+        django_capture_on_commit_callbacks,
+        {"dataset_version": "adult@v1", "features": FEATURES, "chunk_rows": 1500},
+    )
+    assert response.status_code == 202, response.content
+    assert response["Location"] == response.json()["url"]
+    job = client.get(response["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+    assert job["backend"] == "cpu"  # no CUDA device here
+    assert "shap.TreeExplainer" in job["backend_detail"]
+    assert (job["chunks_total"], job["chunks_done"], job["progress"]) == (3, 3, 1.0)
+    assert {"load_s", "compute_s", "finalize_s", "total_s"} <= set(job["timings"])
+    result = job["result"]
+    assert result["rows"] == 4000
+    assert result["additivity_residual"] <= 1e-5
+    assert set(result["top_features"]) == set(FEATURES)
+    assert result["figures"]["importance"]["data"][0]["y"]  # plotly bar with features
+    assert len(result["figures"]["beeswarm"]["data"][0]["x"]) == 2 * 1000
+
+    # The stored values are shap's own values for the same rows, assembled from the chunks.
+    stored = Job.objects.get(pk=job["id"]).result_artifact
+    values = np.load(default_storage.open(stored.storage_key, "rb"))["shap_values"]
+    expected = np.asarray(shap.TreeExplainer(model).shap_values(data[FEATURES].to_numpy(np.float32)))
+    assert values.shape == expected.shape
+    assert np.max(np.abs(values - expected)) <= 1e-5
+    assert not JobChunk.objects.filter(job_id=job["id"]).exclude(done=True).exists()
+
+    # Lineage: an Explanation that assesses the model version and was evaluated on the data.
+    node = Node.objects.get(pk=job["result_node"])
+    assert node.kind == "Explanation"
+    assert node.artifact_id == stored.pk
+    kinds = set(Edge.objects.filter(src=node).values_list("kind", "dst__key"))
+    assert kinds == {("ASSESSES", "income@1"), ("EVALUATED_ON", "adult@v1")}
+    actions = list(AuditEvent.objects.filter(workspace=acme).values_list("action", flat=True))
+    assert actions.count("explanation.request") == 1
+    assert actions.count("explanation.complete") == 1
+
+
+def test_linear_and_model_agnostic_explainers(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+):
+    linear = LogisticRegression().fit(data[FEATURES], data["label"])
+    register(acme, alice, linear, data, name="linear")
+    knn = KNeighborsClassifier(5).fit(data[FEATURES], data["label"])
+    register(acme, alice, knn, data, name="knn")
+    for name, detail, rows in (("linear", "LinearExplainer", 500), ("knn", "PermutationExplainer", 40)):
+        response = _explain(
+            client,
+            django_capture_on_commit_callbacks,
+            {"dataset_version": "adult@v1", "features": FEATURES, "rows": rows, "background_rows": 50},
+            name=name,
+        )
+        job = client.get(response["Location"]).json()
+        assert job["state"] == "succeeded", job["error"]
+        assert detail in job["backend_detail"]
+        assert job["result"]["rows"] == rows
+        assert job["result"]["additivity_residual"] <= 1e-6
+
+
+def test_fairness_job_reports_the_planted_disparity(
+    acme, alice, client, eager_celery, django_capture_on_commit_callbacks
+):
+    frame = planted_bias(20_000)
+    model = DecisionTreeClassifier(max_depth=8, random_state=0).fit(frame[["score", "sex"]], frame["label"])
+    register(acme, alice, model, frame)
+    response = _assess(client, django_capture_on_commit_callbacks, sensitive_features=["sex"])
+    assert response.status_code == 202, response.content
+    job = client.get(response["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+    parity = job["result"]["disparities"]["demographic_parity_difference"]
+    assert parity["low"] <= 0.3 <= parity["high"], parity  # the data was built with 0.6 vs 0.3
+    assert abs(parity["value"] - 0.3) < 0.02
+    groups = {g["group"]: g for g in job["result"]["groups"]}
+    assert set(groups) == {"sex=0", "sex=1"}
+    assert job["result"]["figure"]["data"][0]["error_y"]["array"]
+    node = Node.objects.get(pk=job["result_node"])
+    assert node.kind == "FairnessAssessment"
+    assert node.properties["disparities"]["demographic_parity_difference"] == pytest.approx(parity["value"])
+
+
+def test_intersectional_groups_and_small_group_warning(
+    acme, alice, client, eager_celery, django_capture_on_commit_callbacks
+):
+    frame = planted_bias(400)
+    model = DecisionTreeClassifier(max_depth=4, random_state=0).fit(frame[FEATURES], frame["label"])
+    register(acme, alice, model, frame)
+    response = _assess(
+        client,
+        django_capture_on_commit_callbacks,
+        sensitive_features=["sex", "race"],
+        min_group_size=150,
+        resamples=50,
+    )
+    job = client.get(response["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+    assert len(job["result"]["groups"]) == 4
+    assert "sex=0, race=a" in {g["group"] for g in job["result"]["groups"]}
+    assert any("fewer than 150" in w for w in job["result"]["warnings"])
+
+
+def test_a_pickled_model_fails_the_job_unless_the_workspace_allows_it(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+):
+    model = DecisionTreeClassifier(max_depth=3).fit(data[FEATURES], data["label"])
+    buffer = io.BytesIO()
+    pickle.dump(model, buffer)
+    register(acme, alice, model, data, model_bytes=buffer.getvalue())
+    body = {"dataset_version": "adult@v1", "features": FEATURES}
+    job = client.get(_explain(client, django_capture_on_commit_callbacks, body)["Location"]).json()
+    assert job["state"] == "failed"
+    assert "pickle" in job["error"]
+    assert "allow_pickle_models" in job["error"]
+    assert job["result_node"] is None
+    assert AuditEvent.objects.filter(workspace=acme, action="explanation.fail").count() == 1
+
+    Workspace.objects.filter(pk=acme.pk).update(allow_pickle_models=True)
+    job = client.get(_explain(client, django_capture_on_commit_callbacks, body)["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (["score", "income"], "no column 'income'"),
+        (["score", "race"], "column 'race' must be numeric"),
+        (["score"], "the model takes 2 features"),
+    ],
+)
+def test_bad_data_fails_the_job_naming_the_problem(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks, features, message
+):
+    register(acme, alice, DecisionTreeClassifier(max_depth=3).fit(data[FEATURES], data["label"]), data)
+    body = {"dataset_version": "adult@v1", "features": features}
+    job = client.get(_explain(client, django_capture_on_commit_callbacks, body)["Location"]).json()
+    assert job["state"] == "failed"
+    assert message in job["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "dataset_version"),
+        ({"dataset_version": "nope@v9"}, "dataset_version"),
+        ({"dataset_version": "adult@v1", "backend": "tpu"}, "backend"),
+        ({"dataset_version": "adult@v1", "features": ["a", "a"]}, "features"),
+        ({"dataset_version": "adult@v1", "rows": 0}, "rows"),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field(acme, alice, client, data, body, field):
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    response = client.post(
+        reverse("model-explanations", kwargs={"name": "income", "version": "1"}), body, format="json"
+    )
+    assert response.status_code == 400
+    assert field in {e["field"] for e in response.json()["errors"]} or response.json().get("field") == field
+    assert not Job.objects.exists()
+
+
+def test_fairness_requests_are_validated(acme, alice, client, data):
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    url = reverse("model-fairness-assessments", kwargs={"name": "income", "version": "1"})
+    response = client.post(
+        url, {"dataset_version": "adult@v1", "target": "label", "resamples": -1}, format="json"
+    )
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"sensitive_features", "resamples"}
+
+
+def test_unknown_model_version_is_404_and_scopes_are_enforced(acme, alice, bob, client, data):
+    url = reverse("model-explanations", kwargs={"name": "ghost", "version": "1"})
+    assert client.post(url, {"dataset_version": "adult@v1"}, format="json").status_code == 404
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    reviewer = bearer(make_token(acme, bob, ["model:read"]))
+    url = reverse("model-explanations", kwargs={"name": "income", "version": "1"})
+    assert reviewer.post(url, {"dataset_version": "adult@v1"}, format="json").status_code == 403
+    assert reviewer.get(url).status_code == 200
+
+
+def test_requesting_writes_one_audit_event_and_queues(acme, alice, client, data):
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    acme.refresh_from_db()
+    before = acme.audit_head_seq
+    response = client.post(
+        reverse("model-explanations", kwargs={"name": "income", "version": "1"}),
+        {"dataset_version": "adult@v1"},
+        format="json",
+    )
+    assert response.status_code == 202
+    assert response.json()["state"] == "queued"
+    acme.refresh_from_db()
+    assert acme.audit_head_seq == before + 1
+    listed = client.get(reverse("job-list") + "?kind=explanation").json()
+    assert [j["id"] for j in listed["results"]] == [response.json()["id"]]

@@ -1,0 +1,137 @@
+"""Jobs on real `celery worker` processes: the embedded file-system broker, and RabbitMQ with a
+worker killed (SIGKILL) in the middle of a job while another worker takes over."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from core.models import AuditEvent
+from explain import services
+from explain.models import Job, JobState
+from lineage.models import Node
+from tests.explain.conftest import planted_bias, register
+from tests.factories import make_user, make_workspace
+from tests.workers import client_app, embedded_broker, start_worker, stop_worker
+
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+FEATURES = ["score", "sex"]
+
+
+def _amqp_reachable() -> bool:
+    import kombu
+
+    try:
+        with kombu.Connection(AMQP_URL, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+        return True
+    except Exception:
+        return False
+
+
+def _wait(predicate, timeout: float, worker=None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if worker is not None and worker.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return predicate()
+
+
+def _job(settings, queue: str, rows: int, chunk_rows: int, monkeypatch) -> Job:
+    """A committed explanation job on `queue`, not yet sent anywhere."""
+    monkeypatch.setattr(services, "_dispatch_start", lambda job: None)
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    user = make_user("owner")
+    workspace = make_workspace("jobs", admin=user)
+    frame = planted_bias(rows)
+    model = RandomForestClassifier(60, max_depth=8, random_state=0).fit(frame[FEATURES], frame["label"])
+    register(workspace, user, model, frame)
+    from core.actors import Actor
+
+    return services.job_create(
+        workspace=workspace,
+        actor=Actor(user=user),
+        kind="explanation",
+        model_node=services.model_version_node(workspace, "income", "1"),
+        dataset_key="adult@v1",
+        params={"features": FEATURES, "chunk_rows": chunk_rows, "backend": "auto", "seed": 0},
+    )
+
+
+def _worker_env(broker: dict[str, str], settings, monkeypatch) -> dict[str, str]:
+    # Celery prefers these variables to any configuration: the sending side must see them too.
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        monkeypatch.setenv(name, broker[name])
+    return {**broker, "ARTIFACT_ROOT": settings.ARTIFACT_ROOT}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_job_runs_on_a_real_worker_with_the_embedded_broker(settings, tmp_path, monkeypatch):
+    broker = embedded_broker(tmp_path / "broker")
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    job = _job(settings, queue, rows=600, chunk_rows=250, monkeypatch=monkeypatch)
+    worker = start_worker(_worker_env(broker, settings, monkeypatch), [queue])
+    try:
+        app = client_app(broker)
+        app.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
+        done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 120, worker)
+    finally:
+        log = stop_worker(worker)
+    job.refresh_from_db()
+    assert done, log[-3000:]
+    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    assert (job.chunks_total, job.chunks_done) == (3, 3)
+    assert job.result["rows"] == 600
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(settings, monkeypatch):
+    if not _amqp_reachable():
+        if os.environ.get("TEST_AMQP_REQUIRED"):
+            pytest.fail(f"RabbitMQ not reachable at {AMQP_URL} (TEST_AMQP_REQUIRED is set)")
+        pytest.skip(f"RabbitMQ not reachable at {AMQP_URL}")
+    broker = {"CELERY_BROKER_URL": AMQP_URL, "CELERY_RESULT_BACKEND": "rpc://"}
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    job = _job(settings, queue, rows=24_000, chunk_rows=3_000, monkeypatch=monkeypatch)
+    env = _worker_env(broker, settings, monkeypatch)
+    client = client_app(broker)
+    first = start_worker(env, [queue], name="first@%h")
+    try:
+        client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
+        started = _wait(lambda: job.chunks.filter(done=True).exists(), 120, first)
+        assert started, stop_worker(first)[-3000:]
+        first.kill()  # SIGKILL: no warm shutdown, the running chunk's message is never acknowledged
+        first.wait(timeout=30)
+        killed_at = Job.objects.get(pk=job.pk).chunks_done
+        assert killed_at < 8, "the first worker should not have finished the job before it was killed"
+        second = start_worker(env, [queue], name="second@%h")
+        try:
+            done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 240, second)
+        finally:
+            log = stop_worker(second)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        client.close()
+    job.refresh_from_db()
+    assert done, log[-3000:]
+    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    workers = dict(job.chunks.values_list("index", "worker"))
+    assert len(workers) == 8
+    assert all(workers.values())
+    assert any(w.startswith("first@") for w in workers.values())
+    assert any(w.startswith("second@") for w in workers.values())
+    # One result: one Explanation node, one completion event, every row explained once.
+    assert Node.objects.filter(workspace=job.workspace, kind="Explanation").count() == 1
+    assert AuditEvent.objects.filter(workspace=job.workspace, action="explanation.complete").count() == 1
+    assert job.result["rows"] == 24_000
+    assert job.result["additivity_residual"] <= 1e-5
