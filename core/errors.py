@@ -17,9 +17,17 @@ class ApplicationError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, field: str | None = None, errors: list[FieldError] | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[FieldError] | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
+        self.extra = dict(extra or {})  # RFC 9457 extension members, e.g. the budget left
         self.errors = list(errors or [])
         if field is not None:
             self.errors.append(FieldError(field, detail))

@@ -62,6 +62,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         body = problem(
             status_code=exc.status, title=exc.title, detail=exc.detail, instance=instance, errors=errors
         )
+        body.update({k: v for k, v in exc.extra.items() if k not in body})
         return _response(body, exc.status, headers)
     if isinstance(exc, Http404):
         body = problem(status_code=404, title="Not found", detail=str(exc) or "not found", instance=instance)
