@@ -12,6 +12,7 @@ reported as DataError naming the column (missing, not numeric, with missing valu
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,13 @@ class Dataset:
     features: list[str]
     target: np.ndarray | None
     frame: pd.DataFrame  # the declared columns as read (for sensitive features)
+
+
+@functools.lru_cache(maxsize=4)
+def cached_table(artifact_id: str) -> pd.DataFrame:
+    """The table of an artifact, read once per process (artifacts never change: content-addressed).
+    Callers must not modify it."""
+    return read_table(Artifact.objects.get(pk=artifact_id))
 
 
 def read_table(artifact: Artifact) -> pd.DataFrame:

@@ -30,13 +30,14 @@ from core.actors import SYSTEM, Actor
 from core.artifacts import Spool, artifact_store
 from core.audit import audit_append
 from core.canonical_json import canonical_bytes
-from core.errors import ApplicationError, NotFound
+from core.errors import ApplicationError
 from core.models import Artifact, Workspace
 from explain import explainers, fairness, loading
 from explain.models import Job, JobChunk, JobKind, JobState
 from explain.treeshap import UnsupportedModel
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
+from lineage.selectors import version_node
 from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 
@@ -52,12 +53,7 @@ class JobFailure(Exception):
 
 def model_version_node(workspace: Workspace, name: str, version: str) -> Node:
     """The ModelVersion lineage node `<name>@<version>` (the key the registry also uses)."""
-    node = Node.objects.filter(
-        workspace=workspace, kind=NodeKind.MODEL_VERSION, key=f"{name}@{version}"
-    ).first()
-    if node is None:
-        raise NotFound(f"no model version {name}@{version} in this workspace")
-    return node
+    return version_node(workspace=workspace, kind=NodeKind.MODEL_VERSION, name=name, version=version)
 
 
 def dataset_version_node(workspace: Workspace, key: str) -> Node:
@@ -137,11 +133,6 @@ def _model_cached(artifact_id: str, allow_pickle: bool) -> Any:
     return loading.load_model_bytes(data, media_type=artifact.media_type, allow_pickle=allow_pickle)
 
 
-@functools.lru_cache(maxsize=2)
-def _table_cached(artifact_id: str):
-    return loading.read_table(Artifact.objects.get(pk=artifact_id))
-
-
 def _inputs(job: Job) -> tuple[Any, loading.Dataset]:
     """The job's model and the declared columns of its dataset (cached per worker process)."""
     try:
@@ -149,7 +140,7 @@ def _inputs(job: Job) -> tuple[Any, loading.Dataset]:
     except loading.ModelLoadError as error:
         raise JobFailure(f"model: {error}") from error
     try:
-        frame = _table_cached(str(job.dataset_node.artifact_id))
+        frame = loading.cached_table(str(job.dataset_node.artifact_id))
         features = job.params.get("features") or [str(c) for c in getattr(model, "feature_names_in_", [])]
         if not features:
             raise loading.DataError("declare `features`: the model does not record its feature names")
