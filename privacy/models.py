@@ -1,1 +1,74 @@
-"""Models of this app arrive with its issue; the app is registered so migrations have a home."""
+"""The privacy-budget ledger: one budget per dataset version, and every release made against it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from core.models import Workspace
+from lineage.models import Node
+
+
+class PrivacyBudget(models.Model):
+    """Total and spent epsilon/delta of one dataset version. Spending locks this row."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="privacy_budgets")
+    dataset_node = models.OneToOneField(Node, on_delete=models.PROTECT, related_name="privacy_budget")
+    epsilon_total = models.FloatField()
+    delta_total = models.FloatField(default=0.0)
+    epsilon_spent = models.FloatField(default=0.0)
+    delta_spent = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"budget of {self.dataset_node.key}: {self.epsilon_spent}/{self.epsilon_total}"
+
+    @property
+    def epsilon_left(self) -> float:
+        return max(self.epsilon_total - self.epsilon_spent, 0.0)
+
+    @property
+    def delta_left(self) -> float:
+        return max(self.delta_total - self.delta_spent, 0.0)
+
+
+class ReleaseState(models.TextChoices):
+    QUEUED = "queued"  # budget reserved, a worker computes the value
+    DONE = "done"
+    FAILED = "failed"  # budget given back
+
+
+class PrivacyRelease(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="privacy_releases")
+    dataset_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    query_hash = models.CharField(max_length=64)
+    query = models.JSONField()
+    state = models.CharField(max_length=10, choices=ReleaseState.choices, default=ReleaseState.QUEUED)
+    mechanism = models.CharField(max_length=20)
+    epsilon = models.FloatField()
+    delta = models.FloatField(default=0.0)
+    scale = models.FloatField(null=True, blank=True)
+    value = models.JSONField(null=True, blank=True)
+    accuracy = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The same query about the same data is answered once: asking again costs nothing and
+            # returns the same noisy value, so repeating cannot average the noise away.
+            models.UniqueConstraint(fields=["dataset_node", "query_hash"], name="privacy_release_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.query.get('statistic')} of {self.dataset_node.key} (eps {self.epsilon})"

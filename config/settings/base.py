@@ -229,4 +229,8 @@ LINEAGE_MAX_RESULT_NODES = envint("LINEAGE_MAX_RESULT_NODES", 5000)
 EXPLAIN_GPU_QUEUE = env("EXPLAIN_GPU_QUEUE", "")
 EXPLAIN_CHUNK_ROWS = envint("EXPLAIN_CHUNK_ROWS", 50_000)  # rows per chunk task
 EXPLAIN_MAX_ROWS = envint("EXPLAIN_MAX_ROWS", 5_000_000)
+
+# --- Differential privacy -----------------------------------------------------------------------------
+# Releases on datasets up to this many rows are computed in the request; larger ones on a worker.
+PRIVACY_INLINE_MAX_ROWS = envint("PRIVACY_INLINE_MAX_ROWS", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)

@@ -110,6 +110,17 @@ ROUTES: dict[str, Route] = {
         kwargs=lambda w: {"name": "acme-model", "version": "1"},
         body={"dataset_version": "acme-data@1", "target": "label", "sensitive_features": ["sex"]},
     ),
+    "privacy-budget": Route(
+        ("GET", "PUT"), kwargs=lambda w: {"name": "acme-data", "version": "1"}, body={"epsilon": 1.0}
+    ),
+    "dp-releases": Route(
+        ("GET", "POST"),
+        kwargs=lambda w: {"name": "acme-data", "version": "1"},
+        body={"statistic": "count", "epsilon": 0.1},
+    ),
+    "dp-summary": Route(
+        ("GET", "POST"), kwargs=lambda w: {"name": "acme-data", "version": "1"}, body={"epsilon": 1.0}
+    ),
     "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
     "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),
 }
