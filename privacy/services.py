@@ -106,6 +106,14 @@ def _frame(node: Node) -> pd.DataFrame:
         raise ApplicationError(f"dataset version {node.key}: {error}", field="dataset") from error
 
 
+def _valid_bounds(bounds: Any) -> bool:
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return False
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+        return False
+    return bounds[0] < bounds[1]
+
+
 def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
     """Complete the request from the metadata and check it against the data; 400 on any problem."""
     meta = metadata(node)
@@ -127,6 +135,12 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
             errors.append(
                 FieldError(
                     "bounds", f"{statistic} of {column!r} needs bounds (in the request or the metadata)"
+                )
+            )
+        elif not _valid_bounds(bounds):
+            errors.append(
+                FieldError(
+                    "bounds", f"the bounds of {column!r} must be [lower, upper] numbers with lower < upper"
                 )
             )
         else:

@@ -209,6 +209,29 @@ def test_missing_bounds_and_private_row_count_are_400(acme, alice, ada, client):
     assert "public_rows" in response.json()["errors"][0]["message"]
 
 
+def test_malformed_metadata_bounds_are_a_400_not_a_crash(acme, alice, ada, client):
+    frame = census(100)
+    artifact = store_bytes(acme, alice, frame.to_csv(index=False).encode(), "odd.csv")
+    record(
+        acme,
+        alice,
+        {
+            "type": "node",
+            "kind": "DatasetVersion",
+            "key": "odd@v1",
+            "artifact": str(artifact.pk),
+            "properties": {"privacy": {"bounds": {"age": ["young", "old"]}}},
+        },
+    )
+    services.budget_set(
+        workspace=acme, actor=Actor(user=ada), node=Node.objects.get(key="odd@v1"), epsilon=1, delta=0
+    )
+    url = reverse("dp-releases", kwargs={"name": "odd", "version": "v1"})
+    response = client.post(url, {"statistic": "sum", "column": "age", "epsilon": 0.1}, format="json")
+    assert response.status_code == 400
+    assert "lower < upper" in response.json()["errors"][0]["message"]
+
+
 def test_values_outside_the_bounds_are_clamped_not_leaked(acme, alice, ada, client):
     frame = pd.DataFrame({"salary": [1_000_000.0] * 500})
     dataset(acme, alice, frame, key="pay@v1")
