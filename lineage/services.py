@@ -109,9 +109,10 @@ def _check_artifacts(workspace: Workspace, batch: Batch) -> dict[str, Artifact]:
 
 @transaction.atomic
 def lineage_record(
-    *, workspace: Workspace, actor: Actor, batch: Batch, source: str, body: Any
+    *, workspace: Workspace, actor: Actor, batch: Batch, source: str, body: Any, audit: bool = True
 ) -> dict[str, int]:
-    """Upsert the batch's nodes and edges. Writing the same batch twice changes nothing."""
+    """Upsert the batch's nodes and edges. Writing the same batch twice changes nothing.
+    `audit=False` is for callers that write their own audit event for the whole change."""
     artifacts = _check_artifacts(workspace, batch)
     now = timezone.now()
     outbox = projection_enabled()
@@ -184,6 +185,8 @@ def lineage_record(
         if entries:
             transaction.on_commit(_schedule_projection)
 
+    if not audit:
+        return counts
     audit_append(
         workspace=workspace,
         actor=actor,
