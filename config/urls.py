@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("lineage.api.urls")),
     path("api/v1/", include("explain.api.urls")),
     path("api/v1/", include("privacy.api.urls")),
+    path("api/v1/", include("governance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -221,6 +221,71 @@ class Client:
                 raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout} s")
             time.sleep(interval)
 
+    # --- registry, datasheets, policies, gate, promotion ---------------------------------------------
+    def register(self, name: str, version: str, artifact: str, **details: Any) -> dict[str, Any]:
+        """Register model version `name@version` with its model artifact (id of an uploaded skops file).
+        Details: description, metrics, run ({"key", "job"}), datasets (keys), commit, environment."""
+        return self.request(
+            "POST",
+            f"models/{_quote(name)}/versions",
+            json_body={"version": version, "artifact": artifact, **details},
+        )
+
+    def push_datasheet(
+        self,
+        path: str | Path,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        version: str | None = None,
+    ) -> dict[str, Any]:
+        """Push a model card or dataset datasheet from a YAML, JSON or Markdown-with-front-matter file.
+        The subject comes from the arguments or from the file's `subject:` front matter
+        ({"kind": "model_card" | "datasheet", "name": ..., "version": ...})."""
+        path = Path(path)
+        text = path.read_text()
+        fmt = {".md": "markdown", ".markdown": "markdown", ".json": "json"}.get(path.suffix.lower(), "yaml")
+        subject = _subject_of(text, fmt)
+        kind, name, version = (
+            kind or subject.get("kind"),
+            name or subject.get("name"),
+            version or subject.get("version"),
+        )
+        if not (kind and name and version):
+            raise ValueError("say which model or dataset version the datasheet is for (kind, name, version)")
+        text = _without_subject(text, fmt)
+        route = "model-card" if kind == "model_card" else "datasheet"
+        collection = "models" if kind == "model_card" else "datasets"
+        return self.request(
+            "PUT",
+            f"{collection}/{_quote(name)}/versions/{_quote(str(version))}/{route}",
+            json_body={"document": text, "format": fmt},
+        )
+
+    def upload_policy(self, path: str | Path) -> dict[str, Any]:
+        return self.request("POST", "policies", json_body={"text": Path(path).read_text()})
+
+    def gate(self, name: str, version: str, stage: str) -> dict[str, Any]:
+        """Evaluate the gate; the signed decision (`statement`, `signature`)."""
+        return self.request(
+            "POST", f"models/{_quote(name)}/versions/{_quote(version)}/gate", json_body={"stage": stage}
+        )
+
+    def public_key(self) -> dict[str, Any]:
+        return self.request("GET", "gate/public-key")
+
+    def request_promotion(self, name: str, version: str, stage: str, comment: str = "") -> dict[str, Any]:
+        path = f"models/{_quote(name)}/versions/{_quote(version)}/promotion-requests"
+        return self.request("POST", path, json_body={"stage": stage, "comment": comment})
+
+    def approve(self, request_id: str, comment: str) -> dict[str, Any]:
+        return self.request(
+            "POST", f"promotion-requests/{request_id}/approve", json_body={"comment": comment}
+        )
+
+    def reject(self, request_id: str, comment: str) -> dict[str, Any]:
+        return self.request("POST", f"promotion-requests/{request_id}/reject", json_body={"comment": comment})
+
 
 def _quote(part: str) -> str:
     return urllib.parse.quote(part, safe="")
@@ -230,3 +295,53 @@ class JobFailed(Exception):
     def __init__(self, job: dict[str, Any]):
         self.job = job
         super().__init__(f"job {job['id']} failed: {job.get('error')}")
+
+
+def _subject_of(text: str, fmt: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(
+            text.split("---", 2)[1] if fmt == "markdown" and text.startswith("---") else text
+        )
+    except yaml.YAMLError:
+        return {}
+    subject = data.get("subject") if isinstance(data, dict) else None
+    return subject if isinstance(subject, dict) else {}
+
+
+def _without_subject(text: str, fmt: str) -> str:
+    """The document without its `subject:` entry (which says where it goes, and is not content)."""
+    import yaml
+
+    if fmt == "markdown" and text.startswith("---"):
+        _, front, body = text.split("---", 2)
+        data = yaml.safe_load(front) or {}
+        data.pop("subject", None)
+        return "---\n" + yaml.safe_dump(data, sort_keys=False) + "---" + body
+    data = yaml.safe_load(text) or {}
+    if isinstance(data, dict):
+        data.pop("subject", None)
+    return json.dumps(data) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
+
+
+def verify_decision(document: dict[str, Any], public_key_b64: str) -> bool:
+    """Check a saved gate decision offline: the Ed25519 signature over the statement's canonical JSON
+    (sorted keys, no spaces, UTF-8), with a public key you trust."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    statement = document.get("statement")
+    signature = document.get("signature")
+    if not isinstance(statement, dict) or not isinstance(signature, str):
+        return False
+    message = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64)).verify(
+            base64.b64decode(signature), message
+        )
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True

@@ -202,6 +202,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StageEnum": "governance.models.Stage",
+        "TargetStageEnum": ["staging", "production", "archived"],
+    },
 }
 
 # API tokens: how long a new token lives unless asked otherwise, and the longest allowed.
@@ -229,6 +233,12 @@ LINEAGE_MAX_RESULT_NODES = envint("LINEAGE_MAX_RESULT_NODES", 5000)
 EXPLAIN_GPU_QUEUE = env("EXPLAIN_GPU_QUEUE", "")
 EXPLAIN_CHUNK_ROWS = envint("EXPLAIN_CHUNK_ROWS", 50_000)  # rows per chunk task
 EXPLAIN_MAX_ROWS = envint("EXPLAIN_MAX_ROWS", 5_000_000)
+
+# --- Gates --------------------------------------------------------------------------------------------
+# Ed25519 key that signs gate decisions: base64 of the raw 32-byte private key. Unset: a key generated
+# once into GATE_SIGNING_KEY_FILE (local use; production requires GATE_SIGNING_KEY).
+GATE_SIGNING_KEY = env("GATE_SIGNING_KEY", "")
+GATE_SIGNING_KEY_FILE = env("GATE_SIGNING_KEY_FILE", str(VAR_DIR / "gate_signing_key"))
 
 # --- Differential privacy -----------------------------------------------------------------------------
 # Releases on datasets up to this many rows are computed in the request; larger ones on a worker.

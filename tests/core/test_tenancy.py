@@ -23,7 +23,7 @@ from tests.conftest import bearer, session
 from tests.factories import make_token
 from tests.lineage.helpers import record
 
-PUBLIC = {"health"}
+PUBLIC = {"health", "gate-public-key"}
 
 
 def api_route_names() -> set[str]:
@@ -121,6 +121,44 @@ ROUTES: dict[str, Route] = {
     "dp-summary": Route(
         ("GET", "POST"), kwargs=lambda w: {"name": "acme-data", "version": "1"}, body={"epsilon": 1.0}
     ),
+    "model-list": Route(("GET",), leaks=lambda w, r: "acme-model" in _ids(r)),
+    # Registering creates the model in the caller's own workspace: mallory's lands in umbrella.
+    "model-versions": Route(
+        ("GET", "POST"),
+        kwargs=lambda w: {"name": "acme-model"},
+        leaks=lambda w, r: "acme" in _ids(r),
+        body={"version": "2", "artifact": "00000000-0000-0000-0000-000000000000"},
+    ),
+    "model-version": Route(("GET",), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
+    "model-alias": Route(
+        ("PUT",), kwargs=lambda w: {"name": "acme-model", "alias": "champion"}, body={"version": "1"}
+    ),
+    "model-card": Route(
+        ("GET", "PUT"), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"content": {}}
+    ),
+    "model-gate": Route(
+        ("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"stage": "staging"}
+    ),
+    "model-promotion-requests": Route(
+        ("GET", "POST"), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"stage": "staging"}
+    ),
+    "dataset-datasheet": Route(
+        ("GET", "PUT"), kwargs=lambda w: {"name": "acme-data", "version": "1"}, body={"content": {}}
+    ),
+    "policy-list": Route(
+        ("GET", "POST"),
+        leaks=lambda w, r: "acme-policy" in _ids(r),
+        body={"document": {"name": "m", "stages": ["staging"], "rules": [{"type": "approvals", "count": 1}]}},
+    ),
+    "gate-decision": Route(("GET",), kwargs=lambda w: {"decision_id": w["decision"].pk}),
+    "gate-public-key": Route(("GET",)),
+    "promotion-request-list": Route(("GET",), leaks=lambda w, r: str(w["request"].pk) in _ids(r)),
+    "promotion-approve": Route(
+        ("POST",), kwargs=lambda w: {"request_id": w["request"].pk}, body={"comment": "x"}
+    ),
+    "promotion-reject": Route(
+        ("POST",), kwargs=lambda w: {"request_id": w["request"].pk}, body={"comment": "x"}
+    ),
     "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
     "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),
 }
@@ -146,6 +184,31 @@ def world(acme, alice, mallory):
     )
     acme.refresh_from_db()
     node = Node.objects.get(workspace=acme, key="acme-secret-dataset")
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    from governance import services as governance
+
+    spool = Spool()
+    spool.write(sio.dumps(DummyClassifier().fit([[0]], [0])))
+    weights, _ = artifact_store(
+        workspace=acme, actor=Actor(user=alice), spool=spool.finish(), filename="m.skops"
+    )
+    version = governance.version_register(
+        workspace=acme, actor=Actor(user=alice), name="acme-model", version="1", artifact=str(weights.pk)
+    )
+    governance.policy_upload(
+        workspace=acme,
+        actor=Actor(user=alice),
+        document={"name": "acme-policy", "stages": ["staging"], "rules": [{"type": "approvals", "count": 1}]},
+    )
+    decision = governance.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=version, stage="staging"
+    )
+    request = governance.promotion_request(
+        workspace=acme, actor=Actor(user=alice), version=version, stage="staging"
+    )
+    acme.refresh_from_db()
     job = Job.objects.create(
         workspace=acme,
         kind=JobKind.EXPLANATION,
@@ -158,6 +221,8 @@ def world(acme, alice, mallory):
         "artifact": artifact,
         "node": node,
         "job": job,
+        "decision": decision,
+        "request": request,
     }
 
 

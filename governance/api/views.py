@@ -1,0 +1,251 @@
+"""Registry, datasheets, policies, gate and promotion API."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.base import WorkspaceAPIView
+from core.errors import ApplicationError, NotFound
+from governance import datasheets, services, signing
+from governance.api import serializers as s
+from governance.models import (
+    Datasheet,
+    DatasheetKind,
+    GateDecision,
+    Policy,
+    PromotionRequest,
+    RegisteredModel,
+)
+
+
+class ModelListView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(responses=s.ModelOutput(many=True))
+    def get(self, request):
+        models = RegisteredModel.objects.filter(workspace=self.access.workspace).prefetch_related(
+            "versions__aliases", "versions__author"
+        )
+        return self.paginated(request, models, s.ModelOutput)
+
+
+class ModelVersionsView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read", "POST": "model:write"}
+
+    @extend_schema(responses=s.VersionOutput(many=True))
+    def get(self, request, name: str):
+        model = services.model_get(self.access.workspace, name)
+        return self.paginated(
+            request, model.versions.select_related("registered_model", "author"), s.VersionOutput
+        )
+
+    @extend_schema(request=s.RegisterInput, responses={201: s.VersionOutput})
+    def post(self, request, name: str):
+        data = self.validated(s.RegisterInput, request.data)
+        data["artifact"] = str(data["artifact"])
+        version = services.version_register(
+            workspace=self.access.workspace, actor=self.access.actor, name=name, **data
+        )
+        return Response(s.VersionOutput(version).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(responses=s.VersionOutput)
+    def get(self, request, name: str, version: str):
+        return Response(s.VersionOutput(services.version_get(self.access.workspace, name, version)).data)
+
+
+class AliasView(WorkspaceAPIView):
+    required_scopes = {"PUT": "model:write"}
+
+    @extend_schema(request=s.AliasInput, responses=s.VersionOutput)
+    def put(self, request, name: str, alias: str):
+        data = self.validated(s.AliasInput, request.data)
+        record = services.alias_set(
+            workspace=self.access.workspace,
+            actor=self.access.actor,
+            name=name,
+            alias=alias,
+            version=data["version"],
+        )
+        return Response(s.VersionOutput(record.version).data)
+
+
+class DatasheetView(WorkspaceAPIView):
+    """The latest revision (GET, ?export=markdown|html to export) or a new one (PUT)."""
+
+    required_scopes = {"GET": "model:read", "PUT": "datasheet:write"}
+    kind = ""
+
+    def _latest(self, name: str, version: str) -> Datasheet:
+        subject = services._subject(self.access.workspace, self.kind, name, version)
+        sheet = Datasheet.objects.filter(subject=subject, kind=self.kind).select_related("subject").first()
+        if sheet is None:
+            raise NotFound(f"no {self.kind.replace('_', ' ')} for {name}@{version} yet")
+        return sheet
+
+    def _body(self, sheet: Datasheet) -> dict:
+        view = services.datasheet_view(sheet)
+        return {
+            "kind": sheet.kind,
+            "subject": sheet.subject.key,
+            "revision": sheet.revision,
+            "created_at": sheet.created_at,
+            "written": sheet.content,
+            **view,
+        }
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, name: str, version: str):
+        sheet = self._latest(name, version)
+        fmt = request.query_params.get("export", "json")
+        if fmt in ("markdown", "html"):
+            view = services.datasheet_view(sheet)
+            render = datasheets.to_markdown if fmt == "markdown" else datasheets.to_html
+            text = render(sheet.kind, sheet.subject.key, view["content"], view["completeness"])
+            content_type = "text/markdown; charset=utf-8" if fmt == "markdown" else "text/html; charset=utf-8"
+            return HttpResponse(text, content_type=content_type)
+        if fmt != "json":
+            raise ApplicationError("export must be json, markdown or html", field="export")
+        return Response(self._body(sheet))
+
+    @extend_schema(request=s.DatasheetInput, responses=OpenApiTypes.OBJECT)
+    def put(self, request, name: str, version: str):
+        data = self.validated(s.DatasheetInput, request.data)
+        content = data["content"] if "content" in data else datasheets.parse(data["document"], data["format"])
+        sheet = services.datasheet_push(
+            workspace=self.access.workspace,
+            actor=self.access.actor,
+            kind=self.kind,
+            name=name,
+            version=version,
+            content=content,
+        )
+        return Response(self._body(sheet))
+
+
+class ModelCardView(DatasheetView):
+    kind = DatasheetKind.MODEL_CARD
+
+
+class DatasetDatasheetView(DatasheetView):
+    kind = DatasheetKind.DATASET
+
+
+class PolicyListView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read", "POST": "policy:write"}
+
+    @extend_schema(responses=s.PolicyOutput(many=True))
+    def get(self, request):
+        return self.paginated(
+            request, Policy.objects.filter(workspace=self.access.workspace, active=True), s.PolicyOutput
+        )
+
+    @extend_schema(request=s.PolicyInput, responses={201: s.PolicyOutput})
+    def post(self, request):
+        data = self.validated(s.PolicyInput, request.data)
+        document = data["document"] if "document" in data else datasheets.parse(data["text"], "yaml")
+        policy = services.policy_upload(
+            workspace=self.access.workspace, actor=self.access.actor, document=document
+        )
+        return Response(s.PolicyOutput(policy).data, status=status.HTTP_201_CREATED)
+
+
+class GateView(WorkspaceAPIView):
+    required_scopes = {"POST": "gate:check"}
+
+    @extend_schema(request=s.GateInput, responses=s.DecisionOutput)
+    def post(self, request, name: str, version: str):
+        data = self.validated(s.GateInput, request.data)
+        found = services.version_get(self.access.workspace, name, version)
+        decision = services.gate_check(
+            workspace=self.access.workspace, actor=self.access.actor, version=found, stage=data["stage"]
+        )
+        return Response(s.DecisionOutput(decision).data)
+
+
+class DecisionView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(responses=s.DecisionOutput)
+    def get(self, request, decision_id):
+        decision = GateDecision.objects.filter(workspace=self.access.workspace, pk=decision_id).first()
+        if decision is None:
+            raise NotFound("no such gate decision in this workspace")
+        return Response(s.DecisionOutput(decision).data)
+
+
+class PublicKeyView(APIView):
+    """The key that signs gate decisions (public: anyone may verify)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(signing.public_key_document())
+
+
+class PromotionRequestsView(WorkspaceAPIView):
+    required_scopes = {"POST": "promotion:request", "GET": "model:read"}
+
+    @extend_schema(request=s.PromotionInput, responses={201: s.RequestOutput})
+    def post(self, request, name: str, version: str):
+        data = self.validated(s.PromotionInput, request.data)
+        found = services.version_get(self.access.workspace, name, version)
+        created = services.promotion_request(
+            workspace=self.access.workspace, actor=self.access.actor, version=found, **data
+        )
+        return Response(s.RequestOutput(created).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.RequestOutput(many=True))
+    def get(self, request, name: str, version: str):
+        found = services.version_get(self.access.workspace, name, version)
+        return self.paginated(request, found.promotion_requests.all(), s.RequestOutput)
+
+
+class ReviewQueueView(WorkspaceAPIView):
+    required_scopes = {"GET": "model:read"}
+
+    @extend_schema(parameters=[s.RequestFilterInput], responses=s.RequestOutput(many=True))
+    def get(self, request):
+        filters = self.validated(s.RequestFilterInput, request.query_params)
+        queue = PromotionRequest.objects.filter(workspace=self.access.workspace, **filters).select_related(
+            "model_version__registered_model", "requested_by"
+        )
+        return self.paginated(request, queue, s.RequestOutput)
+
+
+class ReviewView(WorkspaceAPIView):
+    required_scopes = {"POST": "approval:decide"}
+    approve = True
+
+    @extend_schema(request=s.ReviewInput, responses=s.RequestOutput)
+    def post(self, request, request_id):
+        data = self.validated(s.ReviewInput, request.data)
+        reviewed, decision = services.review(
+            workspace=self.access.workspace,
+            actor=self.access.actor,
+            request_id=request_id,
+            approve=self.approve,
+            comment=data["comment"],
+        )
+        body = dict(s.RequestOutput(reviewed).data)
+        body["gate"] = s.DecisionOutput(decision).data if decision else None
+        return Response(body)
+
+
+class ApproveView(ReviewView):
+    approve = True
+
+
+class RejectView(ReviewView):
+    approve = False

@@ -1,0 +1,132 @@
+"""The `mlgov` command. Reads MLGOV_URL and MLGOV_TOKEN.
+
+mlgov gate --model income --version 3 --stage production     # exit 0 pass, 1 fail, 2 error
+mlgov verify-decision decision.json [--public-key KEY]         # exit 0 valid, 1 invalid, 2 error
+mlgov datasheet push card.md [--kind model_card --name income --version 3]
+mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+from pathlib import Path
+
+from mlgov.client import ApiError, Client, verify_decision
+
+PASS, FAIL, ERROR = 0, 1, 2
+
+
+def _gate(args, client: Client) -> int:
+    decision = client.gate(args.model, args.version, args.stage)
+    statement = decision["statement"]
+    for rule in statement["rules"]:
+        mark = "PASS" if rule["passed"] else "FAIL"
+        print(f"{mark}  {rule['policy']}/{rule['rule']} ({rule['type']}): {rule['reason']}")
+    verdict = "passes" if statement["passed"] else "fails"
+    print(
+        f"{args.model}@{args.version} {verdict} the gate to {args.stage} (decision {statement['decision']})"
+    )
+    if args.output:
+        Path(args.output).write_text(json.dumps(decision, indent=2, sort_keys=True))
+    return PASS if statement["passed"] else FAIL
+
+
+def _verify(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    if args.public_key:
+        given = Path(args.public_key)
+        key = json.loads(given.read_text())["public_key"] if given.exists() else args.public_key
+    else:
+        key = client.public_key()["public_key"]
+    if verify_decision(document, key):
+        statement = document["statement"]
+        print(
+            f"valid: {statement['model']}@{statement['version']} -> {statement['stage']}: "
+            f"{'passed' if statement['passed'] else 'failed'} (key {statement.get('key_id')})"
+        )
+        return PASS
+    print("INVALID: the signature does not match this decision and key", file=sys.stderr)
+    return FAIL
+
+
+def _datasheet(args, client: Client) -> int:
+    result = client.push_datasheet(args.file, kind=args.kind, name=args.name, version=args.version)
+    print(
+        f"{result['kind']} of {result['subject']}: revision {result['revision']}, "
+        f"{result['completeness']['overall']:.0%} complete"
+    )
+    return PASS
+
+
+def _register(args, client: Client) -> int:
+    artifact = client.upload_artifact(args.file, media_type="application/x-skops")
+    details = {}
+    if args.dataset:
+        details["datasets"] = args.dataset
+    if args.run:
+        details["run"] = {"key": args.run}
+    if args.commit:
+        details["commit"] = {"key": args.commit}
+    if args.environment:
+        details["environment"] = {"key": args.environment}
+    if args.metric:
+        details["metrics"] = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
+    version = client.register(args.model, args.version, artifact["id"], **details)
+    print(f"registered {version['model']}@{version['version']} (node {version['node']})")
+    return PASS
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mlgov", description="mlgov command line (MLGOV_URL, MLGOV_TOKEN)")
+    top.add_argument("--url", help="service URL (default: MLGOV_URL)")
+    top.add_argument("--token", help="API token (default: MLGOV_TOKEN)")
+    commands = top.add_subparsers(dest="command", required=True)
+    gate = commands.add_parser("gate", help="evaluate the promotion gate; exit 0 pass, 1 fail, 2 error")
+    gate.add_argument("--model", required=True)
+    gate.add_argument("--version", required=True)
+    gate.add_argument("--stage", required=True, choices=["staging", "production", "archived"])
+    gate.add_argument("--output", help="save the signed decision to this file")
+    gate.set_defaults(handler=_gate)
+    verify = commands.add_parser("verify-decision", help="verify a saved gate decision's signature")
+    verify.add_argument("file")
+    verify.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
+    verify.set_defaults(handler=_verify)
+    sheet = commands.add_parser("datasheet", help="datasheets")
+    sheet_commands = sheet.add_subparsers(dest="action", required=True)
+    push = sheet_commands.add_parser("push", help="push a model card or datasheet (YAML, JSON, Markdown)")
+    push.add_argument("file")
+    push.add_argument("--kind", choices=["model_card", "datasheet"])
+    push.add_argument("--name")
+    push.add_argument("--version")
+    push.set_defaults(handler=_datasheet)
+    register = commands.add_parser("register", help="upload a skops model and register a version")
+    register.add_argument("--model", required=True)
+    register.add_argument("--version", required=True)
+    register.add_argument("--file", required=True)
+    register.add_argument("--dataset", action="append", help="a training dataset version key (repeatable)")
+    register.add_argument("--run")
+    register.add_argument("--commit")
+    register.add_argument("--environment")
+    register.add_argument("--metric", action="append", help="name=value (repeatable)")
+    register.set_defaults(handler=_register)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    client = Client(args.url, args.token)
+    try:
+        return args.handler(args, client)
+    except ApiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ERROR
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The whole path, through the API: register -> datasheet -> policy -> gate fails naming the missing
+evidence -> evidence added -> request -> two distinct reviewers approve -> Production. The author's
+own approval is refused."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connections
+from django.urls import reverse
+
+from core.actors import Actor
+from core.errors import ApplicationError
+from core.models import AuditEvent
+from core.roles import Role
+from governance import services, signing
+from governance.models import ModelVersion, PromotionRequest, Stage
+from lineage.models import Node
+from tests.conftest import bearer, session
+from tests.explain.conftest import store_bytes
+from tests.factories import make_member, make_token
+from tests.governance.conftest import FULL_CARD, POLICY, training_frame
+
+
+def _failed(decision) -> dict[str, str]:
+    return {r["rule"]: r["reason"] for r in decision["statement"]["rules"] if not r["passed"]}
+
+
+def test_the_whole_path_to_production(
+    acme, ada, alice, reviewers, eager_celery, django_capture_on_commit_callbacks
+):
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    author = bearer(
+        make_token(
+            acme,
+            alice,
+            sorted(
+                {
+                    "artifact:write",
+                    "lineage:write",
+                    "lineage:read",
+                    "model:read",
+                    "model:write",
+                    "datasheet:write",
+                    "explain:run",
+                    "gate:check",
+                    "promotion:request",
+                }
+            ),
+        )
+    )
+    frame = training_frame()
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(frame[["score", "sex"]], frame["label"])
+    data = store_bytes(acme, alice, frame.to_csv(index=False).encode(), "adult.csv")
+    author.post(
+        reverse("lineage-events"),
+        {"events": [{"type": "node", "kind": "DatasetVersion", "key": "adult@v1", "artifact": str(data.pk)}]},
+        format="json",
+    )
+    weights = store_bytes(acme, alice, sio.dumps(model), "income.skops")
+
+    # 1. Register, with the lineage written in the same call.
+    response = author.post(
+        reverse("model-versions", kwargs={"name": "income"}),
+        {
+            "version": "1",
+            "artifact": str(weights.pk),
+            "metrics": {"accuracy": 0.93},
+            "run": {"key": "train-1", "job": "train"},
+            "datasets": ["adult@v1"],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["stage"] == "none"
+
+    # 2. A partial model card saves and reports its completeness.
+    card_url = reverse("model-card", kwargs={"name": "income", "version": "1"})
+    partial = {"model_details": {"name": "income", "version": "1"}}
+    response = author.put(card_url, {"content": partial}, format="json")
+    assert response.status_code == 200, response.content
+    assert 0 < response.json()["completeness"]["overall"] < 1
+
+    # 3. The policy (an admin's), 4. the gate fails and names what is missing.
+    assert (
+        session(ada, acme).post(reverse("policy-list"), {"document": POLICY}, format="json").status_code
+        == 201
+    )
+    gate_url = reverse("model-gate", kwargs={"name": "income", "version": "1"})
+    decision = author.post(gate_url, {"stage": "production"}, format="json").json()
+    assert decision["passed"] is False
+    failed = _failed(decision)
+    assert set(failed) == {"card", "lineage", "explained", "reviewers"}
+    assert "incomplete model card sections" in failed["card"]
+    assert "Commit" in failed["lineage"]
+    assert "Environment" in failed["lineage"]
+    assert failed["explained"] == "the model version has no explanation"
+    assert "no open promotion request" in failed["reviewers"]
+
+    # 5. The missing evidence is added: the full card, the commit and environment, an explanation.
+    assert (
+        author.put(card_url, {"content": FULL_CARD}, format="json").json()["completeness"]["overall"] == 1.0
+    )
+    author.post(
+        reverse("lineage-events"),
+        {
+            "events": [
+                {
+                    "type": "run",
+                    "run": {"key": "train-1"},
+                    "commit": {"key": "3f2a9c1"},
+                    "environment": {"key": "py311"},
+                }
+            ]
+        },
+        format="json",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        job = author.post(
+            reverse("model-explanations", kwargs={"name": "income", "version": "1"}),
+            {"dataset_version": "adult@v1", "features": ["score", "sex"]},
+            format="json",
+        )
+    assert author.get(job["Location"]).json()["state"] == "succeeded"
+    failed = _failed(author.post(gate_url, {"stage": "production"}, format="json").json())
+    assert set(failed) == {"reviewers"}
+
+    # 6. The request; the author cannot approve it; two distinct reviewers do.
+    created = author.post(
+        reverse("model-promotion-requests", kwargs={"name": "income", "version": "1"}),
+        {"stage": "production", "comment": "ready"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    request_id = created.json()["id"]
+    alice_as_reviewer = session(alice, acme)
+    refused = alice_as_reviewer.post(
+        reverse("promotion-approve", kwargs={"request_id": request_id}), {"comment": "lgtm"}, format="json"
+    )
+    assert refused.status_code == 403  # her role has no approval scope
+    rita, ravi = reviewers
+    first = session(rita, acme).post(
+        reverse("promotion-approve", kwargs={"request_id": request_id}),
+        {"comment": "fairness evidence read"},
+        format="json",
+    )
+    assert first.status_code == 200, first.content
+    assert first.json()["state"] == "open"
+    assert first.json()["gate"]["passed"] is False  # one approval of two
+    again = session(rita, acme).post(
+        reverse("promotion-approve", kwargs={"request_id": request_id}), {"comment": "twice"}, format="json"
+    )
+    assert again.status_code == 409
+    second = session(ravi, acme).post(
+        reverse("promotion-approve", kwargs={"request_id": request_id}), {"comment": "ok"}, format="json"
+    )
+    assert second.status_code == 200, second.content
+    assert second.json()["state"] == "completed"
+    assert second.json()["gate"]["passed"] is True
+    assert ModelVersion.objects.get(node__key="income@1").stage == Stage.PRODUCTION
+    # Audit and lineage show every step.
+    actions = list(AuditEvent.objects.filter(workspace=acme).values_list("action", flat=True))
+    for action in (
+        "model.register",
+        "model_card.push",
+        "policy.upload",
+        "promotion.request",
+        "promotion.approve",
+        "model.stage",
+    ):
+        assert action in actions, action
+    assert Node.objects.get(key="income@1").properties["stage"] == "production"
+
+
+def test_the_author_cannot_approve_even_as_a_reviewer(acme, alice, registered):
+    """An admin who registered the version holds approval:decide, and is still refused."""
+    admin_author = make_member(acme, Role.ADMIN, "adam")
+    request = services.promotion_request(
+        workspace=acme, actor=Actor(user=admin_author), version=registered, stage="staging"
+    )
+    with pytest.raises(ApplicationError) as error:
+        services.review(
+            workspace=acme, actor=Actor(user=alice), request_id=request.pk, approve=True, comment="mine"
+        )
+    assert error.value.status == 403
+    with pytest.raises(ApplicationError) as error:
+        services.review(
+            workspace=acme,
+            actor=Actor(user=admin_author),
+            request_id=request.pk,
+            approve=True,
+            comment="my request",
+        )
+    assert error.value.status == 403
+
+
+def test_rejection_needs_a_comment_and_closes_the_request(acme, alice, registered, reviewers):
+    request = services.promotion_request(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="staging"
+    )
+    client = session(reviewers[0], acme)
+    url = reverse("promotion-reject", kwargs={"request_id": request.pk})
+    assert client.post(url, {"comment": ""}, format="json").status_code == 400
+    response = client.post(url, {"comment": "no fairness evidence"}, format="json")
+    assert response.json()["state"] == "rejected"
+    assert ModelVersion.objects.get(pk=registered.pk).stage == Stage.NONE
+
+
+def test_promoting_archives_the_previous_production_version(acme, ada, alice, registered, reviewers):
+    services.policy_upload(
+        workspace=acme,
+        actor=Actor(user=ada),
+        document={"name": "light", "stages": ["production"], "rules": [{"type": "approvals", "count": 1}]},
+    )
+    for version in (registered, None):
+        if version is None:
+            import skops.io as sio
+            from sklearn.dummy import DummyClassifier
+
+            weights = store_bytes(acme, alice, sio.dumps(DummyClassifier().fit([[0]], [0])), "v2.skops")
+            version = services.version_register(
+                workspace=acme, actor=Actor(user=alice), name="income", version="2", artifact=str(weights.pk)
+            )
+        request = services.promotion_request(
+            workspace=acme, actor=Actor(user=alice), version=version, stage="production"
+        )
+        services.review(
+            workspace=acme, actor=Actor(user=reviewers[0]), request_id=request.pk, approve=True, comment="ok"
+        )
+    stages = dict(ModelVersion.objects.values_list("version", "stage"))
+    assert stages == {"1": Stage.ARCHIVED, "2": Stage.PRODUCTION}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_approvals_make_exactly_one_transition():
+    from tests.factories import make_user, make_workspace
+
+    owner = make_user("owner")
+    workspace = make_workspace("race", admin=owner)
+    author = make_member(workspace, Role.DATA_SCIENTIST, "author")
+    one, two = (make_member(workspace, Role.COMPLIANCE_REVIEWER, n) for n in ("one", "two"))
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    weights = store_bytes(workspace, author, sio.dumps(DummyClassifier().fit([[0]], [0])), "m.skops")
+    version = services.version_register(
+        workspace=workspace, actor=Actor(user=author), name="m", version="1", artifact=str(weights.pk)
+    )
+    services.policy_upload(
+        workspace=workspace,
+        actor=Actor(user=owner),
+        document={
+            "name": "one-approval",
+            "stages": ["production"],
+            "rules": [{"type": "approvals", "count": 1}],
+        },
+    )
+    request = services.promotion_request(
+        workspace=workspace, actor=Actor(user=author), version=version, stage="production"
+    )
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def approve(user) -> None:
+        try:
+            barrier.wait()
+            try:
+                reviewed, _ = services.review(
+                    workspace=workspace,
+                    actor=Actor(user=user),
+                    request_id=request.pk,
+                    approve=True,
+                    comment="go",
+                )
+                results.append(reviewed.state)
+            except ApplicationError as error:
+                results.append(f"refused {error.status}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=approve, args=(u,)) for u in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["completed", "refused 409"], results
+    assert AuditEvent.objects.filter(workspace=workspace, action="model.stage").count() == 1
+    assert PromotionRequest.objects.get(pk=request.pk).state == "completed"
+    assert ModelVersion.objects.get(pk=version.pk).stage == Stage.PRODUCTION
+
+
+def test_public_key_is_served_and_decisions_verify(acme, alice, registered):
+    from mlgov.client import verify_decision
+
+    key = bearer(make_token(acme, alice, ["gate:check"])).get(reverse("gate-public-key")).json()
+    assert key["algorithm"] == "Ed25519"
+    assert key["key_id"] == signing.key_id()
+    client = bearer(make_token(acme, alice, ["gate:check"]))
+    decision = client.post(
+        reverse("model-gate", kwargs={"name": "income", "version": "1"}), {"stage": "staging"}, format="json"
+    ).json()
+    assert verify_decision(decision, key["public_key"])
