@@ -259,13 +259,17 @@ def evidence_for(sheet: Datasheet) -> dict[str, dict]:
         )
         if fairness is not None and fairness.result:
             result = fairness.result
-            groups = {g["group"]: {k: v["value"] for k, v in g["metrics"].items()} for g in result["groups"]}
-            key = "intersectional_results" if len(result["sensitive_features"]) > 1 else "unitary_results"
+            features = result.get("sensitive_features", [])
+            groups = {
+                g["group"]: {k: v.get("value") for k, v in g.get("metrics", {}).items()}
+                for g in result.get("groups", [])
+            }
+            key = "intersectional_results" if len(features) > 1 else "unitary_results"
             evidence["quantitative_analyses"] = {
                 key: {
-                    "sensitive_features": result["sensitive_features"],
+                    "sensitive_features": features,
                     "by_group": groups,
-                    "disparities": {k: v["value"] for k, v in result["disparities"].items()},
+                    "disparities": {k: v.get("value") for k, v in result.get("disparities", {}).items()},
                 },
                 "source": "fairness",
             }
