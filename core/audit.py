@@ -39,6 +39,10 @@ def event_hash(prev_hash: str, document: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(document)).encode("utf-8")).hexdigest()
 
 
+# Actions that record a read, not a change: they leave Workspace.evidence_seq alone.
+READ_ONLY_ACTIONS = frozenset({"gate.check"})
+
+
 def audit_append(
     *, workspace: Workspace, actor: Actor, action: str, target: str = "", payload: Any = None
 ) -> AuditEvent:
@@ -63,7 +67,10 @@ def audit_append(
         event.hash = event_hash(event.prev_hash, event_document(event))
         event.save(force_insert=True)
         seq, digest = event.seq, event.hash
-        Workspace.objects.filter(pk=head.pk).update(audit_head_seq=seq, audit_head_hash=digest)
+        changes: dict[str, Any] = {"audit_head_seq": seq, "audit_head_hash": digest}
+        if action not in READ_ONLY_ACTIONS:
+            changes["evidence_seq"] = seq
+        Workspace.objects.filter(pk=head.pk).update(**changes)
     workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
     return event
 

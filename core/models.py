@@ -28,6 +28,9 @@ class Workspace(models.Model):
     allow_pickle_models = models.BooleanField(default=False)
     audit_head_seq = models.BigIntegerField(default=0)
     audit_head_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    # The sequence number of the last audit event that changed something a gate reads (every event but
+    # the read-only ones in core.audit.READ_ONLY_ACTIONS). Gate evaluations are cached against it.
+    evidence_seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["slug"]

@@ -3,7 +3,9 @@ audit event (and lineage, where the graph should show it)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 import jsonschema
@@ -54,7 +56,7 @@ def model_get(workspace: Workspace, name: str) -> RegisteredModel:
 
 def version_get(workspace: Workspace, name: str, version: str) -> ModelVersion:
     found = (
-        ModelVersion.objects.select_related("registered_model", "node", "author")
+        ModelVersion.objects.select_related("registered_model__workspace", "node", "author", "artifact")
         .filter(registered_model__workspace=workspace, registered_model__name=name)
         .filter(version=version)
         .first()
@@ -419,12 +421,52 @@ def evaluate(version: ModelVersion, stage: str, request: PromotionRequest | None
     }
 
 
-def _decide(
-    version: ModelVersion, stage: str, actor: Actor, request: PromotionRequest | None
-) -> GateDecision:
-    """Evaluate, sign and store a decision (inside the caller's transaction)."""
+_EVALUATIONS: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_EVALUATIONS_LOCK = threading.Lock()
+EVALUATION_CACHE_SIZE = 1024
+
+
+def evaluate_at(
+    version: ModelVersion, stage: str, request: PromotionRequest | None, evidence_seq: int
+) -> dict:
+    """`evaluate`, remembered per process for the workspace's evidence sequence: every change a rule
+    can read writes an audit event, which moves Workspace.evidence_seq, so a result computed at the
+    same sequence (same version, stage and request) is the same result."""
+    key = (
+        version.registered_model.workspace_id,
+        version.pk,
+        stage,
+        request.pk if request else None,
+        evidence_seq,
+    )
+    with _EVALUATIONS_LOCK:
+        found = _EVALUATIONS.get(key)
+        if found is not None:
+            _EVALUATIONS.move_to_end(key)
+            return found
     result = evaluate(version, stage, request)
+    with _EVALUATIONS_LOCK:
+        _EVALUATIONS[key] = result
+        while len(_EVALUATIONS) > EVALUATION_CACHE_SIZE:
+            _EVALUATIONS.popitem(last=False)
+    return result
+
+
+def _decide(
+    version: ModelVersion,
+    stage: str,
+    actor: Actor,
+    request: PromotionRequest | None,
+    *,
+    cached: bool = False,
+) -> GateDecision:
+    """Evaluate, sign and store a decision (inside the caller's transaction). `cached` allows the
+    evaluation remembered for the current evidence sequence (the gate API); transitions re-evaluate."""
     workspace = version.registered_model.workspace
+    evidence_seq = Workspace.objects.values_list("evidence_seq", flat=True).get(pk=workspace.pk)
+    result = (
+        evaluate_at(version, stage, request, evidence_seq) if cached else evaluate(version, stage, request)
+    )
     decision_id = uuid.uuid4()
     statement = {
         "decision": str(decision_id),
@@ -438,6 +480,7 @@ def _decide(
         "rules": result["rules"],
         "policies": result["policies"],
         "evaluated_at": timezone.now().isoformat(),
+        "evidence_seq": evidence_seq,
         "requested_by": actor.label,
         "key_id": signing.key_id(),
         "algorithm": "Ed25519",
@@ -463,7 +506,7 @@ def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, sta
     request = PromotionRequest.objects.filter(
         model_version=version, stage=stage, state=RequestState.OPEN
     ).first()
-    decision = _decide(version, stage, actor, request)
+    decision = _decide(version, stage, actor, request, cached=True)
     audit_append(
         workspace=workspace,
         actor=actor,

@@ -108,3 +108,32 @@ def test_policies_upload_as_yaml_and_are_versioned(acme, ada):
 def test_only_policy_writers_upload_policies(acme, alice):
     client = bearer(make_token(acme, alice, ["model:read"]))
     assert client.post(reverse("policy-list"), {"document": POLICY}, format="json").status_code == 403
+
+
+def test_gate_evaluations_are_reused_only_while_the_evidence_is_unchanged(
+    acme, ada, alice, registered, monkeypatch
+):
+    services.policy_upload(workspace=acme, actor=Actor(user=ada), document=POLICY)
+    calls = []
+    real = services.evaluate
+    monkeypatch.setattr(services, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    client = bearer(make_token(acme, alice, ["gate:check", "datasheet:write"]))
+    url = reverse("model-gate", kwargs={"name": "income", "version": "1"})
+    first = client.post(url, {"stage": "production"}, format="json").json()["statement"]
+    second = client.post(url, {"stage": "production"}, format="json").json()["statement"]
+    assert len(calls) == 1  # a gate check is a read: the evidence sequence did not move
+    assert first["evidence_seq"] == second["evidence_seq"]
+    assert first["decision"] != second["decision"]  # each check is its own signed, stored decision
+    card = next(r for r in second["rules"] if r["rule"] == "card")
+    assert card["passed"] is False
+    from tests.governance.conftest import FULL_CARD
+
+    client.put(
+        reverse("model-card", kwargs={"name": "income", "version": "1"}),
+        {"content": FULL_CARD},
+        format="json",
+    )
+    third = client.post(url, {"stage": "production"}, format="json").json()["statement"]
+    assert len(calls) == 2
+    assert third["evidence_seq"] > second["evidence_seq"]
+    assert next(r for r in third["rules"] if r["rule"] == "card")["passed"] is True
