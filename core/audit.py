@@ -48,7 +48,8 @@ def audit_append(
 ) -> AuditEvent:
     """Append one event to the workspace's chain, inside the caller's transaction."""
     payload = normalise(payload if payload is not None else {})
-    with transaction.atomic():
+    # No savepoint: if appending fails, the caller's whole change must fail with it.
+    with transaction.atomic(savepoint=False):
         head = (
             Workspace.objects.select_for_update()
             .only("id", "audit_head_seq", "audit_head_hash")
