@@ -12,7 +12,6 @@ reported as DataError naming the column (missing, not numeric, with missing valu
 
 from __future__ import annotations
 
-import functools
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,21 @@ import pandas as pd
 from core import media_types
 from core.artifacts import artifact_open
 from core.models import Artifact, Workspace
+from core.tables import DataError, cached_table, read_table, read_table_bytes
 
 # Types skops does not trust by default that scikit-learn estimators we explain are made of.
+__all__ = [
+    "DataError",
+    "Dataset",
+    "ModelLoadError",
+    "cached_table",
+    "load_model",
+    "load_model_bytes",
+    "read_table",
+    "read_table_bytes",
+    "select",
+]
+
 ALLOWED_TYPES = frozenset(
     {
         "sklearn._loss.link.Interval",
@@ -57,10 +69,6 @@ MAX_ERROR_TYPES = 5
 
 class ModelLoadError(ValueError):
     """The model file cannot be loaded safely; the message says why (and names refused types)."""
-
-
-class DataError(ValueError):
-    """The dataset does not fit the request; the message names the column or the problem."""
 
 
 def _allowed(type_name: str) -> bool:
@@ -109,38 +117,6 @@ class Dataset:
     features: list[str]
     target: np.ndarray | None
     frame: pd.DataFrame  # the declared columns as read (for sensitive features)
-
-
-@functools.lru_cache(maxsize=4)
-def cached_table(artifact_id: str) -> pd.DataFrame:
-    """The table of an artifact, read once per process (artifacts never change: content-addressed).
-    Callers must not modify it."""
-    return read_table(Artifact.objects.get(pk=artifact_id))
-
-
-def read_table(artifact: Artifact) -> pd.DataFrame:
-    with artifact_open(artifact) as handle:
-        data = handle.read()
-    return read_table_bytes(data, artifact.media_type)
-
-
-def read_table_bytes(data: bytes, media_type: str) -> pd.DataFrame:
-    if not data:
-        raise DataError("the dataset file is empty")
-    try:
-        if media_type == media_types.PARQUET:
-            frame = pd.read_parquet(io.BytesIO(data))
-        elif media_type in (media_types.CSV, media_types.TEXT):
-            frame = pd.read_csv(io.BytesIO(data), compression="infer", skipinitialspace=True)
-        else:
-            raise DataError(f"the dataset artifact is {media_type}; expected CSV or Parquet")
-    except DataError:
-        raise
-    except Exception as error:
-        raise DataError(f"the dataset file cannot be read: {error}") from error
-    if frame.empty:
-        raise DataError("the dataset has no rows")
-    return frame
 
 
 def select(

@@ -29,12 +29,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import tables as loading
 from core.actors import SYSTEM, Actor
 from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Workspace
-from explain import loading
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
 from lineage.selectors import version_node
