@@ -16,7 +16,7 @@ from django.db import connection
 from core.canonical_json import canonical_json
 from core.models import Workspace
 from lineage.fields import nul_escape, nul_unescape
-from lineage.models import Edge, Node
+from lineage.models import Edge, Node, OutboxEntry
 
 
 def _prepared(workspace: Workspace, now: datetime) -> tuple[Any, Any]:
@@ -89,12 +89,27 @@ def insert_nodes(workspace: Workspace, now: datetime, nodes: list[tuple]) -> dic
     return {(kind, nul_unescape(key)): pk for kind, key, pk in inserted}
 
 
-def insert_edges(workspace: Workspace, now: datetime, edges: list[tuple]) -> None:
-    """`edges` are (kind, src, dst, up, down, properties) tuples: no model instances on this path."""
+def insert_edges(
+    workspace: Workspace, now: datetime, edges: list[tuple], *, returning: bool = False
+) -> dict[tuple[int, int, str], int]:
+    """`edges` are (kind, src, dst, up, down, properties) tuples: no model instances on this path.
+    With `returning`, the ids of the rows inserted, by (src, dst, kind), where the database says
+    (PostgreSQL); look up the others."""
     ws, when = _prepared(workspace, now)
     rows = [
         (ws, kind, src, dst, up, down, canonical_json(props), when)
         for kind, src, dst, up, down, props in edges
     ]
     columns = ["workspace_id", "kind", "src_id", "dst_id", "up_id", "down_id", "properties", "created_at"]
-    _insert(Edge._meta.db_table, columns, rows)
+    inserted = _insert(
+        Edge._meta.db_table, columns, rows, returning="src_id, dst_id, kind, id" if returning else ""
+    )
+    return {(src, dst, kind): pk for src, dst, kind, pk in inserted}
+
+
+def insert_outbox(workspace: Workspace, now: datetime, entries: list[tuple[str, dict]]) -> None:
+    """Outbox rows, (op, payload), through the same fast path as the graph rows."""
+    ws, when = _prepared(workspace, now)
+    rows = [(ws, op, canonical_json(payload), when, 0, "") for op, payload in entries]
+    columns = ["workspace_id", "op", "payload", "created_at", "attempts", "last_error"]
+    _insert(OutboxEntry._meta.db_table, columns, rows)

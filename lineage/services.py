@@ -19,9 +19,9 @@ from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, FieldError
 from core.models import Artifact, Workspace
-from lineage.bulk import insert_edges, insert_nodes
+from lineage.bulk import insert_edges, insert_nodes, insert_outbox
 from lineage.kinds import dependency_ends
-from lineage.models import Edge, Node, OutboxEntry
+from lineage.models import Edge, Node
 from lineage.specs import Batch, NodeRef, merge_properties
 
 CHUNK = 500
@@ -163,26 +163,24 @@ def lineage_record(
     changed_edges = _record_edges(workspace, batch, ids, old_ids, now, counts)
 
     if outbox:
-        entries = [
-            OutboxEntry(workspace=workspace, op="node", payload=node_payload(n))
-            for n in updates
-            + [
-                Node(
-                    pk=ids[s.ref],
-                    workspace=workspace,
-                    kind=s.kind,
-                    key=s.key,
-                    name=s.name,
-                    properties=s.properties,
-                )
-                for s in fresh
-            ]
+        payloads = [("node", node_payload(n)) for n in updates]
+        payloads += [
+            (
+                "node",
+                {
+                    "rid": ids[s.ref],
+                    "ws": str(workspace.pk),
+                    "kind": s.kind,
+                    "key": s.key,
+                    "name": s.name,
+                    "properties": s.properties,
+                },
+            )
+            for s in fresh
         ]
-        entries += [
-            OutboxEntry(workspace=workspace, op="edge", payload=edge_payload(e)) for e in changed_edges
-        ]
-        OutboxEntry.objects.bulk_create(entries, batch_size=CHUNK)
-        if entries:
+        payloads += [("edge", edge_payload(e)) for e in changed_edges]
+        insert_outbox(workspace, now, payloads)
+        if payloads:
             transaction.on_commit(_schedule_projection)
 
     if not audit:
@@ -226,7 +224,8 @@ def _record_edges(
         if (src_id, dst_id, kind) not in existing:
             up, down = dependency_ends(kind, src_id, dst_id)
             fresh.append((kind, src_id, dst_id, up, down, spec.properties))
-    insert_edges(workspace, now, fresh)
+    outbox = projection_enabled()
+    created_ids = insert_edges(workspace, now, fresh, returning=outbox)
     counts["edges_created"] = len(fresh)
     updates = []
     for key, (pk, old) in existing.items():
@@ -248,28 +247,30 @@ def _record_edges(
     for chunk in _chunks(updates):
         Edge.objects.bulk_update(chunk, ["properties"])
     counts["edges_updated"] = len(updates)
-    if not fresh or not projection_enabled():
+    if not fresh or not outbox:
         return updates
-    # The outbox needs the new edges' ids.
+    # The outbox needs the new edges' ids: from INSERT ... RETURNING where the database gives them.
     fresh_keys = {(src, dst, kind): (up, down, props) for kind, src, dst, up, down, props in fresh}
-    created = []
-    for chunk in _chunks(sorted({k[0] for k in fresh_keys})):
+    missing = sorted({k[0] for k in fresh_keys if k not in created_ids})
+    for chunk in _chunks(missing):
         rows = Edge.objects.filter(src_id__in=chunk).values_list("src_id", "dst_id", "kind", "pk")
         for src_id, dst_id, kind, pk in rows:
             if (src_id, dst_id, kind) in fresh_keys:
-                up, down, props = fresh_keys[(src_id, dst_id, kind)]
-                created.append(
-                    Edge(
-                        pk=pk,
-                        workspace=workspace,
-                        kind=kind,
-                        src_id=src_id,
-                        dst_id=dst_id,
-                        up_id=up,
-                        down_id=down,
-                        properties=props,
-                    )
-                )
+                created_ids.setdefault((src_id, dst_id, kind), pk)
+    created = [
+        Edge(
+            pk=created_ids[key],
+            workspace=workspace,
+            kind=key[2],
+            src_id=key[0],
+            dst_id=key[1],
+            up_id=up,
+            down_id=down,
+            properties=props,
+        )
+        for key, (up, down, props) in fresh_keys.items()
+        if key in created_ids
+    ]
     return created + updates
 
 
