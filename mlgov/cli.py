@@ -14,7 +14,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from mlgov.client import ApiError, Client, verify_decision
+from mlgov.client import ApiError, Client, verify_decision, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
 
@@ -36,11 +36,7 @@ def _gate(args, client: Client) -> int:
 
 def _verify(args, client: Client) -> int:
     document = json.loads(Path(args.file).read_text())
-    if args.public_key:
-        given = Path(args.public_key)
-        key = json.loads(given.read_text())["public_key"] if given.exists() else args.public_key
-    else:
-        key = client.public_key()["public_key"]
+    key = _public_key(args, client)
     if verify_decision(document, key):
         statement = document["statement"]
         print(
@@ -50,6 +46,30 @@ def _verify(args, client: Client) -> int:
         return PASS
     print("INVALID: the signature does not match this decision and key", file=sys.stderr)
     return FAIL
+
+
+def _verify_report(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    key = _public_key(args, client)
+    problems = verify_report(document, key)
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    report = document["report"]
+    print(
+        f"valid: report of {report['model']}@{report['version']} "
+        f"({len(report['audit_events'])} audit events, {len(report['gate_decisions'])} gate decisions, "
+        f"key {report['key_id']})"
+    )
+    return PASS
+
+
+def _public_key(args, client: Client) -> str:
+    if args.public_key:
+        given = Path(args.public_key)
+        return json.loads(given.read_text())["public_key"] if given.exists() else args.public_key
+    return client.public_key()["public_key"]
 
 
 def _datasheet(args, client: Client) -> int:
@@ -94,6 +114,10 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("file")
     verify.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
     verify.set_defaults(handler=_verify)
+    report = commands.add_parser("verify-report", help="verify a report bundle (signatures and audit hashes)")
+    report.add_argument("file")
+    report.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
+    report.set_defaults(handler=_verify_report)
     sheet = commands.add_parser("datasheet", help="datasheets")
     sheet_commands = sheet.add_subparsers(dest="action", required=True)
     push = sheet_commands.add_parser("push", help="push a model card or datasheet (YAML, JSON, Markdown)")

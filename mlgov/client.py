@@ -325,6 +325,34 @@ def _without_subject(text: str, fmt: str) -> str:
     return json.dumps(data) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
 
 
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def verify_report(document: dict[str, Any], public_key_b64: str) -> list[str]:
+    """Check a report bundle offline; returns the problems found (empty when it verifies): the
+    bundle's signature, every gate decision's signature, and every audit event's hash."""
+    import hashlib
+
+    problems = []
+    report = document.get("report")
+    if not isinstance(report, dict):
+        return ["the file is not a report bundle"]
+    if not verify_decision({"statement": report, "signature": document.get("signature")}, public_key_b64):
+        problems.append("the report's signature does not match its content and this key")
+    for index, decision in enumerate(report.get("gate_decisions", [])):
+        if not verify_decision(decision, public_key_b64):
+            problems.append(f"gate decision {index + 1}: the signature does not match")
+    for event in report.get("audit_events", []):
+        document_ = event.get("document", {})
+        digest = hashlib.sha256(event.get("prev_hash", "").encode() + _canonical(document_)).hexdigest()
+        if digest != event.get("hash"):
+            problems.append(f"audit event {document_.get('seq')}: its content does not match its hash")
+    return problems
+
+
 def verify_decision(document: dict[str, Any], public_key_b64: str) -> bool:
     """Check a saved gate decision offline: the Ed25519 signature over the statement's canonical JSON
     (sorted keys, no spaces, UTF-8), with a public key you trust."""

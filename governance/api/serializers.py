@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from governance.models import GateDecision, ModelVersion, Policy, PromotionRequest, RegisteredModel, Stage
+from governance.models import (
+    GateDecision,
+    ModelVersion,
+    Policy,
+    PromotionRequest,
+    RegisteredModel,
+    Report,
+    Stage,
+)
 
 NAME = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
 
@@ -162,3 +170,28 @@ class RequestOutput(serializers.ModelSerializer):
 
 class RequestFilterInput(serializers.Serializer):
     state = serializers.ChoiceField(choices=["open", "completed", "rejected", "cancelled"], required=False)
+
+
+class ReportOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_version.registered_model.name")
+    version = serializers.CharField(source="model_version.version")
+    bundle = serializers.UUIDField(source="bundle_id", allow_null=True)
+    html = serializers.UUIDField(source="html_id", allow_null=True)
+    pdf = serializers.UUIDField(source="pdf_id", allow_null=True)
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "model",
+            "version",
+            "state",
+            "progress",
+            "step",
+            "bundle",
+            "html",
+            "pdf",
+            "error",
+            "created_at",
+            "finished_at",
+        ]

@@ -20,6 +20,8 @@ urlpatterns = [
         views.DatasetDatasheetView.as_view(),
         name="dataset-datasheet",
     ),
+    path(f"{version}/reports", views.ReportsView.as_view(), name="model-reports"),
+    path("reports/<uuid:report_id>", views.ReportDetailView.as_view(), name="report-detail"),
     path("policies", views.PolicyListView.as_view(), name="policy-list"),
     path("gate-decisions/<uuid:decision_id>", views.DecisionView.as_view(), name="gate-decision"),
     path("gate/public-key", views.PublicKeyView.as_view(), name="gate-public-key"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -12,7 +13,7 @@ from rest_framework.views import APIView
 
 from core.api.base import WorkspaceAPIView
 from core.errors import ApplicationError, NotFound
-from governance import datasheets, services, signing
+from governance import datasheets, reports, services, signing
 from governance.api import serializers as s
 from governance.models import (
     Datasheet,
@@ -21,6 +22,7 @@ from governance.models import (
     Policy,
     PromotionRequest,
     RegisteredModel,
+    Report,
 )
 
 
@@ -249,3 +251,30 @@ class ApproveView(ReviewView):
 
 class RejectView(ReviewView):
     approve = False
+
+
+class ReportsView(WorkspaceAPIView):
+    """Ask for a lineage-and-audit report of a version (rendered by a worker): 202 + its URL."""
+
+    required_scopes = {"POST": "report:export"}
+
+    @extend_schema(request=None, responses={202: s.ReportOutput})
+    def post(self, request, name: str, version: str):
+        found = services.version_get(self.access.workspace, name, version)
+        report = reports.report_request(
+            workspace=self.access.workspace, actor=self.access.actor, version=found
+        )
+        body = s.ReportOutput(report).data
+        url = reverse("report-detail", kwargs={"report_id": report.pk})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+class ReportDetailView(WorkspaceAPIView):
+    required_scopes = {"GET": "report:export"}
+
+    @extend_schema(responses=s.ReportOutput)
+    def get(self, request, report_id):
+        report = Report.objects.filter(workspace=self.access.workspace, pk=report_id).first()
+        if report is None:
+            raise NotFound("no such report in this workspace")
+        return Response(s.ReportOutput(report).data)

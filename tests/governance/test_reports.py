@@ -1,0 +1,98 @@
+"""Lineage-and-audit reports: rendered by a (here eager) worker with progress, the JSON bundle
+verifies offline and fails once touched, the PDF holds the model's name, the gate results and the
+provenance."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from pypdf import PdfReader
+
+from core.actors import Actor
+from governance import services, signing
+from governance.models import Report
+from mlgov.cli import main as mlgov_main
+from mlgov.client import verify_report
+from tests.conftest import bearer, session
+from tests.factories import make_token
+from tests.governance.conftest import POLICY
+
+
+def _read(artifact) -> bytes:
+    with default_storage.open(artifact.storage_key, "rb") as handle:
+        return handle.read()
+
+
+def _report(acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks):
+    services.policy_upload(workspace=acme, actor=Actor(user=ada), document=POLICY)
+    services.gate_check(workspace=acme, actor=Actor(user=alice), version=registered, stage="production")
+    client = bearer(make_token(acme, carol, ["report:export", "artifact:read"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("model-reports", kwargs={"name": "income", "version": "1"}))
+    assert response.status_code == 202, response.content
+    body = client.get(response["Location"]).json()
+    assert body["state"] == "succeeded", body["error"]
+    assert body["progress"] == 1.0
+    return Report.objects.get(pk=body["id"])
+
+
+def test_the_bundle_verifies_offline_and_fails_when_touched(
+    acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks, tmp_path
+):
+    report = _report(acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks)
+    document = json.loads(_read(report.bundle))
+    key = signing.public_key_document()["public_key"]
+    assert verify_report(document, key) == []
+    assert document["report"]["audit_events"], "the version's audit events are in the bundle"
+    assert document["report"]["gate_decisions"][0]["statement"]["passed"] is False
+    assert "entity" in document["report"]["provenance"]
+
+    forged = copy.deepcopy(document)
+    forged["report"]["stage"] = "production"
+    assert "the report's signature does not match" in verify_report(forged, key)[0]
+    tampered = copy.deepcopy(document)
+    tampered["report"]["audit_events"][0]["document"]["actor"] = "user:mallory"
+    problems = verify_report(tampered, key)
+    assert any("its content does not match its hash" in p for p in problems)
+
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(document))
+    (tmp_path / "key.json").write_text(json.dumps(signing.public_key_document()))
+    assert mlgov_main(["verify-report", str(saved), "--public-key", str(tmp_path / "key.json")]) == 0
+    saved.write_text(json.dumps(forged))
+    assert mlgov_main(["verify-report", str(saved), "--public-key", str(tmp_path / "key.json")]) == 1
+
+
+def test_the_pdf_and_html_hold_the_name_gate_results_and_provenance(
+    acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks
+):
+    report = _report(acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(_read(report.pdf))).pages)
+    assert "income@1" in text
+    assert "FAILED" in text
+    assert "production-readiness/reviewers" in text
+    assert "adult@v1" in text  # provenance: the training data
+    page = _read(report.html).decode()
+    assert "<script" not in page
+    assert "income@1" in page
+    assert "production-readiness/card" in page
+
+
+def test_auditors_export_from_the_dashboard_and_others_cannot(
+    acme, ada, alice, carol, registered, eager_celery, django_capture_on_commit_callbacks
+):
+    url = reverse("dashboard-report-export", kwargs={"slug": "acme", "name": "income", "version": "1"})
+    auditor = session(carol, acme)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auditor.post(url)
+    assert response.status_code == 302
+    page = auditor.get(response["Location"]).content.decode()
+    assert "succeeded" in page
+    assert 'id="download-bundle"' in page
+    denied = session(alice, acme).post(url, follow=True)
+    assert "cannot export reports" in denied.content.decode()
+    assert Report.objects.count() == 1
