@@ -4,12 +4,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
+from lineage import views as lineage_views
 
 handler404 = "core.views.not_found"
 handler500 = "core.views.server_error"
 
 urlpatterns = [
     path("", core_views.home, name="home"),
+    path("w/<slug:slug>/audit/", core_views.audit_log, name="dashboard-audit"),
+    path("w/<slug:slug>/lineage/", lineage_views.explorer, name="dashboard-lineage"),
+    path("w/<slug:slug>/lineage/<int:node_id>/", lineage_views.explorer, name="dashboard-lineage-node"),
+    path("", include("governance.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.utils.dateparse import parse_datetime
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
 from core.api.errors import api_not_found, api_server_error
+from core.audit import audit_verify
+from core.models import AuditEvent
+from core.web import page_context, workspace_page
 from core.workspaces import workspaces_of_user
 
 
@@ -15,6 +22,30 @@ from core.workspaces import workspaces_of_user
 def home(request):
     memberships = workspaces_of_user(user=request.user)
     return render(request, "core/home.html", {"memberships": memberships})
+
+
+@workspace_page
+def audit_log(request, workspace):
+    """The audit log, filtered by actor, action, target and time, with the chain's status."""
+    if "audit:read" not in request.scopes:
+        return render(request, "core/forbidden.html", page_context(request), status=403)
+    events = AuditEvent.objects.filter(workspace=workspace).order_by("-seq")
+    filters = {
+        name: request.GET.get(name, "").strip() for name in ("actor", "action", "target", "since", "until")
+    }
+    if filters["actor"]:
+        events = events.filter(actor__icontains=filters["actor"])
+    if filters["action"]:
+        events = events.filter(action__startswith=filters["action"])
+    if filters["target"]:
+        events = events.filter(target__icontains=filters["target"])
+    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lte")):
+        moment: datetime | None = parse_datetime(filters[name]) if filters[name] else None
+        if moment is not None:
+            events = events.filter(**{lookup: moment})
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    chain = audit_verify(workspace=workspace)
+    return render(request, "core/audit.html", page_context(request, page=page, filters=filters, chain=chain))
 
 
 def not_found(request, exception=None):

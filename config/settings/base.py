@@ -4,6 +4,7 @@ default that needs no server (SQLite, a file-system Celery broker, artifacts on 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dj_database_url
 
@@ -42,7 +43,17 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
 ]
+
+# Everything from this origin; plotly.js is served by the service itself (no CDN). Plotly sets
+# inline styles on the elements it draws, hence 'unsafe-inline' for styles only; scripts stay strict.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -95,7 +106,16 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Static files and artifacts -------------------------------------------------------------------
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+
+
+def _plotly_js_dir() -> str:
+    import plotly
+
+    return str(Path(plotly.__file__).resolve().parent / "package_data")
+
+
+# plotly.min.js from the installed plotly package, at /static/vendor/plotly/plotly.min.js.
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _plotly_js_dir())]
 
 ARTIFACT_ROOT = env("ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
 ARTIFACT_MAX_BYTES = envint("ARTIFACT_MAX_BYTES", 2 * 1024**3)
@@ -205,6 +225,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "governance.models.Stage",
         "TargetStageEnum": ["staging", "production", "archived"],
+        "JobStateEnum": "explain.models.JobState",
+        "ReleaseStateEnum": "privacy.models.ReleaseState",
+        "RequestStateEnum": "governance.models.RequestState",
     },
 }
 

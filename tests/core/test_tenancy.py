@@ -18,6 +18,7 @@ from core.audit import audit_append
 from core.models import ApiToken, Membership, Workspace
 from core.roles import SCOPES, Role
 from explain.models import Job, JobKind
+from governance.models import Report
 from lineage.models import Node
 from tests.conftest import bearer, session
 from tests.factories import make_token
@@ -159,6 +160,8 @@ ROUTES: dict[str, Route] = {
     "promotion-reject": Route(
         ("POST",), kwargs=lambda w: {"request_id": w["request"].pk}, body={"comment": "x"}
     ),
+    "model-reports": Route(("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
+    "report-detail": Route(("GET",), kwargs=lambda w: {"report_id": w["report"].pk}),
     "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
     "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),
 }
@@ -208,6 +211,7 @@ def world(acme, alice, mallory):
     request = governance.promotion_request(
         workspace=acme, actor=Actor(user=alice), version=version, stage="staging"
     )
+    report = Report.objects.create(workspace=acme, model_version=version)
     acme.refresh_from_db()
     job = Job.objects.create(
         workspace=acme,
@@ -223,6 +227,7 @@ def world(acme, alice, mallory):
         "job": job,
         "decision": decision,
         "request": request,
+        "report": report,
     }
 
 

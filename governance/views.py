@@ -1,0 +1,245 @@
+"""Dashboard pages for reviewers and auditors: the model inventory, the review queue, one request
+with all its evidence, and the review form. Server-rendered; charts are plotly figures drawn by
+static/js/charts.js from JSON blocks in the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from core.actors import Actor
+from core.errors import ApplicationError
+from core.web import page_context, workspace_page
+from explain.models import Job, JobKind, JobState
+from governance import checks, reports, services
+from governance.models import (
+    Datasheet,
+    DatasheetKind,
+    GateDecision,
+    PromotionRequest,
+    RegisteredModel,
+    Report,
+    RequestState,
+)
+from lineage.stores import get_graph_store
+from privacy.models import PrivacyBudget
+
+
+@workspace_page
+def inventory(request, workspace):
+    """Every model, its versions and stages, the latest gate result and open requests."""
+    query = request.GET.get("q", "").strip()
+    stage = request.GET.get("stage", "").strip()
+    models = RegisteredModel.objects.filter(workspace=workspace).prefetch_related("versions")
+    if query:
+        models = models.filter(name__icontains=query)
+    rows = []
+    for model in models:
+        for version in model.versions.all():
+            if stage and version.stage != stage:
+                continue
+            decision = GateDecision.objects.filter(model_version=version).order_by("-created_at").first()
+            failing = [r for r in decision.statement["rules"] if not r["passed"]] if decision else []
+            rows.append(
+                {
+                    "model": model,
+                    "version": version,
+                    "decision": decision,
+                    "failing": failing,
+                    "open_requests": list(version.promotion_requests.filter(state=RequestState.OPEN)),
+                }
+            )
+    return render(
+        request, "governance/inventory.html", page_context(request, rows=rows, q=query, stage=stage)
+    )
+
+
+@workspace_page
+def queue(request, workspace):
+    requests = PromotionRequest.objects.filter(workspace=workspace, state=RequestState.OPEN).select_related(
+        "model_version__registered_model", "requested_by"
+    )
+    closed = PromotionRequest.objects.filter(workspace=workspace).exclude(state=RequestState.OPEN)[:20]
+    return render(request, "governance/queue.html", page_context(request, requests=requests, closed=closed))
+
+
+def _provenance_figure(workspace, node_id: int) -> dict[str, Any]:
+    """The version's provenance as a plotly network: columns by distance, edges as lines."""
+    graph = get_graph_store(workspace).upstream(node_id, depth=10)
+    columns: dict[int, list] = {}
+    for node in graph.nodes:
+        columns.setdefault(node.depth or 0, []).append(node)
+    position = {}
+    for depth, nodes in columns.items():
+        for index, node in enumerate(sorted(nodes, key=lambda n: (n.kind, n.key))):
+            position[node.id] = (-depth, index - (len(nodes) - 1) / 2)
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for edge in graph.edges:
+        if edge.src in position and edge.dst in position:
+            (x0, y0), (x1, y1) = position[edge.src], position[edge.dst]
+            xs += [x0, x1, None]
+            ys += [y0, y1, None]
+    nodes = [n for n in graph.nodes if n.id in position]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": xs,
+                "y": ys,
+                "hoverinfo": "skip",
+                "line": {"color": "#9aa5b5", "width": 1},
+                "showlegend": False,
+            },
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "x": [position[n.id][0] for n in nodes],
+                "y": [position[n.id][1] for n in nodes],
+                "text": [n.key for n in nodes],
+                "customdata": [n.id for n in nodes],
+                "textposition": "top center",
+                "hovertext": [f"{n.kind}: {n.key}" for n in nodes],
+                "hoverinfo": "text",
+                "marker": {"size": 12, "color": [hash(n.kind) % 10 for n in nodes], "colorscale": "Viridis"},
+                "showlegend": False,
+            },
+        ],
+        "layout": {
+            "title": {"text": "Provenance (upstream, 10 steps)"},
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+            "height": 420,
+        },
+    }
+
+
+@workspace_page
+def request_page(request, workspace, request_id):
+    """Everything a reviewer needs to decide, on one page."""
+    promotion = (
+        PromotionRequest.objects.filter(workspace=workspace, pk=request_id)
+        .select_related(
+            "model_version__registered_model__workspace",
+            "model_version__node",
+            "model_version__artifact",
+            "requested_by",
+        )
+        .first()
+    )
+    if promotion is None:
+        raise Http404("no such request")
+    version = promotion.model_version
+    gate = services.evaluate(version, promotion.stage, promotion)
+    card = Datasheet.objects.filter(subject=version.node, kind=DatasheetKind.MODEL_CARD).first()
+    card_view = services.datasheet_view(card) if card else None
+    fairness = (
+        Job.objects.filter(model_node=version.node, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED)
+        .order_by("-finished_at")
+        .first()
+    )
+    explanation = (
+        Job.objects.filter(model_node=version.node, kind=JobKind.EXPLANATION, state=JobState.SUCCEEDED)
+        .order_by("-finished_at")
+        .first()
+    )
+    running = Job.objects.filter(model_node=version.node, state__in=[JobState.QUEUED, JobState.RUNNING])
+    figures = {"provenance": _provenance_figure(workspace, version.node_id)}
+    if fairness and fairness.result and fairness.result.get("figure"):
+        figures["fairness"] = fairness.result["figure"]
+    if explanation and explanation.result:
+        figures.update({f"shap_{k}": v for k, v in explanation.result.get("figures", {}).items()})
+    ctx = checks.Context(version, promotion.stage, promotion)
+    budgets = PrivacyBudget.objects.filter(dataset_node__in=ctx.training_datasets).select_related(
+        "dataset_node"
+    )
+    user = request.user
+    is_author = user.pk in (version.author_id, promotion.requested_by_id)
+    can_review = (
+        "approval:decide" in request.scopes
+        and not is_author
+        and promotion.state == RequestState.OPEN
+        and not promotion.reviews.filter(reviewer=user).exists()
+    )
+    return render(
+        request,
+        "governance/request.html",
+        page_context(
+            request,
+            promotion=promotion,
+            version=version,
+            gate=gate,
+            card=card,
+            card_view=card_view,
+            fairness=fairness,
+            explanation=explanation,
+            running=running,
+            figures=figures,
+            budgets=budgets,
+            is_author=is_author,
+            can_review=can_review,
+            reviews=promotion.reviews.select_related("reviewer"),
+        ),
+    )
+
+
+@require_POST
+@workspace_page
+def review(request, workspace, request_id):
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "reject"):
+        messages.error(request, "choose approve or reject")
+        return redirect("dashboard-request", slug=workspace.slug, request_id=request_id)
+    if "approval:decide" not in request.scopes:
+        messages.error(request, "your role cannot review promotion requests")
+        return redirect("dashboard-request", slug=workspace.slug, request_id=request_id)
+    try:
+        reviewed, gate = services.review(
+            workspace=workspace,
+            actor=Actor(user=request.user),
+            request_id=request_id,
+            approve=decision == "approve",
+            comment=request.POST.get("comment", ""),
+        )
+    except ApplicationError as error:
+        messages.error(request, error.detail)
+        return redirect("dashboard-request", slug=workspace.slug, request_id=request_id)
+    if reviewed.state == RequestState.COMPLETED:
+        reviewed.model_version.refresh_from_db(fields=["stage"])
+        messages.success(
+            request, f"Approved: {reviewed.model_version} is now {reviewed.model_version.stage}."
+        )
+    elif reviewed.state == RequestState.REJECTED:
+        messages.success(request, "Rejected.")
+    else:
+        failing = [r["rule"] for r in gate.statement["rules"] if not r["passed"]] if gate else []
+        messages.success(request, "Approval recorded; the gate still fails: " + ", ".join(failing))
+    return redirect("dashboard-request", slug=workspace.slug, request_id=request_id)
+
+
+@require_POST
+@workspace_page
+def report_export(request, workspace, name: str, version: str):
+    if "report:export" not in request.scopes:
+        messages.error(request, "your role cannot export reports")
+        return redirect("dashboard-inventory", slug=workspace.slug)
+    found = services.version_get(workspace, name, version)
+    report = reports.report_request(workspace=workspace, actor=Actor(user=request.user), version=found)
+    return redirect("dashboard-report", slug=workspace.slug, report_id=report.pk)
+
+
+@workspace_page
+def report_page(request, workspace, report_id):
+    report = (
+        Report.objects.filter(workspace=workspace, pk=report_id)
+        .select_related("model_version__registered_model")
+        .first()
+    )
+    if report is None:
+        raise Http404("no such report")
+    return render(request, "governance/report.html", page_context(request, report=report))

@@ -1,0 +1,16 @@
+// Draw every plotly figure on the page. A chart is <div class="chart" data-figure="ID"> and its
+// figure is <script type="application/json" id="ID"> (data, never run: the CSP forbids inline scripts).
+(function () {
+  "use strict";
+  function draw() {
+    document.querySelectorAll("div.chart[data-figure]").forEach(function (div) {
+      var source = document.getElementById(div.dataset.figure);
+      if (!source || typeof Plotly === "undefined") { return; }
+      var figure = JSON.parse(source.textContent);
+      var layout = Object.assign({margin: {l: 60, r: 20, t: 40, b: 60}, height: 360}, figure.layout || {});
+      Plotly.newPlot(div, figure.data || [], layout, {displaylogo: false, responsive: true})
+        .then(function () { div.dataset.rendered = "true"; });
+    });
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", draw); } else { draw(); }
+})();

@@ -1,0 +1,173 @@
+"""A reviewer logs in, opens the queue, reads a request whose charts have rendered, approves with a
+comment and the stage changes; the author has no approve button; another workspace sees nothing;
+no console errors and no request to another host."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.actors import Actor
+from core.roles import Role
+from explain.fairness import assess
+from explain.models import Job, JobKind, JobState
+from governance import services
+from governance.models import ModelVersion, Stage
+from lineage.models import Node
+from tests.factories import PASSWORD, make_member, make_user, make_workspace
+
+
+def _login(page, base: str, user) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture
+def world(db):
+    import numpy as np
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    from tests.explain.conftest import store_bytes
+    from tests.lineage.helpers import record
+
+    admin = make_user("admin")
+    workspace = make_workspace("acme", admin=admin)
+    author = make_member(workspace, Role.DATA_SCIENTIST, "alice")
+    reviewer = make_member(workspace, Role.COMPLIANCE_REVIEWER, "bob")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"score": rng.random(400), "sex": rng.integers(0, 2, 400)})
+    frame["label"] = (frame["score"] > 0.5).astype(int)
+    data = store_bytes(workspace, author, frame.to_csv(index=False).encode(), "adult.csv")
+    record(
+        workspace,
+        author,
+        {"type": "node", "kind": "DatasetVersion", "key": "adult@v1", "artifact": str(data.pk)},
+    )
+    model = DecisionTreeClassifier(max_depth=3).fit(frame[["score", "sex"]], frame["label"])
+    version = services.version_register(
+        workspace=workspace,
+        actor=Actor(user=author),
+        name="income",
+        version="1",
+        artifact=str(store_bytes(workspace, author, sio.dumps(model), "m.skops").pk),
+        run={"key": "train-1"},
+        datasets=["adult@v1"],
+        commit={"key": "c1"},
+        environment={"key": "py311"},
+    )
+    result = assess(
+        frame["label"].to_numpy(),
+        model.predict(frame[["score", "sex"]].to_numpy()),
+        frame[["sex"]],
+        resamples=50,
+    )
+    Job.objects.create(
+        workspace=workspace,
+        kind=JobKind.FAIRNESS,
+        state=JobState.SUCCEEDED,
+        model_node=version.node,
+        dataset_node=Node.objects.get(key="adult@v1"),
+        result=result,
+    )
+    services.policy_upload(
+        workspace=workspace,
+        actor=Actor(user=admin),
+        document={
+            "name": "prod",
+            "stages": ["production"],
+            "rules": [{"id": "reviewers", "type": "approvals", "count": 1, "role": "compliance_reviewer"}],
+        },
+    )
+    request = services.promotion_request(
+        workspace=workspace, actor=Actor(user=author), version=version, stage="production", comment="please"
+    )
+    return {
+        "workspace": workspace,
+        "author": author,
+        "reviewer": reviewer,
+        "request": request,
+        "version": version,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_reviewer_approves_in_the_browser(world, live_server, page_factory):
+    base = live_server.url
+    page = page_factory()
+    _login(page, base, world["reviewer"])
+    page.goto(f"{base}/w/acme/reviews/")
+    page.click('table.queue a:text-is("Review")')
+    try:
+        page.wait_for_selector("div.chart[data-rendered=true]", timeout=20_000)
+    except Exception:
+        state = page.evaluate(
+            "() => [typeof Plotly, Array.from(document.querySelectorAll('div.chart'))"
+            ".map(d => d.dataset.rendered + ':' + d.offsetHeight)]"
+        )
+        raise AssertionError(f"charts did not render: {state}; console: {page.console_errors}") from None
+    points = page.evaluate(
+        "() => Array.from(document.querySelectorAll('div.chart[data-rendered=true]'))"
+        ".map(d => (d.data || []).reduce((n, t) => n + ((t.x || []).length || (t.y || []).length), 0))"
+    )
+    assert len(points) >= 2, points  # fairness and provenance
+    assert all(p > 0 for p in points), points  # every chart holds data points
+    assert "0 of 1 required approvals" in page.content()
+    page.fill("#comment", "fairness and provenance read")
+    page.click("#approve")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("#version-stage") == "production"
+    assert ModelVersion.objects.get(pk=world["version"].pk).stage == Stage.PRODUCTION
+    assert page.console_errors == []
+    assert page.foreign_requests == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_author_cannot_approve_and_outsiders_see_nothing(world, live_server, page_factory):
+    base = live_server.url
+    page = page_factory()
+    _login(page, base, world["author"])
+    page.goto(f"{base}/w/acme/reviews/{world['request'].pk}/")
+    assert page.locator("#approve").count() == 0
+    assert page.locator("#author-note").is_visible()
+    outsider = make_user("eve")
+    make_workspace("other", admin=outsider)
+    other = page_factory()
+    _login(other, base, outsider)
+    response = other.goto(f"{base}/w/acme/reviews/{world['request'].pk}/")
+    assert response.status == 404
+    assert "income" not in other.content()
+    assert page.console_errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_lineage_explorer_expands_a_node_on_click(world, live_server, page_factory):
+    base = live_server.url
+    page = page_factory()
+    _login(page, base, world["reviewer"])
+    page.goto(f"{base}/w/acme/lineage/?q=adult")
+    page.click("#found a:text-is('DatasetVersion: adult@v1')")
+    page.goto(page.url + "?depth=1")  # the data, the run that used it, the model trained on it
+    page.wait_for_selector("#lineage-graph[data-rendered=true]", timeout=20_000)
+    assert "adult@v1" in page.inner_text("#node")
+    before = page.evaluate("() => document.getElementById('lineage-graph').data[1].customdata.length")
+    # Click the training data point (a real mouse click on the drawn marker).
+    index = page.evaluate(
+        "() => { const d = document.getElementById('lineage-graph').data[1];"
+        " return d.hovertext.findIndex(t => t === 'Run: train-1'); }"
+    )
+    assert index >= 0
+    point = page.locator("#lineage-graph .scatterlayer .trace").nth(1).locator(".point").nth(index)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_selector("#lineage-graph[data-expanded='1']", timeout=10_000)
+    after = page.evaluate("() => document.getElementById('lineage-graph').data[1].customdata.length")
+    assert after == before + 2  # the run's commit and environment joined the graph
+    assert page.console_errors == []
+    assert page.foreign_requests == []

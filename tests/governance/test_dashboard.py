@@ -1,0 +1,147 @@
+"""Dashboard pages with Django's test client: content, roles, CSRF, CSP, tenancy. (The browser
+tests in tests/e2e drive the same pages in Chromium.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from core.actors import Actor
+from governance import services
+from governance.models import ModelVersion, Stage
+from tests.factories import PASSWORD, make_user, make_workspace
+from tests.governance.conftest import POLICY
+
+
+@pytest.fixture
+def pending(acme, ada, alice, registered):
+    services.policy_upload(
+        workspace=acme,
+        actor=Actor(user=ada),
+        document={
+            "name": "one-review",
+            "stages": ["production"],
+            "rules": [
+                {"id": "reviewers", "type": "approvals", "count": 1, "role": "compliance_reviewer"},
+                {"id": "lineage", "type": "lineage_contains", "kinds": ["DatasetVersion", "Run"]},
+            ],
+        },
+    )
+    return services.promotion_request(
+        workspace=acme,
+        actor=Actor(user=alice),
+        version=registered,
+        stage="production",
+        comment="ready for prod",
+    )
+
+
+def browser(user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _csrf(client, url) -> str:
+    client.get(url)
+    return client.cookies["csrftoken"].value
+
+
+def test_inventory_and_queue_show_the_request(acme, bob, pending):
+    client = browser(bob)
+    page = client.get(reverse("dashboard-inventory", kwargs={"slug": "acme"})).content.decode()
+    assert "income" in page
+    assert "to production" in page
+    queue = client.get(reverse("dashboard-queue", kwargs={"slug": "acme"})).content.decode()
+    assert "income@1" in queue
+    assert "Review" in queue
+
+
+def test_request_page_has_the_evidence_and_charts(acme, bob, pending):
+    client = browser(bob)
+    url = reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk})
+    response = client.get(url)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "0 of 1 required approvals" in page  # the gate, with its reasons
+    assert 'id="approve"' in page
+    # Charts come as JSON blocks (data, not code) and the plotly bundle is served locally.
+    assert '<script id="figure-provenance" type="application/json">' in page
+    assert "/static/vendor/plotly/plotly.min.js" in page
+    assert "http://" not in page.split("<body>")[1].replace("http://testserver", "")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "'unsafe-eval'" not in csp
+    assert client.get("/static/vendor/plotly/plotly.min.js").status_code == 200
+
+
+def test_reviewer_approves_with_a_comment_and_the_stage_changes(acme, bob, pending):
+    client = browser(bob)
+    url = reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk})
+    review = reverse("dashboard-review", kwargs={"slug": "acme", "request_id": pending.pk})
+    assert client.post(review, {"decision": "approve", "comment": "ok"}).status_code == 403  # no CSRF token
+    token = _csrf(client, url)
+    response = client.post(
+        review, {"decision": "approve", "comment": "", "csrfmiddlewaretoken": token}, follow=True
+    )
+    assert "a review needs a comment" in response.content.decode()
+    response = client.post(
+        review, {"decision": "approve", "comment": "evidence read", "csrfmiddlewaretoken": token}, follow=True
+    )
+    assert "is now production" in response.content.decode()
+    assert ModelVersion.objects.get(pk=pending.model_version_id).stage == Stage.PRODUCTION
+
+
+def test_the_author_sees_no_approve_button_and_cannot_post_one(acme, alice, pending):
+    client = browser(alice)
+    url = reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk})
+    page = client.get(url).content.decode()
+    assert 'id="approve"' not in page
+    token = _csrf(client, url)
+    response = client.post(
+        reverse("dashboard-review", kwargs={"slug": "acme", "request_id": pending.pk}),
+        {"decision": "approve", "comment": "mine", "csrfmiddlewaretoken": token},
+        follow=True,
+    )
+    assert "cannot review" in response.content.decode()
+    assert ModelVersion.objects.get(pk=pending.model_version_id).stage == Stage.NONE
+
+
+def test_another_workspace_sees_nothing(acme, pending):
+    outsider = make_user("eve")
+    make_workspace("other", admin=outsider)
+    client = browser(outsider)
+    for url in (
+        reverse("dashboard-inventory", kwargs={"slug": "acme"}),
+        reverse("dashboard-queue", kwargs={"slug": "acme"}),
+        reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk}),
+        reverse("dashboard-audit", kwargs={"slug": "acme"}),
+    ):
+        assert client.get(url).status_code == 404
+    assert (
+        "income" not in client.get(reverse("dashboard-inventory", kwargs={"slug": "other"})).content.decode()
+    )
+
+
+def test_audit_log_filters_and_shows_the_chain_status(acme, carol, alice, pending):
+    client = browser(carol)
+    url = reverse("dashboard-audit", kwargs={"slug": "acme"})
+    page = client.get(url).content.decode()
+    assert "Chain intact" in page
+    filtered = client.get(url, {"action": "promotion."}).content.decode()
+    assert "promotion.request" in filtered
+    assert "model.register" not in filtered
+    assert browser(alice).get(url).status_code == 403  # a data scientist has no audit:read
+
+
+def test_pages_need_a_login(acme, pending):
+    response = Client().get(reverse("dashboard-queue", kwargs={"slug": "acme"}))
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+def test_policy_fixture_is_valid():
+    assert json.loads(json.dumps(POLICY))["name"] == "production-readiness"
