@@ -14,8 +14,17 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "e2e-screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _blocking_orm_beside_playwright(monkeypatch):
+    """Playwright's sync API keeps an event loop running in this thread; the tests' own ORM calls
+    are ordinary blocking calls between browser steps, which Django refuses while a loop runs unless
+    told otherwise. Only for these tests, and only while the browser runs."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
 def chromium():
+    """A browser per test: Playwright's event loop stops with it, before the database is flushed."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -24,10 +33,6 @@ def chromium():
         if os.environ.get("E2E_REQUIRED"):
             pytest.fail(f"browser tests required but Chromium ({CHROMIUM}) or Playwright is missing")
         pytest.skip("Chromium or Playwright is not installed")
-    # Playwright's sync API keeps an event loop in this thread for the rest of the session; the tests'
-    # own ORM calls (and the database flush between tests) are ordinary blocking calls made between
-    # browser steps, which Django would otherwise refuse.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
