@@ -171,3 +171,24 @@ def test_lineage_explorer_expands_a_node_on_click(world, live_server, page_facto
     assert after == before + 2  # the run's commit and environment joined the graph
     assert page.console_errors == []
     assert page.foreign_requests == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_auditor_exports_a_report_that_verifies(world, live_server, page_factory, eager_celery):
+    from governance import signing
+    from mlgov.client import verify_report
+
+    auditor = make_member(world["workspace"], Role.AUDITOR, "carol")
+    base = live_server.url
+    page = page_factory()
+    _login(page, base, auditor)
+    page.goto(f"{base}/w/acme/reviews/{world['request'].pk}/")
+    page.click("#export-report")
+    page.wait_for_selector("#download-bundle", timeout=30_000)  # the page refreshes until it is done
+    bundle = page.request.get(base + page.get_attribute("#download-bundle", "href"))
+    assert bundle.ok
+    problems = verify_report(bundle.json(), signing.public_key_document()["public_key"])
+    assert problems == []
+    assert page.console_errors == []
+    assert page.foreign_requests == []
