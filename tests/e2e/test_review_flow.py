@@ -192,3 +192,48 @@ def test_auditor_exports_a_report_that_verifies(world, live_server, page_factory
     assert problems == []
     assert page.console_errors == []
     assert page.foreign_requests == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_every_page_renders_without_console_errors_or_foreign_requests(world, live_server, page_factory):
+    from core.roles import Role as Roles
+    from governance.models import Report
+
+    admin = make_member(world["workspace"], Roles.ADMIN, "root")
+    report = Report.objects.create(workspace=world["workspace"], model_version=world["version"])
+    node = Node.objects.get(key="income@1")
+    base = live_server.url
+    page = page_factory()
+    page.goto(f"{base}/accounts/login/")
+    _login(page, base, admin)
+    paths = [
+        "/",
+        "/w/acme/",
+        "/w/acme/?q=income&stage=none",
+        "/w/acme/reviews/",
+        f"/w/acme/reviews/{world['request'].pk}/",
+        "/w/acme/lineage/",
+        "/w/acme/lineage/?q=adult",
+        f"/w/acme/lineage/{node.pk}/",
+        "/w/acme/audit/",
+        "/w/acme/audit/?action=promotion.",
+        f"/w/acme/reports/{report.pk}/",
+        "/api/docs/",
+    ]
+    for path in paths:
+        response = page.goto(base + path)
+        assert response.status == 200, path
+        page.wait_for_load_state("networkidle")
+        if page.locator("div.chart").count():
+            page.wait_for_selector("div.chart[data-rendered=true]", timeout=20_000)
+        assert page.console_errors == [], (path, page.console_errors)
+        assert page.foreign_requests == [], (path, page.foreign_requests)
+    # A user of another workspace sees none of acme's models in their own inventory either.
+    outsider = make_user("eve")
+    make_workspace("other", admin=outsider)
+    other = page_factory()
+    _login(other, base, outsider)
+    other.goto(f"{base}/w/other/")
+    assert "income" not in other.content()
+    assert other.goto(f"{base}/w/acme/").status == 404
