@@ -285,6 +285,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
     parser.add_argument(
         "--wrk",
         action="store_true",
@@ -316,7 +318,9 @@ def main() -> None:
             "--workers",
             str(args.workers),
             "--worker-class",
-            "sync",
+            args.worker_class,
+            "--threads",
+            str(args.threads),
             "--keep-alive",
             "30",
             "--log-level",
@@ -348,7 +352,7 @@ def main() -> None:
         server.wait(timeout=30)
     if args.wrk:
         print(
-            f"# gunicorn {args.workers} sync workers, PostgreSQL; wrk, {args.connections} connections, "
+            f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; wrk, {args.connections} connections, "
             f"closed loop, {args.seconds:g} s; {figures['errors']:.0f} non-2xx",
             flush=True,
         )
@@ -367,7 +371,7 @@ def main() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     achieved = len(latencies) / wall  # answers per second: below the offered rate once saturated
     print(
-        f"# gunicorn {args.workers} sync workers, PostgreSQL; {len(latencies)} requests at {args.rate:g}/s "
+        f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; {len(latencies)} requests at {args.rate:g}/s "
         f"over {args.connections} connections; {failures} failed",
         flush=True,
     )
