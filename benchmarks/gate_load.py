@@ -352,7 +352,8 @@ def main() -> None:
         server.wait(timeout=30)
     if args.wrk:
         print(
-            f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; wrk, {args.connections} connections, "
+            f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; "
+            f"wrk, {args.connections} connections, "
             f"closed loop, {args.seconds:g} s; {figures['errors']:.0f} non-2xx",
             flush=True,
         )
@@ -371,7 +372,8 @@ def main() -> None:
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     achieved = len(latencies) / wall  # answers per second: below the offered rate once saturated
     print(
-        f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; {len(latencies)} requests at {args.rate:g}/s "
+        f"# gunicorn {args.workers} {args.worker_class} workers, PostgreSQL; "
+        f"{len(latencies)} requests at {args.rate:g}/s "
         f"over {args.connections} connections; {failures} failed",
         flush=True,
     )
