@@ -61,7 +61,7 @@ def world(db):
     )
     result = assess(
         frame["label"].to_numpy(),
-        model.predict(frame[["score", "sex"]].to_numpy()),
+        model.predict(frame[["score", "sex"]]),
         frame[["sex"]],
         resamples=50,
     )
@@ -72,6 +72,26 @@ def world(db):
         model_node=version.node,
         dataset_node=Node.objects.get(key="adult@v1"),
         result=result,
+    )
+    # An explanation made the way the worker makes it, so the SHAP charts are on the page too.
+    from explain import explainers
+
+    X = frame[["score", "sex"]].to_numpy(dtype=float)
+    block = explainers.shap_block(model, X, "cpu")
+    Job.objects.create(
+        workspace=workspace,
+        kind=JobKind.EXPLANATION,
+        state=JobState.SUCCEEDED,
+        backend="cpu",
+        backend_detail=block.detail,
+        model_node=version.node,
+        dataset_node=Node.objects.get(key="adult@v1"),
+        result={
+            "rows": len(X),
+            "top_features": ["score", "sex"],
+            "additivity_residual": explainers.residual(block.values, block.expected, block.output),
+            "figures": explainers.figures(block.values, X, ["score", "sex"], 1),
+        },
     )
     services.policy_upload(
         workspace=workspace,
@@ -114,7 +134,7 @@ def test_reviewer_approves_in_the_browser(world, live_server, page_factory):
         "() => Array.from(document.querySelectorAll('div.chart[data-rendered=true]'))"
         ".map(d => (d.data || []).reduce((n, t) => n + ((t.x || []).length || (t.y || []).length), 0))"
     )
-    assert len(points) >= 2, points  # fairness and provenance
+    assert len(points) == 4, points  # fairness, SHAP importance, SHAP beeswarm, provenance
     assert all(p > 0 for p in points), points  # every chart holds data points
     assert "0 of 1 required approvals" in page.content()
     page.fill("#comment", "fairness and provenance read")
