@@ -4,8 +4,6 @@ static/js/charts.js from JSON blocks in the page."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -25,6 +23,7 @@ from governance.models import (
     Report,
     RequestState,
 )
+from lineage.figures import network_figure
 from lineage.stores import get_graph_store
 from privacy.models import PrivacyBudget
 
@@ -67,58 +66,6 @@ def queue(request, workspace):
     return render(request, "governance/queue.html", page_context(request, requests=requests, closed=closed))
 
 
-def _provenance_figure(workspace, node_id: int) -> dict[str, Any]:
-    """The version's provenance as a plotly network: columns by distance, edges as lines."""
-    graph = get_graph_store(workspace).upstream(node_id, depth=10)
-    columns: dict[int, list] = {}
-    for node in graph.nodes:
-        columns.setdefault(node.depth or 0, []).append(node)
-    position = {}
-    for depth, nodes in columns.items():
-        for index, node in enumerate(sorted(nodes, key=lambda n: (n.kind, n.key))):
-            position[node.id] = (-depth, index - (len(nodes) - 1) / 2)
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for edge in graph.edges:
-        if edge.src in position and edge.dst in position:
-            (x0, y0), (x1, y1) = position[edge.src], position[edge.dst]
-            xs += [x0, x1, None]
-            ys += [y0, y1, None]
-    nodes = [n for n in graph.nodes if n.id in position]
-    return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "x": xs,
-                "y": ys,
-                "hoverinfo": "skip",
-                "line": {"color": "#9aa5b5", "width": 1},
-                "showlegend": False,
-            },
-            {
-                "type": "scatter",
-                "mode": "markers+text",
-                "x": [position[n.id][0] for n in nodes],
-                "y": [position[n.id][1] for n in nodes],
-                "text": [n.key for n in nodes],
-                "customdata": [n.id for n in nodes],
-                "textposition": "top center",
-                "hovertext": [f"{n.kind}: {n.key}" for n in nodes],
-                "hoverinfo": "text",
-                "marker": {"size": 12, "color": [hash(n.kind) % 10 for n in nodes], "colorscale": "Viridis"},
-                "showlegend": False,
-            },
-        ],
-        "layout": {
-            "title": {"text": "Provenance (upstream, 10 steps)"},
-            "xaxis": {"visible": False},
-            "yaxis": {"visible": False},
-            "height": 420,
-        },
-    }
-
-
 @workspace_page
 def request_page(request, workspace, request_id):
     """Everything a reviewer needs to decide, on one page."""
@@ -149,7 +96,10 @@ def request_page(request, workspace, request_id):
         .first()
     )
     running = Job.objects.filter(model_node=version.node, state__in=[JobState.QUEUED, JobState.RUNNING])
-    figures = {"provenance": _provenance_figure(workspace, version.node_id)}
+    provenance = get_graph_store(workspace).upstream(version.node_id, depth=10)
+    figures = {
+        "provenance": network_figure(version.node_id, provenance, title="Provenance (upstream, 10 steps)")
+    }
     if fairness and fairness.result and fairness.result.get("figure"):
         figures["fairness"] = fairness.result["figure"]
     if explanation and explanation.result:
