@@ -168,6 +168,14 @@ def artifact_store(
         spool.discard()
 
 
+def artifact_store_bytes(*, workspace: Workspace, actor: Actor, data: bytes, filename: str = "") -> Artifact:
+    """Store bytes the service produced itself (job results, reports) as an artifact."""
+    spool = Spool()
+    spool.write(data)
+    artifact, _ = artifact_store(workspace=workspace, actor=actor, spool=spool.finish(), filename=filename)
+    return artifact
+
+
 def _put_blob(key: str, path: Path) -> None:
     """Save the file under its content address unless those bytes are already stored."""
     if default_storage.exists(key):

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import SYSTEM, Actor
-from core.artifacts import Spool, artifact_store
+from core.artifacts import artifact_store_bytes
 from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError
@@ -323,15 +323,6 @@ def _fairness(job: Job, model: Any, data: loading.Dataset) -> dict[str, Any]:
     return result
 
 
-def _store_result(job: Job, filename: str, data: bytes) -> Artifact:
-    spool = Spool()
-    spool.write(data)
-    artifact, _ = artifact_store(
-        workspace=job.workspace, actor=SYSTEM, spool=spool.finish(), filename=filename
-    )
-    return artifact
-
-
 def _explanation_result(job: Job) -> tuple[dict[str, Any], bytes]:
     model, data = _inputs(job)
     parts = [np.load(default_storage.open(c.storage_key, "rb")) for c in job.chunks.order_by("index")]
@@ -385,7 +376,9 @@ def job_finalize(
     except JobFailure as error:
         _fail(job_id, str(error))
         return
-    artifact = _store_result(job, filename, blob)  # content-addressed: a repeat stores nothing new
+    artifact = artifact_store_bytes(
+        workspace=job.workspace, actor=SYSTEM, data=blob, filename=filename
+    )  # content-addressed: a repeat stores nothing new
     with transaction.atomic():
         job = (
             Job.objects.select_for_update()

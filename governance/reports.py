@@ -228,7 +228,7 @@ def report_render(report_id: str) -> None:
     from django.db import transaction
 
     from core.actors import SYSTEM
-    from core.artifacts import Spool, artifact_store
+    from core.artifacts import artifact_store_bytes
     from core.audit import audit_append
     from core.canonical_json import canonical_bytes
     from governance.models import Report, ReportState
@@ -241,11 +241,7 @@ def report_render(report_id: str) -> None:
     Report.objects.filter(pk=report.pk).update(state=ReportState.RUNNING)
 
     def store(data: bytes, name: str):
-        spool = Spool()
-        spool.write(data)
-        return artifact_store(workspace=report.workspace, actor=SYSTEM, spool=spool.finish(), filename=name)[
-            0
-        ]
+        return artifact_store_bytes(workspace=report.workspace, actor=SYSTEM, data=data, filename=name)
 
     try:
         _step(report, 0.1, "collecting provenance, audit events and decisions")
