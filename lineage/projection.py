@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from core.models import Workspace
 from lineage.models import Edge, Node, OutboxEntry
-from lineage.services import edge_payload, node_payload
+from lineage.services import EDGE_FIELDS, NODE_FIELDS, edge_payload, node_payload
 from lineage.stores.neo4j import GraphConnection, GraphUnavailable, shared_connection
 
 logger = logging.getLogger(__name__)
@@ -72,14 +72,14 @@ def lineage_resync(
     counts = {"nodes": 0, "edges": 0}
     for ws in workspaces:
         graph.clear_workspace(str(ws.pk))
-        nodes = Node.objects.filter(workspace=ws).order_by("id")
+        nodes = Node.objects.filter(workspace=ws).order_by("id").values_list(*NODE_FIELDS)
         for start in range(0, nodes.count(), batch_size):
-            chunk = [node_payload(n) for n in nodes[start : start + batch_size]]
+            chunk = [node_payload(*row) for row in nodes[start : start + batch_size]]
             graph.apply(chunk, [])
             counts["nodes"] += len(chunk)
-        edges = Edge.objects.filter(workspace=ws).order_by("id")
+        edges = Edge.objects.filter(workspace=ws).order_by("id").values_list(*EDGE_FIELDS)
         for start in range(0, edges.count(), batch_size):
-            chunk = [edge_payload(e) for e in edges[start : start + batch_size]]
+            chunk = [edge_payload(*row) for row in edges[start : start + batch_size]]
             graph.apply([], chunk)
             counts["edges"] += len(chunk)
     # Everything written before the resync began is now in the graph; later entries still drain.

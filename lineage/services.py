@@ -38,27 +38,27 @@ def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def node_payload(node: Node) -> dict[str, Any]:
-    return {
-        "rid": node.pk,
-        "ws": str(node.workspace_id),
-        "kind": node.kind,
-        "key": node.key,
-        "name": node.name,
-        "properties": node.properties,
-    }
+# Outbox payloads: what the projection MERGEs into the graph database, built from row values.
+NODE_FIELDS = ("pk", "workspace_id", "kind", "key", "name", "properties")
+EDGE_FIELDS = ("pk", "workspace_id", "kind", "src_id", "dst_id", "up_id", "down_id", "properties")
 
 
-def edge_payload(edge: Edge) -> dict[str, Any]:
+def node_payload(rid: int, ws: Any, kind: str, key: str, name: str, properties: dict) -> dict[str, Any]:
+    return {"rid": rid, "ws": str(ws), "kind": kind, "key": key, "name": name, "properties": properties}
+
+
+def edge_payload(
+    rid: int, ws: Any, kind: str, src: int, dst: int, up: int, down: int, properties: dict
+) -> dict[str, Any]:
     return {
-        "rid": edge.pk,
-        "ws": str(edge.workspace_id),
-        "kind": edge.kind,
-        "src": edge.src_id,
-        "dst": edge.dst_id,
-        "up": edge.up_id,
-        "down": edge.down_id,
-        "properties": edge.properties,
+        "rid": rid,
+        "ws": str(ws),
+        "kind": kind,
+        "src": src,
+        "dst": dst,
+        "up": up,
+        "down": down,
+        "properties": properties,
     }
 
 
@@ -163,22 +163,12 @@ def lineage_record(
     changed_edges = _record_edges(workspace, batch, ids, old_ids, now, counts)
 
     if outbox:
-        payloads = [("node", node_payload(n)) for n in updates]
+        payloads = [("node", node_payload(*(getattr(n, f) for f in NODE_FIELDS))) for n in updates]
         payloads += [
-            (
-                "node",
-                {
-                    "rid": ids[s.ref],
-                    "ws": str(workspace.pk),
-                    "kind": s.kind,
-                    "key": s.key,
-                    "name": s.name,
-                    "properties": s.properties,
-                },
-            )
+            ("node", node_payload(ids[s.ref], workspace.pk, s.kind, s.key, s.name, s.properties))
             for s in fresh
         ]
-        payloads += [("edge", edge_payload(e)) for e in changed_edges]
+        payloads += [("edge", payload) for payload in changed_edges]
         insert_outbox(workspace, now, payloads)
         if payloads:
             transaction.on_commit(_schedule_projection)
@@ -207,7 +197,7 @@ def _record_edges(
     old_ids: set[int],
     now,
     counts: dict[str, int],
-) -> list[Edge]:
+) -> list[dict[str, Any]]:
     wanted = {(ids[src], ids[dst], kind): spec for (src, dst, kind), spec in batch.edges.items()}
     existing: dict[tuple[int, int, str], tuple[int, dict]] = {}
     # A node created by this batch has no edges yet, so only older sources need looking up.
@@ -247,31 +237,20 @@ def _record_edges(
     for chunk in _chunks(updates):
         Edge.objects.bulk_update(chunk, ["properties"])
     counts["edges_updated"] = len(updates)
+    changed = [edge_payload(*(getattr(e, f) for f in EDGE_FIELDS)) for e in updates] if outbox else []
     if not fresh or not outbox:
-        return updates
+        return changed
     # The outbox needs the new edges' ids: from INSERT ... RETURNING where the database gives them.
-    fresh_keys = {(src, dst, kind): (up, down, props) for kind, src, dst, up, down, props in fresh}
-    missing = sorted({k[0] for k in fresh_keys if k not in created_ids})
+    missing = sorted({key[0] for key in wanted if key not in created_ids and key not in existing})
     for chunk in _chunks(missing):
         rows = Edge.objects.filter(src_id__in=chunk).values_list("src_id", "dst_id", "kind", "pk")
         for src_id, dst_id, kind, pk in rows:
-            if (src_id, dst_id, kind) in fresh_keys:
-                created_ids.setdefault((src_id, dst_id, kind), pk)
-    created = [
-        Edge(
-            pk=created_ids[key],
-            workspace=workspace,
-            kind=key[2],
-            src_id=key[0],
-            dst_id=key[1],
-            up_id=up,
-            down_id=down,
-            properties=props,
-        )
-        for key, (up, down, props) in fresh_keys.items()
-        if key in created_ids
+            created_ids.setdefault((src_id, dst_id, kind), pk)
+    return changed + [
+        edge_payload(created_ids[(src, dst, kind)], workspace.pk, kind, src, dst, up, down, props)
+        for kind, src, dst, up, down, props in fresh
+        if (src, dst, kind) in created_ids
     ]
-    return created + updates
 
 
 def _schedule_projection() -> None:
