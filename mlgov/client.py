@@ -221,6 +221,20 @@ class Client:
                 raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout} s")
             time.sleep(interval)
 
+    # --- differential privacy -------------------------------------------------------------------------
+    def dp_release(
+        self, dataset: str, version: str, statistic: str, *, epsilon: float, **query: Any
+    ) -> dict[str, Any]:
+        """A differentially private statistic of dataset version `dataset@version`, spent from its
+        budget (a 409 ApiError names what is left when it does not fit; asking again costs nothing).
+        Query: column, mechanism ("laplace"/"gaussian"), delta, bounds, categories, quantile,
+        group_by, purpose. Large datasets answer 202 with the release queued for a worker."""
+        path = f"datasets/{_quote(dataset)}/versions/{_quote(version)}/dp-releases"
+        return self.request("POST", path, json_body={"statistic": statistic, "epsilon": epsilon, **query})
+
+    def privacy_budget(self, dataset: str, version: str) -> dict[str, Any]:
+        return self.request("GET", f"datasets/{_quote(dataset)}/versions/{_quote(version)}/privacy-budget")
+
     # --- registry, datasheets, policies, gate, promotion ---------------------------------------------
     def register(self, name: str, version: str, artifact: str, **details: Any) -> dict[str, Any]:
         """Register model version `name@version` with its model artifact (id of an uploaded skops file).
@@ -230,6 +244,17 @@ class Client:
             f"models/{_quote(name)}/versions",
             json_body={"version": version, "artifact": artifact, **details},
         )
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """The registered versions of model `name` (all pages)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.request("GET", f"models/{_quote(name)}/versions", params={"page": page})
+            found.extend(body["results"])
+            if not body.get("next"):
+                return found
+            page += 1
 
     def push_datasheet(
         self,

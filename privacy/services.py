@@ -240,13 +240,14 @@ def compute(node: Node, query: dict[str, Any]) -> dict[str, Any]:
 
 
 def release_request(
-    *, workspace: Workspace, actor: Actor, node: Node, request: dict[str, Any]
+    *, workspace: Workspace, actor: Actor, node: Node, request: dict[str, Any], on_worker: bool = False
 ) -> tuple[PrivacyRelease, str]:
     """Make (or recall) a release. Returns (release, outcome) with outcome "released", "repeated"
-    or "queued". Raises BudgetExceeded (409) with the remaining budget when it does not fit."""
+    or "queued". Raises BudgetExceeded (409) with the remaining budget when it does not fit.
+    Datasets past PRIVACY_INLINE_MAX_ROWS (or any, with `on_worker`) are computed by a worker."""
     query = normalise_query(node, request)
     digest = query_hash(query)
-    inline = len(_frame(node)) <= settings.PRIVACY_INLINE_MAX_ROWS
+    inline = not on_worker and len(_frame(node)) <= settings.PRIVACY_INLINE_MAX_ROWS
     if (
         inline
         and not PrivacyRelease.objects.filter(
@@ -421,7 +422,13 @@ def release_compute(release_id: str) -> None:
 
 
 def summary_request(
-    *, workspace: Workspace, actor: Actor, node: Node, epsilon: float, mechanism: str = "laplace"
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    node: Node,
+    epsilon: float,
+    mechanism: str = "laplace",
+    on_worker: bool = False,
 ) -> list[PrivacyRelease]:
     """A DP summary: the row count, and per column a histogram (declared categories) or a mean
     (declared bounds; with a public row count) or a sum otherwise, epsilon split evenly. All or nothing."""
@@ -442,7 +449,9 @@ def summary_request(
     with transaction.atomic():
         for query in queries:
             request = {**query, "mechanism": mechanism, "epsilon": share, "purpose": "summary"}
-            release, _ = release_request(workspace=workspace, actor=actor, node=node, request=request)
+            release, _ = release_request(
+                workspace=workspace, actor=actor, node=node, request=request, on_worker=on_worker
+            )
             releases.append(release)
     return releases
 

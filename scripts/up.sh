@@ -1,21 +1,40 @@
 #!/usr/bin/env bash
 # Set everything up and run the service on the embedded defaults: SQLite, a file-system Celery
-# broker, artifacts on local disk. Starts a real Celery worker and the web server; Ctrl-C stops both.
+# broker, artifacts on local disk. Starts a real Celery worker, fills the `demo` workspace from the
+# Adult census data (skip with MLGOV_DEMO=0), then serves the dashboard; Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "==> preparing .venv/ (first run installs the dependencies; this takes a few minutes)"
+port="${PORT:-8000}"
+url="http://127.0.0.1:${port}"
+echo "==> preparing .venv/ (the first run installs the dependencies; this takes a few minutes)"
 source scripts/venv.sh
 PY=.venv/bin/python
 mkdir -p var/log
-echo "==> migrating the database"
+echo "==> migrating the database (var/mlgov.sqlite3 unless DATABASE_URL is set)"
 $PY manage.py migrate --noinput >var/log/migrate.log
 echo "==> creating the admin user and the demo workspace"
 $PY manage.py bootstrap
 echo "==> starting the Celery worker with its scheduler (log: var/log/worker.log)"
 .venv/bin/celery -A config worker --beat --loglevel=INFO --queues=default --concurrency=2 >var/log/worker.log 2>&1 &
 worker=$!
-trap 'kill $worker 2>/dev/null; wait $worker 2>/dev/null' EXIT INT TERM
-port="${PORT:-8000}"
-echo "==> mlgov is running at http://127.0.0.1:${port}/  (API docs: http://127.0.0.1:${port}/api/docs/)"
-echo "    sign in with the username and password above; Ctrl-C stops the server and the worker"
-.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:${port}" --workers 2 --access-logfile - --error-logfile -
+web=""
+trap 'kill $worker $web 2>/dev/null; wait $worker $web 2>/dev/null' EXIT INT TERM
+if [ "${MLGOV_DEMO:-1}" != "0" ]; then
+  echo "==> seeding the demo workspace from the Adult census data (the worker computes the evidence)"
+  $PY manage.py demo_seed --base-url "$url"
+fi
+echo "==> starting the web server (log: var/log/web.log)"
+.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:${port}" --workers 2 --access-logfile var/log/web.log \
+  --error-logfile var/log/web.log &
+web=$!
+for _ in $(seq 1 60); do
+  if $PY -c "import urllib.request,sys; urllib.request.urlopen('${url}/api/v1/health', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  kill -0 "$web" 2>/dev/null || { echo "the web server did not start; see var/log/web.log" >&2; exit 1; }
+  sleep 1
+done
+echo
+echo "==> mlgov is running: dashboard ${url}/w/demo/   (API docs: ${url}/api/docs/)"
+echo "    sign in with an account printed above; Ctrl-C stops the server and the worker"
+wait "$web"

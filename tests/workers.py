@@ -30,17 +30,22 @@ def embedded_broker(root: Path) -> dict[str, str]:
     }
 
 
-def start_worker(
-    env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
-) -> subprocess.Popen:
-    """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
-    full_env = {
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """Environment for a service process (worker, management command) on the test database."""
+    return {
         **os.environ,
         **env,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": database_url(),
         "PYTHONPATH": str(ROOT),
     }
+
+
+def start_worker(
+    env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
+) -> subprocess.Popen:
+    """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
+    full_env = process_env(env)
     command = [
         sys.executable,
         "-m",

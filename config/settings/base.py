@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "explain",
     "privacy",
     "governance",
+    "demo",
 ]
 
 MIDDLEWARE = [
