@@ -368,7 +368,8 @@ class Seeder:
             lambda: [
                 (
                     f"DP {r.query['statistic']}"
-                    + (f" of {r.query['column']}" if r.query.get("column") else ""),
+                    + (f" of {r.query['column']}" if r.query.get("column") else "")
+                    + (f" by {r.query['group_by']}" if r.query.get("group_by") else ""),
                     RELEASE_STATES.get(str(r.state), "queued"),
                     0.0,
                 )

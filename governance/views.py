@@ -85,11 +85,14 @@ def request_page(request, workspace, request_id):
     gate = services.evaluate(version, promotion.stage, promotion)
     card = Datasheet.objects.filter(subject=version.node, kind=DatasheetKind.MODEL_CARD).first()
     card_view = services.datasheet_view(card) if card else None
-    fairness = (
-        Job.objects.filter(model_node=version.node, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED)
-        .order_by("-finished_at")
-        .first()
-    )
+    # The latest assessment for each set of sensitive features (a reviewer reads sex and race both).
+    fairness: dict[tuple, Job] = {}
+    for job in Job.objects.filter(
+        model_node=version.node, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED
+    ).order_by("-finished_at")[:50]:
+        features = tuple((job.result or {}).get("sensitive_features") or ())
+        if job.result and job.result.get("figure") and features not in fairness:
+            fairness[features] = job
     explanation = (
         Job.objects.filter(model_node=version.node, kind=JobKind.EXPLANATION, state=JobState.SUCCEEDED)
         .order_by("-finished_at")
@@ -100,8 +103,6 @@ def request_page(request, workspace, request_id):
     figures = {
         "provenance": network_figure(version.node_id, provenance, title="Provenance (upstream, 10 steps)")
     }
-    if fairness and fairness.result and fairness.result.get("figure"):
-        figures["fairness"] = fairness.result["figure"]
     if explanation and explanation.result:
         figures.update({f"shap_{k}": v for k, v in explanation.result.get("figures", {}).items()})
     ctx = checks.Context(version, promotion.stage, promotion)
@@ -126,7 +127,10 @@ def request_page(request, workspace, request_id):
             gate=gate,
             card=card,
             card_view=card_view,
-            fairness=fairness,
+            fairness=[
+                {"job": job, "features": ", ".join(features), "figure_id": f"figure-fairness-{index}"}
+                for index, (features, job) in enumerate(sorted(fairness.items()), start=1)
+            ],
             explanation=explanation,
             running=running,
             figures=figures,

@@ -8,6 +8,9 @@
       if (!source || typeof Plotly === "undefined") { return; }
       var figure = JSON.parse(source.textContent);
       var layout = Object.assign({margin: {l: 60, r: 20, t: 40, b: 60}, height: 360}, figure.layout || {});
+      // Long category names (features, groups) get the room they need instead of being cut off.
+      layout.xaxis = Object.assign({automargin: true}, layout.xaxis || {});
+      layout.yaxis = Object.assign({automargin: true}, layout.yaxis || {});
       Plotly.newPlot(div, figure.data || [], layout, {displaylogo: false, responsive: true})
         .then(function () { div.dataset.rendered = "true"; });
     });

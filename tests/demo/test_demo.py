@@ -139,7 +139,8 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         assert "income-classifier@2" in queue_page
         request_page = _page(ravi, reverse("dashboard-request", kwargs={**slug, "request_id": pending.pk}))
         for figure in (
-            "figure-fairness",
+            "figure-fairness-1",
+            "figure-fairness-2",
             "figure-shap-importance",
             "figure-shap-beeswarm",
             "figure-provenance",
