@@ -250,11 +250,18 @@ class Seeder:
     def data(self) -> None:
         self.step("dataset versions: adult@v1 (raw UCI file) -> adult@v2 and adult-holdout@v2 (prepared)")
         raw, self.train_rows, self.holdout = adult.load()
+        self.commit, self.environment = _commit(), _environment()
+        recorded = Node.objects.filter(
+            workspace=self.ws, key__in=["adult@v1", "adult@v2", EVALUATION], artifact__isnull=False
+        )
+        if recorded.count() == 3:
+            # Recorded by an earlier run: recording again would claim that this run's commit made them.
+            self.say("        recorded already")
+            return
         raw_csv = adult.raw_bytes()
         v1 = self.store("dana", raw_csv, "adult.csv")
         v2 = self.store("dana", self.train_rows.to_csv(index=False).encode(), "adult-v2.csv")
         holdout = self.store("dana", self.holdout.to_csv(index=False).encode(), "adult-holdout-v2.csv")
-        self.commit, self.environment = _commit(), _environment()
         source = {
             "source": "UCI Machine Learning Repository, https://doi.org/10.24432/C5XW20",
             "citation": "Becker, B. and Kohavi, R. (1996). Adult.",

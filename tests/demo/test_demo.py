@@ -73,25 +73,22 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
     env = {"ARTIFACT_ROOT": settings.ARTIFACT_ROOT, "CELERY_DEFAULT_QUEUE": queue}
     worker = start_worker(env, [queue])
     try:
-        seed = _run(
-            [
-                sys.executable,
-                "manage.py",
-                "demo_seed",
-                "--password",
-                PASSWORD,
-                "--trees",
-                "40",
-                "--explain-rows",
-                "300",
-                "--timeout",
-                "300",
-                "--base-url",
-                live_server.url,
-            ],
-            process_env(env),
-            timeout=420,
-        )
+        seed_command = [
+            sys.executable,
+            "manage.py",
+            "demo_seed",
+            "--password",
+            PASSWORD,
+            "--trees",
+            "40",
+            "--explain-rows",
+            "300",
+            "--timeout",
+            "300",
+            "--base-url",
+            live_server.url,
+        ]
+        seed = _run(seed_command, process_env(env), timeout=420)
         assert seed.returncode == 0, seed.stdout[-4000:] + seed.stderr[-4000:]
         output = seed.stdout
         assert "[10/10]" in output
@@ -125,6 +122,14 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
             "income-classifier@1",
             "income-classifier@2",
         } <= keys
+        # Safe to run again: nothing is made twice, no password changes.
+        counts = (Node.objects.count(), Job.objects.count(), PromotionRequest.objects.count())
+        again = _run(seed_command, process_env(env), timeout=420)
+        assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+        assert "recorded already" in again.stdout
+        assert "password: (unchanged" in again.stdout
+        assert "MLGOV_TOKEN=" not in again.stdout
+        assert (Node.objects.count(), Job.objects.count(), PromotionRequest.objects.count()) == counts
         pending = PromotionRequest.objects.get(workspace=workspace, state=RequestState.OPEN)
         rejected = PromotionRequest.objects.get(workspace=workspace, state=RequestState.REJECTED)
 
