@@ -43,18 +43,34 @@ def event_hash(prev_hash: str, document: dict[str, Any]) -> str:
 READ_ONLY_ACTIONS = frozenset({"gate.check"})
 
 
+def audit_head(workspace: Workspace):
+    """Lock the workspace's chain head for an append later in the same transaction. A caller that
+    must read something consistent with the chain (Workspace.evidence_seq) locks first, reads, and
+    passes the locked head to audit_append."""
+    return (
+        Workspace.objects.select_for_update()
+        .only("id", "audit_head_seq", "audit_head_hash", "evidence_seq")
+        .get(pk=workspace.pk)
+    )
+
+
 def audit_append(
-    *, workspace: Workspace, actor: Actor, action: str, target: str = "", payload: Any = None
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    action: str,
+    target: str = "",
+    payload: Any = None,
+    locked: Workspace | None = None,
 ) -> AuditEvent:
-    """Append one event to the workspace's chain, inside the caller's transaction."""
+    """Append one event to the workspace's chain, inside the caller's transaction. `locked` is the
+    head the caller already holds (from audit_head, or a query with the same lock and fields)."""
     payload = normalise(payload if payload is not None else {})
     # No savepoint: if appending fails, the caller's whole change must fail with it.
     with transaction.atomic(savepoint=False):
-        head = (
-            Workspace.objects.select_for_update()
-            .only("id", "audit_head_seq", "audit_head_hash")
-            .get(pk=workspace.pk)
-        )
+        if locked is not None and locked.pk != workspace.pk:
+            raise ValueError("the locked head belongs to another workspace")
+        head = locked if locked is not None else audit_head(workspace)
         event = AuditEvent(
             workspace_id=head.pk,
             seq=head.audit_head_seq + 1,
@@ -72,6 +88,8 @@ def audit_append(
         if action not in READ_ONLY_ACTIONS:
             changes["evidence_seq"] = seq
         Workspace.objects.filter(pk=head.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(head, name, value)
     workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
     return event
 

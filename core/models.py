@@ -70,6 +70,10 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Set (not stored) by tokens.api_token_authenticate: the owner's membership of the workspace,
+    # read in the same query as the token. Absent on tokens read any other way.
+    member_id: int | None
+    member_role: str | None
 
     class Meta:
         ordering = ["-created_at"]

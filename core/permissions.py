@@ -37,7 +37,7 @@ def resolve_access(request) -> WorkspaceAccess:
     token = request.auth if isinstance(request.auth, ApiToken) else None
     memberships = Membership.objects.select_related("workspace").filter(user=user)
     if token is not None:
-        membership = memberships.filter(workspace_id=token.workspace_id).first()
+        membership = _token_membership(token, memberships)
         if membership is None:
             raise exceptions.AuthenticationFailed("the token's owner is no longer a member of its workspace")
         scopes = frozenset(token.scopes) & scopes_for_role(membership.role)
@@ -64,6 +64,17 @@ def resolve_access(request) -> WorkspaceAccess:
         scopes=scopes,
         actor=actor_from_request(request),
     )
+
+
+def _token_membership(token: ApiToken, memberships) -> Membership | None:
+    """The owner's membership of the token's workspace, as api_token_authenticate read it with the
+    token (no second query), or read now for a token that came another way."""
+    if hasattr(token, "member_role"):
+        role = token.member_role
+        if role is None:
+            return None
+        return Membership(pk=token.member_id, user=token.user, workspace=token.workspace, role=role)
+    return memberships.filter(workspace_id=token.workspace_id).first()
 
 
 def _requested_slug(request) -> str:

@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.actors import Actor
-from core.audit import audit_append
+from core.audit import audit_append, audit_head
 from core.errors import ApplicationError, Conflict, FieldError, NotFound
 from core.models import Artifact, Membership, Workspace
 from core.roles import Role
@@ -54,20 +54,29 @@ def model_get(workspace: Workspace, name: str) -> RegisteredModel:
     return model
 
 
-def version_get(workspace: Workspace, name: str, version: str) -> ModelVersion:
-    found = (
-        ModelVersion.objects.select_related("registered_model__workspace", "node", "author", "artifact")
-        .filter(registered_model__workspace=workspace, registered_model__name=name)
-        .filter(version=version)
-        .first()
-    )
-    if found is None:
+VERSION_RELATED = ("registered_model", "node", "author", "artifact")
+
+
+def version_get(
+    workspace: Workspace, name: str, version: str, *, related: tuple[str, ...] = VERSION_RELATED
+) -> ModelVersion:
+    """`name@version` (or `name@alias`) in the workspace, with the `related` rows joined in."""
+    try:
+        # get(), not first(): the lookup is unique, and first() would sort by the model's ordering.
+        found = (
+            ModelVersion.objects.select_related(*related)
+            .filter(registered_model__workspace=workspace, registered_model__name=name)
+            .get(version=version)
+        )
+    except ModelVersion.DoesNotExist:
         alias = Alias.objects.filter(
             registered_model__workspace=workspace, registered_model__name=name, name=version
         ).first()
         if alias is not None:
-            return version_get(workspace, name, alias.version.version)
-        raise NotFound(f"no registered version {name}@{version} in this workspace")
+            return version_get(workspace, name, alias.version.version, related=related)
+        raise NotFound(f"no registered version {name}@{version} in this workspace") from None
+    if "registered_model" in related:
+        found.registered_model.workspace = workspace  # the caller's row: no join, no second read
     return found
 
 
@@ -426,24 +435,18 @@ _EVALUATIONS_LOCK = threading.Lock()
 EVALUATION_CACHE_SIZE = 1024
 
 
-def evaluate_at(
-    version: ModelVersion, stage: str, request: PromotionRequest | None, evidence_seq: int
-) -> dict:
+def evaluate_at(version: ModelVersion, stage: str, request_id: Any, evidence_seq: int) -> dict:
     """`evaluate`, remembered per process for the workspace's evidence sequence: every change a rule
     can read writes an audit event, which moves Workspace.evidence_seq, so a result computed at the
-    same sequence (same version, stage and request) is the same result."""
-    key = (
-        version.registered_model.workspace_id,
-        version.pk,
-        stage,
-        request.pk if request else None,
-        evidence_seq,
-    )
+    same sequence (same version, stage and request) is the same result. The request (by id) is
+    only read when the result is not remembered."""
+    key = (version.registered_model.workspace_id, version.pk, stage, request_id, evidence_seq)
     with _EVALUATIONS_LOCK:
         found = _EVALUATIONS.get(key)
         if found is not None:
             _EVALUATIONS.move_to_end(key)
             return found
+    request = PromotionRequest.objects.get(pk=request_id) if request_id is not None else None
     result = evaluate(version, stage, request)
     with _EVALUATIONS_LOCK:
         _EVALUATIONS[key] = result
@@ -453,20 +456,11 @@ def evaluate_at(
 
 
 def _decide(
-    version: ModelVersion,
-    stage: str,
-    actor: Actor,
-    request: PromotionRequest | None,
-    *,
-    cached: bool = False,
+    version: ModelVersion, stage: str, actor: Actor, evidence_seq: int, result: dict[str, Any]
 ) -> GateDecision:
-    """Evaluate, sign and store a decision (inside the caller's transaction). `cached` allows the
-    evaluation remembered for the current evidence sequence (the gate API); transitions re-evaluate."""
+    """Sign and store the decision for an evaluation made at `evidence_seq` (inside the caller's
+    transaction)."""
     workspace = version.registered_model.workspace
-    evidence_seq = Workspace.objects.values_list("evidence_seq", flat=True).get(pk=workspace.pk)
-    result = (
-        evaluate_at(version, stage, request, evidence_seq) if cached else evaluate(version, stage, request)
-    )
     decision_id = uuid.uuid4()
     statement = {
         "decision": str(decision_id),
@@ -503,10 +497,21 @@ def _decide(
 
 @transaction.atomic
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
-    request = PromotionRequest.objects.filter(
-        model_version=version, stage=stage, state=RequestState.OPEN
-    ).first()
-    decision = _decide(version, stage, actor, request, cached=True)
+    """Evaluate the gate for `stage`, sign, store and audit the decision. One query locks the
+    workspace's audit head and reads the evidence sequence and the open request, so the decision is
+    evaluated at exactly the evidence its audit event follows (no change can commit in between: every
+    change appends to the same chain). The evaluation itself is remembered per evidence sequence."""
+    head = audit_head(workspace)
+    open_request = next(
+        iter(
+            PromotionRequest.objects.filter(model_version=version, stage=stage, state=RequestState.OPEN)
+            .order_by()
+            .values_list("pk", flat=True)[:1]
+        ),
+        None,
+    )
+    result = evaluate_at(version, stage, open_request, head.evidence_seq)
+    decision = _decide(version, stage, actor, head.evidence_seq, result)
     audit_append(
         workspace=workspace,
         actor=actor,
@@ -518,6 +523,7 @@ def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, sta
             "passed": decision.passed,
             "failed": [r["rule"] for r in decision.statement["rules"] if not r["passed"]],
         },
+        locked=head,
     )
     return decision
 
@@ -641,7 +647,8 @@ def _transition(workspace: Workspace, actor: Actor, request: PromotionRequest) -
         .select_related("registered_model", "node", "artifact")
         .get(pk=request.model_version_id)
     )
-    decision = _decide(version, request.stage, actor, request)
+    evidence_seq = Workspace.objects.values_list("evidence_seq", flat=True).get(pk=workspace.pk)
+    decision = _decide(version, request.stage, actor, evidence_seq, evaluate(version, request.stage, request))
     audit_append(
         workspace=workspace,
         actor=actor,

@@ -167,7 +167,9 @@ class GateView(WorkspaceAPIView):
     @extend_schema(request=s.GateInput, responses=s.DecisionOutput)
     def post(self, request, name: str, version: str):
         data = self.validated(s.GateInput, request.data)
-        found = services.version_get(self.access.workspace, name, version)
+        found = services.version_get(
+            self.access.workspace, name, version, related=("registered_model", "artifact")
+        )
         decision = services.gate_check(
             workspace=self.access.workspace, actor=self.access.actor, version=found, stage=data["stage"]
         )

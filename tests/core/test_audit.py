@@ -171,3 +171,23 @@ def test_concurrent_writers_leave_one_intact_chain_without_gaps():
     report = audit_verify(workspace=workspace)
     assert report.intact
     assert report.events == base + 1600
+
+
+def test_appends_on_a_head_the_caller_locked_keep_the_chain(acme, alice, mallory):
+    from core.audit import audit_head
+
+    actor = Actor(user=alice)
+    with transaction.atomic():
+        head = audit_head(acme)
+        before = head.audit_head_seq
+        first = audit_append(workspace=acme, actor=actor, action="test.one", locked=head)
+        second = audit_append(workspace=acme, actor=actor, action="gate.check", locked=head)
+    assert (first.seq, second.seq) == (before + 1, before + 2)
+    assert second.prev_hash == first.hash
+    acme.refresh_from_db()
+    assert (acme.audit_head_seq, acme.audit_head_hash) == (second.seq, second.hash)
+    assert acme.evidence_seq == first.seq  # gate.check is a read: it does not move the evidence
+    assert audit_verify(workspace=acme).intact
+    other = Workspace.objects.get(slug="umbrella")
+    with transaction.atomic(), pytest.raises(ValueError, match="another workspace"):
+        audit_append(workspace=acme, actor=actor, action="test.x", locked=audit_head(other))
