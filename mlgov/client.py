@@ -223,14 +223,35 @@ class Client:
 
     # --- differential privacy -------------------------------------------------------------------------
     def dp_release(
-        self, dataset: str, version: str, statistic: str, *, epsilon: float, **query: Any
+        self,
+        dataset: str,
+        version: str,
+        statistic: str,
+        *,
+        epsilon: float,
+        wait: bool = True,
+        timeout: float = 600,
+        interval: float = 0.5,
+        **query: Any,
     ) -> dict[str, Any]:
         """A differentially private statistic of dataset version `dataset@version`, spent from its
         budget (a 409 ApiError names what is left when it does not fit; asking again costs nothing).
         Query: column, mechanism ("laplace"/"gaussian"), delta, bounds, categories, quantile,
-        group_by, purpose. Large datasets answer 202 with the release queued for a worker."""
+        group_by, purpose. Large datasets are computed by a worker; with `wait` (the default) the
+        same question is asked again until the answer is there (the ledger answers repeats without
+        spending), and a release the worker could not make raises JobFailed (its budget refunded)."""
         path = f"datasets/{_quote(dataset)}/versions/{_quote(version)}/dp-releases"
-        return self.request("POST", path, json_body={"statistic": statistic, "epsilon": epsilon, **query})
+        body = {"statistic": statistic, "epsilon": epsilon, **query}
+        release = self.request("POST", path, json_body=body)
+        deadline = time.monotonic() + timeout
+        while wait and release["state"] == "queued":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"release {release['id']} is still queued after {timeout} s")
+            time.sleep(interval)
+            release = self.request("POST", path, json_body=body)
+        if release["state"] == "failed":
+            raise JobFailed(release)
+        return release
 
     def privacy_budget(self, dataset: str, version: str) -> dict[str, Any]:
         return self.request("GET", f"datasets/{_quote(dataset)}/versions/{_quote(version)}/privacy-budget")

@@ -96,3 +96,40 @@ def test_explain_and_assess_fairness_then_wait(live_server, tmp_path, eager_cele
     with pytest.raises(ApiError) as error:
         mlgov.explain("scorer", "1", "missing@v9")
     assert error.value.status == 400
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_dp_release_computed_by_a_worker_is_waited_for_and_spent_once(
+    live_server, tmp_path, eager_celery, settings
+):
+    from core.actors import Actor
+    from privacy.models import PrivacyBudget
+    from privacy.services import budget_set, dataset_version_node
+
+    settings.PRIVACY_INLINE_MAX_ROWS = 10  # this dataset is "large": a worker computes its releases
+    user = make_user("dana")
+    workspace = make_workspace("labs", admin=user)
+    mlgov = Client(
+        live_server.url,
+        token=make_token(
+            workspace, user, ["artifact:write", "lineage:write", "privacy:release", "lineage:read"]
+        ),
+    )
+    (tmp_path / "ages.csv").write_text("age\n" + "\n".join(str(20 + i % 50) for i in range(500)) + "\n")
+    data = mlgov.upload_artifact(tmp_path / "ages.csv")
+    privacy = {"unit": 1, "public_rows": 500, "bounds": {"age": [0, 100]}}
+    mlgov.record_node("DatasetVersion", "ages@v1", artifact=data["id"], properties={"privacy": privacy})
+    node = dataset_version_node(workspace, "ages", "v1")
+    budget_set(workspace=workspace, actor=Actor(user=user), node=node, epsilon=1.0, delta=0.0)
+    # The first answer says "queued" (the worker's result is not in it); the client asks again.
+    asked = []
+    real = mlgov.request
+    mlgov.request = lambda *a, **k: asked.append(a[0]) or real(*a, **k)
+    release = mlgov.dp_release("ages", "v1", "mean", column="age", epsilon=0.5)
+    assert asked == ["POST", "POST"]
+    assert release["state"] == "done"
+    assert 0 <= release["value"] <= 100
+    assert PrivacyBudget.objects.get(dataset_node=node).epsilon_spent == pytest.approx(0.5)  # once
+    later = mlgov.dp_release("ages", "v1", "count", epsilon=0.25, wait=False)
+    assert later["state"] == "queued"
