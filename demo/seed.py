@@ -79,10 +79,6 @@ class Outcome:
     report: str = ""
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _commit() -> dict[str, Any]:
     """The commit the demo's training code comes from: this checkout's HEAD when it is a git
     repository, else the git blob id of demo/adult.py (what `git hash-object` prints)."""
@@ -273,12 +269,11 @@ class Seeder:
             "bounds": {"age": [17, 90], "hours_per_week": [1, 99], "education_num": [1, 16]},
             "categories": {"sex": ["Female", "Male"], "race": adult.RACES},
         }
-        node = "node"
         self.record(
             "dana",
             [
                 {
-                    "type": node,
+                    "type": "node",
                     "kind": "DatasetVersion",
                     "key": "adult@v1",
                     "artifact": v1,
@@ -287,11 +282,10 @@ class Seeder:
                         **source,
                         "rows": len(raw),
                         "columns": list(raw.columns),
-                        "sha256": _sha(raw_csv),
                     },
                 },
                 {
-                    "type": node,
+                    "type": "node",
                     "kind": "DatasetVersion",
                     "key": "adult@v2",
                     "artifact": v2,
@@ -305,7 +299,7 @@ class Seeder:
                     },
                 },
                 {
-                    "type": node,
+                    "type": "node",
                     "kind": "DatasetVersion",
                     "key": EVALUATION,
                     "artifact": holdout,
@@ -395,11 +389,8 @@ class Seeder:
             )
         }
         if len(versions) == 2:
-            self.features = {"1": adult.BASE_FEATURES + adult.SENSITIVE_FEATURES, "2": adult.BASE_FEATURES}
             return versions
         for trained in adult.train(self.train_rows, self.holdout, trees=self.trees):
-            self.features = getattr(self, "features", {})
-            self.features[trained.version] = trained.features
             if trained.version in versions:
                 continue
             artifact = self.store("dana", sio.dumps(trained.model), f"{MODEL}-{trained.version}.skops")
@@ -456,7 +447,7 @@ class Seeder:
         jobs = []
         for version in sorted(versions):
             node = explain_services.model_version_node(self.ws, MODEL, version)
-            features = self.features[version]
+            features = adult.FEATURES[version]
             wanted: list[tuple[str, dict[str, Any]]] = [
                 (JobKind.EXPLANATION, {"features": features, "rows": self.explain_rows, "backend": "auto"}),
                 *(

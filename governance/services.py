@@ -497,19 +497,18 @@ def _decide(
 
 @transaction.atomic
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
-    """Evaluate the gate for `stage`, sign, store and audit the decision. One query locks the
-    workspace's audit head and reads the evidence sequence and the open request, so the decision is
-    evaluated at exactly the evidence its audit event follows (no change can commit in between: every
-    change appends to the same chain). The evaluation itself is remembered per evidence sequence."""
+    """Evaluate the gate for `stage`, sign, store and audit the decision. The workspace's audit head
+    is locked first and the evidence sequence read from it, so the decision is evaluated at exactly
+    the evidence its audit event follows (no change can commit in between: every change appends to
+    the same chain). The evaluation itself is remembered per evidence sequence."""
     head = audit_head(workspace)
-    open_request = next(
-        iter(
-            PromotionRequest.objects.filter(model_version=version, stage=stage, state=RequestState.OPEN)
-            .order_by()
-            .values_list("pk", flat=True)[:1]
-        ),
-        None,
+    # At most one request is open per (version, stage); no ordering to compile or sort.
+    open_ids = list(
+        PromotionRequest.objects.filter(model_version=version, stage=stage, state=RequestState.OPEN)
+        .order_by()
+        .values_list("pk", flat=True)[:1]
     )
+    open_request = open_ids[0] if open_ids else None
     result = evaluate_at(version, stage, open_request, head.evidence_seq)
     decision = _decide(version, stage, actor, head.evidence_seq, result)
     audit_append(
@@ -647,8 +646,10 @@ def _transition(workspace: Workspace, actor: Actor, request: PromotionRequest) -
         .select_related("registered_model", "node", "artifact")
         .get(pk=request.model_version_id)
     )
-    evidence_seq = Workspace.objects.values_list("evidence_seq", flat=True).get(pk=workspace.pk)
-    decision = _decide(version, request.stage, actor, evidence_seq, evaluate(version, request.stage, request))
+    head = audit_head(workspace)  # locked already by the review's own audit event
+    decision = _decide(
+        version, request.stage, actor, head.evidence_seq, evaluate(version, request.stage, request)
+    )
     audit_append(
         workspace=workspace,
         actor=actor,
@@ -660,6 +661,7 @@ def _transition(workspace: Workspace, actor: Actor, request: PromotionRequest) -
             "passed": decision.passed,
             "request": str(request.pk),
         },
+        locked=head,
     )
     if not decision.passed:
         return decision
