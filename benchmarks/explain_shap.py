@@ -25,6 +25,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU_TARGET = 300.0  # x shap.TreeExplainer, the issue's target
+METHODS = ("reference_numpy", "kernel_source_host_c", "cupy_kernel")
+# Float64 fused multiply-add lanes per multiprocessor, by compute capability (NVIDIA's architecture
+# whitepapers: the data-centre parts run float64 at half the float32 rate, other parts at 1/32 or 1/64).
+FP64_LANES = {(6, 0): 32, (7, 0): 32, (8, 0): 32, (9, 0): 64, (10, 0): 64}
+CUDA_ATTRIBUTE_CLOCK_RATE = 13  # cudaDevAttrClockRate, kHz
+
+
+def fp64_peak() -> tuple[float, str]:
+    """(peak float64 FLOP/s without tensor cores, how it was computed) of the current CUDA device:
+    multiprocessors x float64 lanes x 2 (a fused multiply-add is two operations) x the boost clock."""
+    import cupy
+
+    device = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(device.id)
+    capability = (int(props["major"]), int(props["minor"]))
+    sms = int(props["multiProcessorCount"])
+    try:
+        khz = cupy.cuda.runtime.deviceGetAttribute(CUDA_ATTRIBUTE_CLOCK_RATE, device.id)
+    except Exception:  # older CuPy without deviceGetAttribute
+        khz = int(props.get("clockRate", 0))
+    lanes = FP64_LANES.get(capability, 2)
+    peak = sms * lanes * 2 * khz * 1e3
+    return (
+        peak,
+        f"{sms} SMs x {lanes} fp64 lanes x 2 x {khz / 1e6:.3f} GHz (sm_{capability[0]}{capability[1]})",
+    )
 
 
 def adult(path: Path):
@@ -56,7 +82,16 @@ def result(name: str, value: float, unit: str, baseline: str, ratio: float) -> N
     print(f"RESULT {name} {value:.6g} {unit} baseline={baseline} ratio={ratio:.4g}", flush=True)
 
 
-def bench(label: str, X, y, trees: int, depth: int, rows: dict[str, int], train_rows: int | None) -> None:
+def bench(
+    label: str,
+    X,
+    y,
+    trees: int,
+    depth: int,
+    rows: dict[str, int],
+    train_rows: int | None,
+    only: set[str],
+) -> None:
     import shap
     from sklearn.ensemble import RandomForestClassifier
 
@@ -90,11 +125,13 @@ def bench(label: str, X, y, trees: int, depth: int, rows: dict[str, int], train_
     print(f"# shap.TreeExplainer: {n} rows in {seconds:.2f} s", flush=True)
     result(f"treeshap_{label}_shap_rows_per_s", base, "rows/s", "shap.TreeExplainer", 1.0)
 
-    methods = [("reference_numpy", lambda x: reference_shap_values(paths, x))]
-    if shutil.which("gcc"):
+    methods = []
+    if "reference_numpy" in only:
+        methods.append(("reference_numpy", lambda x: reference_shap_values(paths, x)))
+    if "kernel_source_host_c" in only and shutil.which("gcc"):
         host = gpu.build_host_kernel(Path(tempfile.mkdtemp()))
         methods.append(("kernel_source_host_c", lambda x: host(paths, x)))
-    if gpu.cuda_available():
+    if "cupy_kernel" in only and gpu.cuda_available():
         device = gpu.DevicePaths(paths)
         device.shap_values(X[:1024]).get()  # compile and warm up
 
@@ -103,7 +140,7 @@ def bench(label: str, X, y, trees: int, depth: int, rows: dict[str, int], train_
 
         methods.append(("cupy_kernel", on_gpu))
         print(f"# GPU: {gpu.device_name()}", flush=True)
-    else:
+    elif "cupy_kernel" in only:
         print("# GPU: none here (CuPy or a CUDA device missing); the CuPy kernel is not measured", flush=True)
     for name, method in methods:
         diff = float(np.max(np.abs(method(check) - truth)))
@@ -118,8 +155,14 @@ def bench(label: str, X, y, trees: int, depth: int, rows: dict[str, int], train_
             continue
         result(f"treeshap_{label}_{name}_rows_per_s", rate, "rows/s", "shap.TreeExplainer", rate / base)
         if name == "cupy_kernel":
-            achieved = rate * flops / 1e12
-            print(f"# cupy_kernel: {achieved:.2f} TFLOP/s of float64 work", flush=True)
+            achieved = rate * flops
+            peak, how = fp64_peak()
+            print(
+                f"# cupy_kernel: {achieved / 1e12:.3f} TFLOP/s of float64 work ({flops} flop per row); "
+                f"peak {peak / 1e12:.1f} TFLOP/s = {how}: {100 * achieved / peak:.1f}% of peak",
+                flush=True,
+            )
+            result(f"treeshap_{label}_gpu_fraction_of_fp64_peak", achieved / peak, "fraction", "peak", 1.0)
             result(
                 f"treeshap_{label}_gpu_vs_target", rate / base, "x", "target-300x", rate / base / GPU_TARGET
             )
@@ -131,21 +174,34 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated, measured besides shap.TreeExplainer (default: all of "
+        + ", ".join(METHODS)
+        + ")",
+    )
+    parser.add_argument(
         "--adult", default=str(ROOT.parent / "shared" / "datasets" / "adult" / "adult.csv.gz")
     )
     args = parser.parse_args()
+    only = {m.strip() for m in args.methods.split(",") if m.strip()}
+    unknown = only - set(METHODS)
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     if args.quick:
         X, y = synthetic(20_000, 20)
-        bench("quick", X, y, trees=20, depth=6, rows={"shap": 2000, "default": 2000}, train_rows=None)
+        bench(
+            "quick", X, y, trees=20, depth=6, rows={"shap": 2000, "default": 2000}, train_rows=None, only=only
+        )
         return
     adult_path = Path(args.adult)
     if not adult_path.exists():
         adult_path = ROOT / "demo" / "data" / "adult.csv.gz"
     X, y = adult(adult_path)
-    bench("adult", X, y, 100, 8, {"shap": 5000, "reference_numpy": 2000, "default": 20000}, train_rows=None)
+    bench("adult", X, y, 100, 8, {"shap": 5000, "reference_numpy": 2000, "default": 20000}, None, only)
     X, y = synthetic(1_000_000, 50)
     rows = {"shap": 2000, "reference_numpy": 1000, "kernel_source_host_c": 5000, "default": 1_000_000}
-    bench("synthetic_1m", X, y, 100, 8, rows, train_rows=100_000)
+    bench("synthetic_1m", X, y, 100, 8, rows, train_rows=100_000, only=only)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from explain.treeshap import PathSet, as_model_input
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernels" / "treeshap.cu"
 THREADS_PER_BLOCK = 256
+KERNEL_OPTIONS = ("--std=c++14",)
 
 
 def kernel_source() -> str:
@@ -44,7 +45,27 @@ def device_name() -> str:
 def _cuda_kernel():
     import cupy
 
-    return cupy.RawKernel(kernel_source(), "treeshap_paths", options=("--std=c++14",))
+    return cupy.RawKernel(kernel_source(), "treeshap_paths", options=KERNEL_OPTIONS)
+
+
+def host_arrays(paths: PathSet) -> tuple[np.ndarray, ...]:
+    """The path arrays in the kernel's parameter order and types."""
+    return (
+        np.ascontiguousarray(paths.path_start, dtype=np.int64),
+        np.ascontiguousarray(paths.feature, dtype=np.int32),
+        np.ascontiguousarray(paths.lower, dtype=np.float64),
+        np.ascontiguousarray(paths.upper, dtype=np.float64),
+        np.ascontiguousarray(paths.zero, dtype=np.float64),
+        np.ascontiguousarray(paths.values, dtype=np.float64),
+    )
+
+
+def kernel_arguments(x, n_rows: int, n_paths: int, arrays: tuple, n_outputs: int, phi) -> tuple:
+    """The kernel's parameters in order: x, n_rows (long long), n_paths (int), path_start, feature,
+    lower, upper, zero, values, n_outputs (int), phi. Arrays are CuPy arrays for the GPU launch,
+    NumPy arrays for the host build; one function for both, and the tests hold it to the compiled
+    kernel's parameter list."""
+    return (x, np.int64(n_rows), np.int32(n_paths), *arrays, np.int32(n_outputs), phi)
 
 
 class DevicePaths:
@@ -54,12 +75,7 @@ class DevicePaths:
         import cupy
 
         self.paths = paths
-        self.path_start = cupy.asarray(paths.path_start, dtype=cupy.int64)
-        self.feature = cupy.asarray(paths.feature, dtype=cupy.int32)
-        self.lower = cupy.asarray(paths.lower, dtype=cupy.float64)
-        self.upper = cupy.asarray(paths.upper, dtype=cupy.float64)
-        self.zero = cupy.asarray(paths.zero, dtype=cupy.float64)
-        self.values = cupy.asarray(np.ascontiguousarray(paths.values), dtype=cupy.float64)
+        self.arrays = tuple(cupy.asarray(array) for array in host_arrays(paths))
 
     def shap_values(self, X, *, synchronize: bool = True):
         """SHAP values (rows, features, outputs) as a CuPy array."""
@@ -74,19 +90,7 @@ class DevicePaths:
         _cuda_kernel()(
             (blocks,),
             (THREADS_PER_BLOCK,),
-            (
-                x,
-                np.int64(n_rows),
-                np.int32(paths.n_paths),
-                self.path_start,
-                self.feature,
-                self.lower,
-                self.upper,
-                self.zero,
-                self.values,
-                np.int32(paths.n_outputs),
-                phi,
-            ),
+            kernel_arguments(x, n_rows, paths.n_paths, self.arrays, paths.n_outputs, phi),
         )
         if synchronize:
             cupy.cuda.Device().synchronize()
@@ -137,19 +141,7 @@ def build_host_kernel(directory: Path, compiler: str = "gcc"):
         x = np.ascontiguousarray(as_model_input(X).T)
         n_rows = x.shape[1]
         phi = np.zeros((paths.n_features * paths.n_outputs, n_rows))
-        function(
-            x,
-            n_rows,
-            paths.n_paths,
-            np.ascontiguousarray(paths.path_start, dtype=np.int64),
-            np.ascontiguousarray(paths.feature, dtype=np.int32),
-            np.ascontiguousarray(paths.lower),
-            np.ascontiguousarray(paths.upper),
-            np.ascontiguousarray(paths.zero),
-            np.ascontiguousarray(paths.values),
-            paths.n_outputs,
-            phi,
-        )
+        function(*kernel_arguments(x, n_rows, paths.n_paths, host_arrays(paths), paths.n_outputs, phi))
         return phi.reshape(paths.n_features, paths.n_outputs, n_rows).transpose(2, 0, 1).copy()
 
     return shap_values

@@ -19,13 +19,29 @@
 
 #ifdef __CUDACC__
 #define DEVICE __device__ __forceinline__
+#define CONSTANT __constant__
 #define ADD(ptr, value) atomicAdd((ptr), (value))
-typedef long long index_t;
 #else
 #define DEVICE static inline
+#define CONSTANT static
 #define ADD(ptr, value) (*(ptr) += (value))
-typedef long long index_t;
 #endif
+typedef long long index_t;
+
+/* RECIPROCAL[k] = 1/k. Float64 division is a slow multi-instruction sequence on a GPU; the
+ * recurrences below divide only by small integers (and once per element by its zero fraction), so
+ * they multiply by these instead. All threads of a warp share one path, hence one k at a time: a
+ * constant-memory broadcast. */
+CONSTANT const double RECIPROCAL[MAX_PATH + 1] = {
+    0.0, 1.0 / 1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
+    1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17,
+    1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21, 1.0 / 22, 1.0 / 23, 1.0 / 24, 1.0 / 25, 1.0 / 26,
+    1.0 / 27, 1.0 / 28, 1.0 / 29, 1.0 / 30, 1.0 / 31, 1.0 / 32, 1.0 / 33, 1.0 / 34, 1.0 / 35,
+    1.0 / 36, 1.0 / 37, 1.0 / 38, 1.0 / 39, 1.0 / 40, 1.0 / 41, 1.0 / 42, 1.0 / 43, 1.0 / 44,
+    1.0 / 45, 1.0 / 46, 1.0 / 47, 1.0 / 48, 1.0 / 49, 1.0 / 50, 1.0 / 51, 1.0 / 52, 1.0 / 53,
+    1.0 / 54, 1.0 / 55, 1.0 / 56, 1.0 / 57, 1.0 / 58, 1.0 / 59, 1.0 / 60, 1.0 / 61, 1.0 / 62,
+    1.0 / 63, 1.0 / 64
+};
 
 DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x,
                           const long long *path_start, const int *feature, const double *lower,
@@ -44,31 +60,35 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
     const int f = feature[start + d];
     const double v = x[(index_t)f * n_rows + row];
     const double o = (v > lower[start + d] && v <= upper[start + d]) ? 1.0 : 0.0;
-    const double z = zero[start + d];
+    const double scale_one = o * RECIPROCAL[d + 1];
+    const double scale_zero = zero[start + d] * RECIPROCAL[d + 1];
     one[d] = o;
     pw[d] = 0.0;
     for (int i = d - 1; i >= 0; --i) {
-      pw[i + 1] += o * pw[i] * (double)(i + 1) / (double)(d + 1);
-      pw[i] = z * pw[i] * (double)(d - i) / (double)(d + 1);
+      pw[i + 1] += scale_one * (double)(i + 1) * pw[i];
+      pw[i] = scale_zero * (double)(d - i) * pw[i];
     }
   }
   const int depth = length - 1;
+  const double width = (double)(depth + 1);
   /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. */
   for (int e = 1; e < length; ++e) {
     const double o = one[e];
     const double z = zero[start + e];
     double total = 0.0;
     if (o != 0.0) {
+      const double scale_zero = z * RECIPROCAL[depth + 1];
       double next_one = pw[depth];
       for (int i = depth - 1; i >= 0; --i) {
-        const double tmp = next_one * (double)(depth + 1) / (double)(i + 1);
+        const double tmp = next_one * width * RECIPROCAL[i + 1];
         total += tmp;
-        next_one = pw[i] - tmp * z * (double)(depth - i) / (double)(depth + 1);
+        next_one = pw[i] - tmp * scale_zero * (double)(depth - i);
       }
     } else if (z != 0.0) {
       for (int i = depth - 1; i >= 0; --i) {
-        total += pw[i] / z * (double)(depth + 1) / (double)(depth - i);
+        total += pw[i] * RECIPROCAL[depth - i];
       }
+      total *= width / z;
     }
     const double weight = total * (o - z);
     if (weight == 0.0) continue;
