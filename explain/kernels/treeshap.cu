@@ -15,13 +15,28 @@
  * warp add to consecutive rows, so their atomic adds do not collide.
  */
 
+/* MAX_PATH: the longest path this build takes, in elements (bias included); at most 64, the length
+ * of the reciprocal table. The launcher builds two variants (-DMAX_PATH=16 and 64) and uses the
+ * smallest that fits the model's paths. With MAX_PATH <= 16 every loop below runs over a
+ * compile-time range (guarded by the path's length), so once unrolled the working arrays are
+ * indexed by constants and the compiler keeps them in registers; with 64 they live in local
+ * memory (cached in L1) and the loops run over the path's own length. */
+#ifndef MAX_PATH
 #define MAX_PATH 64
+#endif
+#define UNROLLED (MAX_PATH <= 16)
 
 #ifdef __CUDACC__
 #define DEVICE __device__ __forceinline__
 #define CONSTANT __constant__
 #define ADD(ptr, value) atomicAdd((ptr), (value))
+#if UNROLLED
+#define UNROLL _Pragma("unroll")
 #else
+#define UNROLL _Pragma("unroll 1")
+#endif
+#else
+#define UNROLL
 #define DEVICE static inline
 #define CONSTANT static
 #define ADD(ptr, value) (*(ptr) += (value))
@@ -32,7 +47,7 @@ typedef long long index_t;
  * recurrences below divide only by small integers (and once per element by its zero fraction), so
  * they multiply by these instead. All threads of a warp share one path, hence one k at a time: a
  * constant-memory broadcast. */
-CONSTANT const double RECIPROCAL[MAX_PATH + 1] = {
+CONSTANT const double RECIPROCAL[65] = {
     0.0, 1.0 / 1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8,
     1.0 / 9, 1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17,
     1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21, 1.0 / 22, 1.0 / 23, 1.0 / 24, 1.0 / 25, 1.0 / 26,
@@ -56,7 +71,9 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
   one[0] = 1.0;
   pw[0] = 1.0;
   /* EXTEND each element in turn: pw[i] is the weight of the subsets of size i. */
-  for (int d = 1; d < length; ++d) {
+  UNROLL
+  for (int d = 1; d < MAX_PATH; ++d) {
+    if (d >= length) break;
     const int f = feature[start + d];
     const double v = x[(index_t)f * n_rows + row];
     const double o = (v > lower[start + d] && v <= upper[start + d]) ? 1.0 : 0.0;
@@ -64,6 +81,7 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
     const double scale_zero = zero[start + d] * RECIPROCAL[d + 1];
     one[d] = o;
     pw[d] = 0.0;
+    UNROLL
     for (int i = d - 1; i >= 0; --i) {
       pw[i + 1] += scale_one * (double)(i + 1) * pw[i];
       pw[i] = scale_zero * (double)(d - i) * pw[i];
@@ -71,21 +89,33 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
   }
   const int depth = length - 1;
   const double width = (double)(depth + 1);
-  /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. */
-  for (int e = 1; e < length; ++e) {
+  /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. The loops over i start at
+   * the top of the range (constant when unrolled) and skip what lies above this path's depth. */
+  const int top = UNROLLED ? MAX_PATH - 1 : depth;
+  UNROLL
+  for (int e = 1; e < MAX_PATH; ++e) {
+    if (e >= length) break;
     const double o = one[e];
     const double z = zero[start + e];
     double total = 0.0;
     if (o != 0.0) {
       const double scale_zero = z * RECIPROCAL[depth + 1];
-      double next_one = pw[depth];
-      for (int i = depth - 1; i >= 0; --i) {
+      double next_one = 0.0;
+      UNROLL
+      for (int i = top; i >= 0; --i) {
+        if (i > depth) continue;
+        if (i == depth) {
+          next_one = pw[i];
+          continue;
+        }
         const double tmp = next_one * width * RECIPROCAL[i + 1];
         total += tmp;
         next_one = pw[i] - tmp * scale_zero * (double)(depth - i);
       }
     } else if (z != 0.0) {
-      for (int i = depth - 1; i >= 0; --i) {
+      UNROLL
+      for (int i = top; i >= 0; --i) {
+        if (i >= depth) continue;
         total += pw[i] * RECIPROCAL[depth - i];
       }
       total *= width / z;

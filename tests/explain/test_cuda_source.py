@@ -84,20 +84,28 @@ def _argument_bytes(argument) -> int:
     return argument.dtype.itemsize
 
 
+@pytest.mark.parametrize("max_path", gpu.KERNEL_VARIANTS)
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_the_kernel_compiles_as_cupy_compiles_it(nvrtc, architecture):
+def test_the_kernel_compiles_as_cupy_compiles_it(nvrtc, architecture, max_path):
     # cupy.RawKernel passes our options and the device's architecture
-    code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), [*gpu.KERNEL_OPTIONS, f"-arch={architecture}"])
+    options = [*gpu.KERNEL_OPTIONS, gpu.max_path_define(max_path), f"-arch={architecture}"]
+    code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), options)
     assert code == 0, log
     assert "warning" not in log.lower(), log
     assert ".entry treeshap_paths" in ptx
-    # the recurrences divide only once per path element (by its zero fraction): float64 division is
-    # a long instruction sequence on a GPU, so the small-integer divisions use the reciprocal table
-    assert ptx.count("div.rn.f64") <= 1, "a float64 division crept back into the kernel's loops"
+    # float64 division is a long instruction sequence on a GPU: the recurrences use the reciprocal
+    # table, and the one division left is by each element's zero fraction (once per element when
+    # the loops are unrolled, once in all when they are not)
+    assert ptx.count("div.rn.f64") <= (max_path - 1 if max_path <= 16 else 1)
+    if max_path <= 16:  # unrolled over a fixed range: no array left in local memory
+        assert "__local_depot" not in ptx
+    else:
+        assert "__local_depot" in ptx
 
 
 def test_the_launch_passes_what_the_kernel_takes(nvrtc):
-    code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), [*gpu.KERNEL_OPTIONS, "-arch=compute_90"])
+    options = [*gpu.KERNEL_OPTIONS, gpu.max_path_define(16), "-arch=compute_90"]
+    code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), options)
     assert code == 0, log
     paths_arrays = tuple(np.zeros(1, dtype=dtype) for dtype in (np.int64, np.int32, *[np.float64] * 4))
     arguments = gpu.kernel_arguments(np.zeros(1), 1, 1, paths_arrays, 1, np.zeros(1))
@@ -107,6 +115,8 @@ def test_the_launch_passes_what_the_kernel_takes(nvrtc):
 def test_a_broken_source_fails_to_compile(nvrtc):
     """The compile check can fail: an undeclared name in the CUDA-only branch is reported."""
     broken = gpu.kernel_source().replace("atomicAdd((ptr), (value))", "atomicAddd((ptr), (value))")
-    code, log, _ = compile_ptx(nvrtc, broken, [*gpu.KERNEL_OPTIONS, "-arch=compute_90"])
+    code, log, _ = compile_ptx(
+        nvrtc, broken, [*gpu.KERNEL_OPTIONS, gpu.max_path_define(64), "-arch=compute_90"]
+    )
     assert code != 0
     assert "atomicAddd" in log

@@ -126,11 +126,52 @@ def test_a_wrong_algorithm_is_caught(fitted):
     assert np.max(np.abs(reference_shap_values(paths, X) - theirs)) > TOLERANCE
 
 
-@pytest.fixture(scope="module")
-def host_kernel(tmp_path_factory):
+@pytest.fixture(scope="module", params=gpu.KERNEL_VARIANTS, ids=lambda v: f"max_path={v}")
+def host_kernel(request, tmp_path_factory):
+    """Each build of the kernel source (paths of up to 16 elements, in registers on a GPU; up to 64)."""
     if shutil.which("gcc") is None:
         pytest.skip("no C compiler to build the kernel source for the host")
-    return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"))
+    return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"), max_path=request.param)
+
+
+@pytest.fixture(scope="module")
+def long_paths():
+    """A tree whose paths split on more than 16 distinct features: only the 64-element build takes it."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4000, 40))
+    y = X @ rng.normal(size=40) + rng.normal(size=4000)
+    model = DecisionTreeRegressor(max_depth=30, min_samples_leaf=1, random_state=0).fit(X, y)
+    paths = flatten(model)
+    assert paths.lengths.max() > 16
+    return model, paths, X[:60]
+
+
+@pytest.fixture(scope="module")
+def full_paths():
+    """Paths of 12 to 16 elements: every position of the 16-element build's unrolled range is used."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(3000, 15))
+    y = X @ rng.normal(size=15) + rng.normal(size=3000)
+    model = DecisionTreeRegressor(max_depth=15, random_state=0).fit(X, y)
+    paths = flatten(model)
+    assert 12 <= paths.lengths.max() <= 16
+    return model, paths, X[:80]
+
+
+def test_kernel_source_on_paths_filling_the_small_build(host_kernel, full_paths):
+    model, paths, X = full_paths
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(host_kernel(paths, X) - theirs)) <= TOLERANCE
+
+
+def test_long_paths_take_the_larger_build(tmp_path, long_paths):
+    model, paths, X = long_paths
+    assert gpu.kernel_variant(paths) == 64
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(gpu.build_host_kernel(tmp_path)(paths, X) - theirs)) <= TOLERANCE
+    small = gpu.build_host_kernel(tmp_path, max_path=16)
+    with pytest.raises(ValueError, match="longer than 16 elements"):
+        small(paths, X)
 
 
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
@@ -142,11 +183,23 @@ def test_kernel_source_on_the_host_matches_shap(fitted, host_kernel, name):
 
 @pytest.mark.gpu
 @needs_cuda
+@pytest.mark.parametrize("max_path", gpu.KERNEL_VARIANTS)
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_cuda_kernel_matches_shap(fitted, name):
+def test_cuda_kernel_matches_shap(fitted, name, max_path):
     model, X = fitted[name]
     theirs, _ = _shap_reference(model, X)
-    assert np.max(np.abs(gpu.gpu_shap_values(flatten(model), X) - theirs)) <= TOLERANCE
+    values = gpu.gpu_shap_values(flatten(model), X, max_path=max_path)
+    assert np.max(np.abs(values - theirs)) <= TOLERANCE
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("case", ["full_paths", "long_paths"])
+def test_cuda_kernel_on_long_paths(request, case):
+    """Paths filling the 16-element build (registers), and longer ones (the 64-element build)."""
+    model, paths, X = request.getfixturevalue(case)
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(gpu.gpu_shap_values(paths, X) - theirs)) <= TOLERANCE
 
 
 @pytest.mark.gpu
