@@ -1,5 +1,6 @@
 """TreeSHAP throughput: shap.TreeExplainer (the baseline), the NumPy path reference, the CUDA
-kernel's source built for the host (C, one thread), and the CuPy kernel when a CUDA device is
+kernel's source built for the host (C, one thread), the compiled CPU path (Numba, every core; what CPU
+workers run when it is the faster), and the CuPy kernel when a CUDA device is
 present (the build the service picks, and the 64-element build when that differs), all on the
 same model, rows and machine. `--methods` picks which run besides the baseline.
 
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GPU_TARGET = 300.0  # x shap.TreeExplainer, the issue's target
-METHODS = ("reference_numpy", "kernel_source_host_c", "cupy_kernel")
+METHODS = ("reference_numpy", "kernel_source_host_c", "compiled_cpu", "cupy_kernel")
 # Float64 fused multiply-add lanes per multiprocessor, by compute capability (NVIDIA's architecture
 # whitepapers: the data-centre parts run float64 at half the float32 rate, other parts at 1/32 or 1/64).
 FP64_LANES = {(6, 0): 32, (7, 0): 32, (8, 0): 32, (9, 0): 64, (10, 0): 64}
@@ -143,6 +144,12 @@ def bench(
     if "kernel_source_host_c" in only and shutil.which("gcc"):
         host = gpu.build_host_kernel(Path(tempfile.mkdtemp()))
         methods.append(("kernel_source_host_c", lambda x: host(paths, x)))
+    if "compiled_cpu" in only:  # what CPU workers run when it is the faster (Numba, every core)
+        from explain import cpu
+
+        cpu.shap_values(paths, X[:1])  # compile
+        print(f"# compiled_cpu: Numba, {cpu.threads_used(None)} threads", flush=True)
+        methods.append(("compiled_cpu", lambda x: cpu.shap_values(paths, x)))
     if "cupy_kernel" in only and gpu.cuda_available():
         print(f"# GPU: {gpu.device_name()}", flush=True)
         # the build the service picks (registers for paths of up to 16 elements), and the 64-element
@@ -222,7 +229,7 @@ def main() -> None:
     X, y = adult(adult_path)
     bench("adult", X, y, 100, 8, {"shap": 5000, "reference_numpy": 2000, "default": 20000}, None, only)
     X, y = synthetic(1_000_000, 50)
-    rows = {"shap": 2000, "reference_numpy": 1000, "kernel_source_host_c": 5000, "default": 1_000_000}
+    rows = {"shap": 2000, "reference_numpy": 1000, "compiled_cpu": 10_000, "default": 5000}
     bench("synthetic_1m", X, y, 100, 8, rows, train_rows=100_000, only=only)
 
 

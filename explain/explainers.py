@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -58,6 +59,66 @@ def _device_paths(model_key: int, model) -> gpu.DevicePaths:
     return gpu.DevicePaths(flatten(model))
 
 
+CPU_TREE_CHOICES = ("auto", "shap", "compiled")
+CALIBRATION_ROWS = 200  # rows each CPU implementation explains once per model to see which is faster
+
+
+class CpuTrees:
+    """A tree model on the CPU: shap's TreeExplainer (None where shap declines the model), its paths
+    for the compiled path algorithm (`explain.cpu`), and which of the two was faster on its first
+    rows (decided once per model and process, then kept)."""
+
+    def __init__(self, model) -> None:
+        import shap
+
+        self.paths = flatten(model)
+        self.expected = self.paths.expected_value()
+        try:
+            self.explainer = shap.TreeExplainer(model)
+        except Exception:  # shap declines some ensembles (multiclass gradient boosting)
+            self.explainer = None
+        self.faster: str | None = None
+        self.timings: dict[str, float] = {}
+
+    def pick(self, x: np.ndarray, choice: str, threads: int) -> str:
+        if choice not in CPU_TREE_CHOICES:
+            raise ValueError(f"CPU TreeSHAP choice must be one of {CPU_TREE_CHOICES}, not {choice!r}")
+        if self.explainer is None:
+            return "compiled"
+        if choice != "auto":
+            return choice
+        if self.faster is None and len(x) >= CALIBRATION_ROWS:
+            from explain import cpu
+
+            sample = x[:CALIBRATION_ROWS]
+            cpu.shap_values(self.paths, sample[:1], threads=threads)  # compile, or load Numba's cache
+            started = time.perf_counter()
+            cpu.shap_values(self.paths, sample, threads=threads)
+            self.timings["compiled"] = time.perf_counter() - started
+            started = time.perf_counter()
+            self.explainer.shap_values(sample, check_additivity=False)
+            self.timings["shap"] = time.perf_counter() - started
+            self.faster = min(self.timings, key=self.timings.__getitem__)
+        return self.faster or "shap"  # too few rows to time yet: shap, without compiling anything
+
+    def values(self, x: np.ndarray, choice: str, threads: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """(values, expected value, which implementation ran)."""
+        if self.pick(x, choice, threads) == "compiled" or self.explainer is None:
+            from explain import cpu
+
+            values = cpu.shap_values(self.paths, x, threads=threads)
+            used = cpu.threads_used(threads)
+            return values, self.expected, f"treeshap-numba ({used} thread{'s' * (used != 1)})"
+        values = _as_3d(self.explainer.shap_values(x, check_additivity=False))
+        expected = np.atleast_1d(np.asarray(self.explainer.expected_value, dtype=np.float64))
+        return values, expected, "shap.TreeExplainer"
+
+
+@functools.lru_cache(maxsize=4)
+def _cpu_trees(model_key: int, model) -> CpuTrees:
+    return CpuTrees(model)
+
+
 def _as_3d(values) -> np.ndarray:
     if isinstance(values, list):  # older shap: one array per output
         values = np.stack([np.asarray(v) for v in values], axis=-1)
@@ -85,13 +146,25 @@ def positional_columns():
         yield
 
 
-def shap_block(model, X: np.ndarray, backend: str, background: np.ndarray | None = None) -> Block:
-    """SHAP values of the rows `X` (float64, features in the model's order)."""
+def shap_block(
+    model,
+    X: np.ndarray,
+    backend: str,
+    background: np.ndarray | None = None,
+    *,
+    cpu_tree: str = "auto",
+    threads: int = 0,
+) -> Block:
+    """SHAP values of the rows `X` (float64, features in the model's order). On the CPU, tree models
+    run on `cpu_tree`: the faster of shap.TreeExplainer and the compiled path algorithm ("auto"), or
+    the one named; `threads` bounds the compiled path's threads (0: one per core)."""
     with positional_columns():
-        return _shap_block(model, X, backend, background)
+        return _shap_block(model, X, backend, background, cpu_tree, threads)
 
 
-def _shap_block(model, X: np.ndarray, backend: str, background: np.ndarray | None) -> Block:
+def _shap_block(
+    model, X: np.ndarray, backend: str, background: np.ndarray | None, cpu_tree: str, threads: int
+) -> Block:
     if backend == "gpu":
         device = _device_paths(id(model), model)
         values = device.shap_values(X).get()
@@ -101,18 +174,10 @@ def _shap_block(model, X: np.ndarray, backend: str, background: np.ndarray | Non
     import shap
 
     if supports_paths(model):
-        from explain.treeshap import model_output, reference_shap_values
+        from explain.treeshap import model_output
 
-        try:
-            explainer = shap.TreeExplainer(model)
-        except Exception:  # shap declines some ensembles (multiclass gradient boosting): same algorithm
-            paths = flatten(model)
-            values = reference_shap_values(paths, X)
-            return Block(values, paths.expected_value(), model_output(model, X), "cpu", "treeshap-reference")
-        x = as_model_input(X)
-        values = _as_3d(explainer.shap_values(x, check_additivity=False))
-        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
-        return Block(values, expected, model_output(model, X), "cpu", "shap.TreeExplainer")
+        values, expected, detail = _cpu_trees(id(model), model).values(as_model_input(X), cpu_tree, threads)
+        return Block(values, expected, model_output(model, X), "cpu", detail)
     if background is None or len(background) == 0:
         raise ValueError("a background sample is needed for this model")
     if _is_linear(model):

@@ -262,7 +262,14 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
         rows = _rows(job, len(data.X))[chunk.start : chunk.stop]
         backend = job.backend or explainers.choose_backend(model, job.params.get("backend", "auto"))[0]
         background = None if explainers.supports_paths(model) else _background(job, data.X)
-        block = explainers.shap_block(model, data.X[rows], backend, background)
+        block = explainers.shap_block(
+            model,
+            data.X[rows],
+            backend,
+            background,
+            cpu_tree=settings.EXPLAIN_CPU_TREESHAP,
+            threads=settings.EXPLAIN_CPU_THREADS,
+        )
     except JobFailure as error:
         _fail(job_id, str(error))
         return False

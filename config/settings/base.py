@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import BASE_DIR, env, envbool, envint, envlist, var_dir
+from config.env import BASE_DIR, env, envbool, envchoice, envint, envlist, var_dir
 
 VAR_DIR = var_dir()
 
@@ -257,6 +257,12 @@ LINEAGE_MAX_RESULT_NODES = envint("LINEAGE_MAX_RESULT_NODES", 5000)
 EXPLAIN_GPU_QUEUE = env("EXPLAIN_GPU_QUEUE", "")
 EXPLAIN_CHUNK_ROWS = envint("EXPLAIN_CHUNK_ROWS", 50_000)  # rows per chunk task
 EXPLAIN_MAX_ROWS = envint("EXPLAIN_MAX_ROWS", 5_000_000)
+# Tree models on CPU workers: "auto" times shap.TreeExplainer and the compiled path algorithm (Numba,
+# in parallel) on a model's first rows and keeps the faster; "shap" or "compiled" forces one.
+EXPLAIN_CPU_TREESHAP = envchoice("EXPLAIN_CPU_TREESHAP", "auto", ("auto", "shap", "compiled"))
+# Threads for the compiled path in each worker process (0: one per core). With a prefork worker of
+# concurrency N on C cores, C // N keeps the machine from being oversubscribed.
+EXPLAIN_CPU_THREADS = envint("EXPLAIN_CPU_THREADS", 0)
 
 # --- Gates --------------------------------------------------------------------------------------------
 # Ed25519 key that signs gate decisions: base64 of the raw 32-byte private key. Unset: a key generated

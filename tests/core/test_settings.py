@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import default_settings_module, envbool, envint, local_secret_key
+from config.env import default_settings_module, envbool, envchoice, envint, local_secret_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_SECRET = "p" * 20 + "roduction-secret-key-with-enough-entropy-0123456789-XYZ"
@@ -75,6 +75,13 @@ def test_env_helpers_name_the_bad_variable(monkeypatch):
     monkeypatch.setenv("SOME_NUMBER", "ten")
     with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER"):
         envint("SOME_NUMBER", 1)
+    monkeypatch.setenv("SOME_CHOICE", "fastest")
+    with pytest.raises(ImproperlyConfigured, match="SOME_CHOICE must be one of auto, shap"):
+        envchoice("SOME_CHOICE", "auto", ("auto", "shap"))
+    monkeypatch.setenv("SOME_CHOICE", " shap ")
+    assert envchoice("SOME_CHOICE", "auto", ("auto", "shap")) == "shap"
+    monkeypatch.delenv("SOME_CHOICE")
+    assert envchoice("SOME_CHOICE", "auto", ("auto", "shap")) == "auto"
     monkeypatch.setenv("DJANGO_ENV", "staging")
     with pytest.raises(ImproperlyConfigured, match="DJANGO_ENV"):
         default_settings_module()

@@ -50,9 +50,13 @@ def _assess(client, django_capture_on_commit_callbacks, **options):
         return client.post(url, body, format="json")
 
 
+@pytest.mark.parametrize(
+    ("cpu_tree", "detail"), [("shap", "shap.TreeExplainer"), ("compiled", "treeshap-numba")]
+)
 def test_explanation_job_end_to_end(
-    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks, settings, cpu_tree, detail
 ):
+    settings.EXPLAIN_CPU_TREESHAP = cpu_tree
     model = RandomForestClassifier(20, max_depth=6, random_state=0).fit(data[FEATURES], data["label"])
     register(acme, alice, model, data)
     response = _explain(
@@ -65,7 +69,7 @@ def test_explanation_job_end_to_end(
     job = client.get(response["Location"]).json()
     assert job["state"] == "succeeded", job["error"]
     assert job["backend"] == "cpu"  # no CUDA device here
-    assert "shap.TreeExplainer" in job["backend_detail"]
+    assert detail in job["backend_detail"]
     assert (job["chunks_total"], job["chunks_done"], job["progress"]) == (3, 3, 1.0)
     assert {"load_s", "compute_s", "finalize_s", "total_s"} <= set(job["timings"])
     result = job["result"]

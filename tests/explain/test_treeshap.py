@@ -20,7 +20,7 @@ from sklearn.ensemble import (
 )
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from explain import explainers, gpu
+from explain import cpu, explainers, gpu
 from explain.treeshap import flatten, model_output, reference_shap_values
 
 TOLERANCE = 1e-5
@@ -227,4 +227,52 @@ def test_jobs_choose_the_gpu_and_it_adds_up(fitted):
     theirs, expected = _shap_reference(model, X)
     assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
     assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
+    assert explainers.residual(block.values, block.expected, block.output) <= TOLERANCE
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_compiled_cpu_path_matches_shap(fitted, name, threads):
+    model, X = fitted[name]
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(cpu.shap_values(flatten(model), X, threads=threads) - theirs)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("case", ["full_paths", "long_paths"])
+def test_compiled_cpu_path_on_long_paths(request, case):
+    model, paths, X = request.getfixturevalue(case)
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(cpu.shap_values(paths, X) - theirs)) <= TOLERANCE
+
+
+def test_cpu_workers_keep_the_faster_implementation():
+    """auto: too few rows to time runs shap and decides nothing; then both are timed on the first
+    CALIBRATION_ROWS rows and the faster one is kept. Every choice gives shap's values."""
+    X, y = _data("binary")
+    model = RandomForestClassifier(30, max_depth=6, random_state=0).fit(X, y)
+    theirs, expected = _shap_reference(model, X)
+    trees = explainers.CpuTrees(model)
+    few = X[: explainers.CALIBRATION_ROWS - 1]
+    assert trees.values(few, "auto", 1)[2] == "shap.TreeExplainer"
+    assert trees.faster is None
+    values, ours_expected, detail = trees.values(X, "auto", 1)
+    assert set(trees.timings) == {"shap", "compiled"}
+    assert trees.faster == min(trees.timings, key=trees.timings.__getitem__)
+    assert detail == {"shap": "shap.TreeExplainer", "compiled": "treeshap-numba (1 thread)"}[trees.faster]
+    assert np.max(np.abs(values - theirs)) <= TOLERANCE
+    assert np.max(np.abs(ours_expected - expected)) <= TOLERANCE
+    for choice, named in (("shap", "shap.TreeExplainer"), ("compiled", "treeshap-numba (2 threads)")):
+        values, _, detail = trees.values(X, choice, 2)
+        assert detail == named
+        assert np.max(np.abs(values - theirs)) <= TOLERANCE
+    with pytest.raises(ValueError, match="must be one of"):
+        trees.values(X, "fastest", 1)
+
+
+def test_models_shap_declines_run_compiled():
+    """shap.TreeExplainer declines multiclass gradient boosting: the compiled path explains it."""
+    X, y = _data("multiclass")
+    model = GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+    block = explainers.shap_block(model, X[:50], "cpu", cpu_tree="shap", threads=1)
+    assert block.detail == "treeshap-numba (1 thread)"
     assert explainers.residual(block.values, block.expected, block.output) <= TOLERANCE
