@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from explain.gpu import host_arrays
-from explain.treeshap import PathSet, as_model_input
+from explain.treeshap import PathSet
 
 ROWS_PER_TASK = 32
 RECIPROCAL = np.array([0.0] + [1.0 / k for k in range(1, 65)])  # as in the CUDA kernel
@@ -84,7 +84,7 @@ def threads_used(threads: int | None) -> int:
 def shap_values(paths: PathSet, X, *, threads: int | None = None) -> np.ndarray:
     """SHAP values (rows, features, outputs) of every row, on `threads` CPU threads (default: one per
     core)."""
-    x = np.ascontiguousarray(as_model_input(X))
+    x = np.ascontiguousarray(paths.prepare(X))
     phi = np.zeros((len(x), paths.n_features, paths.n_outputs))
     previous = numba.get_num_threads()
     numba.set_num_threads(threads_used(threads))

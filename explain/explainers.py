@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain import gpu
-from explain.treeshap import UnsupportedModel, as_model_input, flatten
+from explain.treeshap import UnsupportedModel, flatten
 
 
 @dataclass
@@ -176,7 +176,8 @@ def _shap_block(
     if supports_paths(model):
         from explain.treeshap import model_output
 
-        values, expected, detail = _cpu_trees(id(model), model).values(as_model_input(X), cpu_tree, threads)
+        trees = _cpu_trees(id(model), model)
+        values, expected, detail = trees.values(trees.paths.prepare(X), cpu_tree, threads)
         return Block(values, expected, model_output(model, X), "cpu", detail)
     if background is None or len(background) == 0:
         raise ValueError("a background sample is needed for this model")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explain.treeshap import PathSet, as_model_input
+from explain.treeshap import PathSet
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernels" / "treeshap.cu"
 THREADS_PER_BLOCK = 256
@@ -106,7 +106,7 @@ class DevicePaths:
         import cupy
 
         paths = self.paths
-        x = cupy.asarray(np.ascontiguousarray(as_model_input(X).T))  # feature-major
+        x = cupy.asarray(np.ascontiguousarray(paths.prepare(X).T))  # feature-major
         n_rows = x.shape[1]
         phi = cupy.zeros((paths.n_features * paths.n_outputs, n_rows), dtype=cupy.float64)
         pairs = paths.n_paths * n_rows
@@ -169,7 +169,7 @@ def build_host_kernel(directory: Path, compiler: str = "gcc", max_path: int = 64
     def shap_values(paths: PathSet, X) -> np.ndarray:
         if kernel_variant(paths) > max_path:
             raise ValueError(f"the model's paths are longer than {max_path} elements")
-        x = np.ascontiguousarray(as_model_input(X).T)
+        x = np.ascontiguousarray(paths.prepare(X).T)
         n_rows = x.shape[1]
         phi = np.zeros((paths.n_features * paths.n_outputs, n_rows))
         function(*kernel_arguments(x, n_rows, paths.n_paths, host_arrays(paths), paths.n_outputs, phi))

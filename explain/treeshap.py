@@ -13,8 +13,9 @@ NumPy, vectorised over rows and over paths of equal length; CI checks it against
 `shap.TreeExplainer`.
 
 Supported models: scikit-learn DecisionTree{Regressor,Classifier}, RandomForest*, ExtraTrees*,
-GradientBoosting*. Outputs follow `shap.TreeExplainer`: class probabilities for trees and forests
-that classify, raw log-odds (one output for two classes) for gradient boosting classifiers.
+GradientBoosting*, HistGradientBoosting* (numeric splits; regressors with an identity link). Outputs
+follow `shap.TreeExplainer`: class probabilities for trees and forests that classify, raw log-odds
+(one output for two classes) for gradient boosting classifiers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class PathSet:
     base_offset: np.ndarray  # float64 (n_outputs,): added to the expected value (boosting's init)
     n_features: int
     model_type: str
+    float32_input: bool = True  # scikit-learn's trees compare float32 inputs; HistGradientBoosting float64
+
+    def prepare(self, X) -> np.ndarray:
+        """Rows as the model compares them with its thresholds, in float64."""
+        return as_model_input(X, float32=self.float32_input)
 
     @property
     def n_paths(self) -> int:
@@ -107,6 +113,39 @@ def _tree_paths(tree, scale: np.ndarray | float, *, normalise: bool, output: int
             stack.append((int(child), merged))
 
 
+class _HistTree:
+    """One tree of a HistGradientBoosting model (a predictor's node records) seen as a scikit-learn
+    `tree_`: numeric splits `x <= threshold` go left, cover is the training sample count, leaf values
+    already include the learning rate."""
+
+    def __init__(self, predictor) -> None:
+        nodes = predictor.nodes
+        if "is_categorical" in nodes.dtype.names and nodes["is_categorical"].any():
+            raise UnsupportedModel("TreeSHAP paths do not cover HistGradientBoosting's categorical splits")
+        leaf = nodes["is_leaf"].astype(bool)
+        self.children_left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+        self.children_right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+        self.feature = nodes["feature_idx"].astype(np.int64)
+        self.threshold = nodes["num_threshold"].astype(np.float64)
+        self.weighted_n_node_samples = nodes["count"].astype(np.float64)
+        self.value = nodes["value"].astype(np.float64).reshape(-1, 1, 1)
+
+
+IDENTITY_LINK_LOSSES = ("squared_error", "absolute_error", "quantile")
+
+
+def _hist_estimators(model) -> tuple[list[tuple[object, int | None]], int]:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    if isinstance(model, HistGradientBoostingRegressor) and model.loss not in IDENTITY_LINK_LOSSES:
+        raise UnsupportedModel(
+            f"TreeSHAP paths explain HistGradientBoostingRegressor with an identity link "
+            f"({', '.join(IDENTITY_LINK_LOSSES)}), not loss={model.loss!r}"
+        )
+    k = int(model.n_trees_per_iteration_)
+    return [(_HistTree(stage[j]), j) for stage in model._predictors for j in range(k)], k
+
+
 def _estimators(model) -> tuple[str, list[tuple[object, int | None]], float, bool, int]:
     """(model type, [(tree_, output column or None)], scale, classifier-normalise, n_outputs)."""
     from sklearn.ensemble import (
@@ -114,6 +153,8 @@ def _estimators(model) -> tuple[str, list[tuple[object, int | None]], float, boo
         ExtraTreesRegressor,
         GradientBoostingClassifier,
         GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
         RandomForestClassifier,
         RandomForestRegressor,
     )
@@ -135,14 +176,23 @@ def _estimators(model) -> tuple[str, list[tuple[object, int | None]], float, boo
         k = stages.shape[1]
         trees = [(stages[i, j].tree_, j) for i in range(stages.shape[0]) for j in range(k)]
         return name, trees, float(model.learning_rate), False, k
+    if isinstance(model, (HistGradientBoostingRegressor, HistGradientBoostingClassifier)):
+        trees, k = _hist_estimators(model)
+        return name, trees, 1.0, False, k
     raise UnsupportedModel(f"TreeSHAP paths are not implemented for {name}")
+
+
+def _is_hist(model) -> bool:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    return isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
 
 
 def _raw_output(model, X: np.ndarray) -> np.ndarray:
     """The output SHAP values add up to, shaped (rows, outputs)."""
-    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
-    if isinstance(model, GradientBoostingClassifier):
+    if isinstance(model, (GradientBoostingClassifier, HistGradientBoostingClassifier)):
         raw = model.decision_function(X)
     elif hasattr(model, "predict_proba"):
         raw = model.predict_proba(X)
@@ -152,13 +202,21 @@ def _raw_output(model, X: np.ndarray) -> np.ndarray:
     return raw.reshape(len(X), -1)
 
 
+def model_input(model, X) -> np.ndarray:
+    """Rows as `model` compares them with its thresholds, in float64."""
+    return as_model_input(X, float32=not _is_hist(model))
+
+
 def model_output(model, X) -> np.ndarray:
-    return _raw_output(model, as_model_input(X))
+    return _raw_output(model, model_input(model, X))
 
 
-def as_model_input(X) -> np.ndarray:
-    """scikit-learn trees compare float32 inputs with their thresholds; so do the paths."""
-    return np.asarray(X, dtype=np.float32).astype(np.float64)
+def as_model_input(X, *, float32: bool = True) -> np.ndarray:
+    """scikit-learn's trees compare float32 inputs with their thresholds (HistGradientBoosting
+    compares float64); so do the paths."""
+    if float32:
+        return np.asarray(X, dtype=np.float32).astype(np.float64)
+    return np.asarray(X, dtype=np.float64)
 
 
 def flatten(model) -> PathSet:
@@ -195,8 +253,9 @@ def flatten(model) -> PathSet:
         base_offset=np.zeros(n_outputs),
         n_features=n_features,
         model_type=model_type,
+        float32_input=not _is_hist(model),
     )
-    if model_type.startswith("GradientBoosting"):
+    if "GradientBoosting" in model_type:
         # The initial estimator's raw prediction is a constant: what the trees do not explain.
         probe = np.zeros((1, n_features))
         trees_sum = _paths_predict(paths, probe)
@@ -224,7 +283,7 @@ def _groups(paths: PathSet) -> dict[int, np.ndarray]:
 
 def reference_shap_values(paths: PathSet, X, *, max_block: int = 4_000_000) -> np.ndarray:
     """SHAP values of every row, shaped (rows, features, outputs). NumPy, exact, in float64."""
-    X = as_model_input(X)
+    X = paths.prepare(X)
     n_rows = len(X)
     F, K = paths.n_features, paths.n_outputs
     phi = np.zeros((n_rows, F * K))

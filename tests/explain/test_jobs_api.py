@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 
 import numpy as np
 import pytest
 import shap
 from django.core.files.storage import default_storage
 from django.urls import reverse
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
@@ -117,6 +118,22 @@ def test_linear_and_model_agnostic_explainers(
         assert detail in job["backend_detail"]
         assert job["result"]["rows"] == rows
         assert job["result"]["additivity_residual"] <= 1e-6
+
+
+def test_hist_gradient_boosting_through_a_job(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+):
+    """A HistGradientBoosting model saved with skops: loaded with the allow-list, explained by the path
+    algorithm (or shap, whichever the worker timed faster), adding up to its log-odds."""
+    model = HistGradientBoostingClassifier(max_iter=25, random_state=0).fit(data[FEATURES], data["label"])
+    register(acme, alice, model, data, name="hist")
+    body = {"dataset_version": "adult@v1", "features": FEATURES, "chunk_rows": 2000}
+    response = _explain(client, django_capture_on_commit_callbacks, body, name="hist")
+    job = client.get(response["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+    assert re.fullmatch(r"shap\.TreeExplainer|treeshap-numba \(\d+ threads?\)", job["backend_detail"])
+    assert job["result"]["rows"] == 4000
+    assert job["result"]["additivity_residual"] <= 1e-5
 
 
 def test_fairness_job_reports_the_planted_disparity(

@@ -15,13 +15,15 @@ from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from explain import cpu, explainers, gpu
-from explain.treeshap import flatten, model_output, reference_shap_values
+from explain.treeshap import UnsupportedModel, flatten, model_input, model_output, reference_shap_values
 
 TOLERANCE = 1e-5
 
@@ -58,12 +60,26 @@ CASES = [
     ),
     ("decision tree regression", DecisionTreeRegressor(max_depth=12, random_state=0), "regression"),
     ("decision tree multiclass", DecisionTreeClassifier(max_depth=12, random_state=0), "multiclass"),
+    (
+        "hist gradient boosting regression",
+        HistGradientBoostingRegressor(max_iter=30, random_state=0),
+        "regression",
+    ),
+    ("hist gradient boosting binary", HistGradientBoostingClassifier(max_iter=30, random_state=0), "binary"),
+    (
+        "hist gradient boosting multiclass",
+        HistGradientBoostingClassifier(max_iter=20, random_state=0),
+        "multiclass",
+    ),
 ]
 
 
 def _shap_reference(model, X) -> tuple[np.ndarray, np.ndarray]:
-    explainer = shap.TreeExplainer(model)
-    values = np.asarray(explainer.shap_values(X.astype(np.float32)))
+    """shap.TreeExplainer's values (rows, features, outputs) and expected value. HistGradientBoosting:
+    raw outputs (log-odds), which shap gives for more than two classes only when asked."""
+    hist = isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
+    explainer = shap.TreeExplainer(model, model_output="raw") if hist else shap.TreeExplainer(model)
+    values = np.asarray(explainer.shap_values(model_input(model, X)))
     values = values[:, :, None] if values.ndim == 2 else values
     return values, np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
 
@@ -103,6 +119,38 @@ def test_paths_merge_a_feature_split_twice():
     ours = reference_shap_values(paths, X[:100])
     theirs, _ = _shap_reference(model, X[:100])
     assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+
+
+def test_hist_gradient_boosting_compares_in_float64():
+    """HistGradientBoosting compares float64 inputs with its thresholds: rows a hair above a threshold
+    (closer than float32 can tell) follow the right branch in the paths as in the model."""
+    X, y = _data("regression")
+    model = HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(X, y)
+    root = model._predictors[0][0].nodes[0]
+    feature, threshold = int(root["feature_idx"]), float(root["num_threshold"])
+    above = np.nextafter(threshold, np.inf)
+    assert np.float32(above) <= threshold  # float32 rounding would send these rows left
+    rows = X[:40].copy()
+    rows[:, feature] = above
+    paths = flatten(model)
+    assert not paths.float32_input
+    ours = reference_shap_values(paths, rows)
+    theirs, _ = _shap_reference(model, rows)
+    assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+    additivity = ours.sum(axis=1) + paths.expected_value() - model.predict(rows)[:, None]
+    assert np.max(np.abs(additivity)) <= TOLERANCE
+
+
+def test_hist_gradient_boosting_limits_are_named():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 300), rng.normal(size=300)])
+    y = X[:, 0] + rng.normal(size=300)
+    categorical = HistGradientBoostingRegressor(max_iter=5, categorical_features=[0]).fit(X, y)
+    with pytest.raises(UnsupportedModel, match="categorical splits"):
+        flatten(categorical)
+    poisson = HistGradientBoostingRegressor(max_iter=5, loss="poisson").fit(X, np.abs(y))
+    with pytest.raises(UnsupportedModel, match="loss='poisson'"):
+        flatten(poisson)
 
 
 def test_multiclass_gradient_boosting_adds_up():
