@@ -5,8 +5,9 @@ each thread takes a block of rows and walks every path for them, path by path, s
 are read once per block and stay in cache. Rows are independent, so no two threads write the same
 output row and no atomics are needed.
 
-Numba compiles the function on first use (about a second; `cache=True` keeps the machine code beside
-this module, or in NUMBA_CACHE_DIR, for the next process). Workers choose between this and
+Numba compiles the function on first use (about a second; the machine code is cached beside this
+module, in NUMBA_CACHE_DIR or in the user's cache directory for the next process, where one of them
+is writable). Workers choose between this and
 `shap.TreeExplainer` by timing both on the first rows of a model (see `explain.explainers`).
 """
 
@@ -22,7 +23,6 @@ ROWS_PER_TASK = 32
 RECIPROCAL = np.array([0.0] + [1.0 / k for k in range(1, 65)])  # as in the CUDA kernel
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
 def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, phi):  # pragma: no cover
     n_rows = x.shape[0]
     n_paths = path_start.shape[0] - 1
@@ -73,6 +73,14 @@ def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, p
                         f = feature[start + e]
                         for k in range(n_outputs):
                             phi[row, f, k] += weight * values[path, k]
+
+
+try:
+    _shap_rows = numba.njit(parallel=True, cache=True, nogil=True)(_shap_rows)
+except (
+    RuntimeError
+):  # no writable place for Numba's cache (a read-only install, no home): compile per process
+    _shap_rows = numba.njit(parallel=True, nogil=True)(_shap_rows)
 
 
 def threads_used(threads: int | None) -> int:
