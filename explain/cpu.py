@@ -7,8 +7,8 @@ output row and no atomics are needed.
 
 Numba compiles the function on first use (about a second; the machine code is cached beside this
 module, in NUMBA_CACHE_DIR or in the user's cache directory for the next process, where one of them
-is writable). Workers choose between this and
-`shap.TreeExplainer` by timing both on the first rows of a model (see `explain.explainers`).
+is writable). Workers choose between this and `shap.TreeExplainer` by timing both on the first rows
+of a model (see `explain.explainers`).
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, p
                             phi[row, f, k] += weight * values[path, k]
 
 
+# Numba refuses cache=True where no cache location is writable (a read-only install without a home
+# directory): then each process compiles its own copy.
 try:
     _shap_rows = numba.njit(parallel=True, cache=True, nogil=True)(_shap_rows)
-except (
-    RuntimeError
-):  # no writable place for Numba's cache (a read-only install, no home): compile per process
+except RuntimeError:
     _shap_rows = numba.njit(parallel=True, nogil=True)(_shap_rows)
 
 

@@ -243,7 +243,7 @@ def test_cuda_kernel_matches_shap(fitted, name, max_path):
 @pytest.mark.gpu
 @needs_cuda
 @pytest.mark.parametrize("case", ["full_paths", "long_paths"])
-def test_cuda_kernel_on_long_paths(request, case):
+def test_cuda_kernel_on_the_longest_paths_each_build_takes(request, case):
     """Paths filling the 16-element build (registers), and longer ones (the 64-element build)."""
     model, paths, X = request.getfixturevalue(case)
     theirs, _ = _shap_reference(model, X)
@@ -287,7 +287,7 @@ def test_compiled_cpu_path_matches_shap(fitted, name, threads):
 
 
 @pytest.mark.parametrize("case", ["full_paths", "long_paths"])
-def test_compiled_cpu_path_on_long_paths(request, case):
+def test_compiled_cpu_path_on_the_longest_paths(request, case):
     model, paths, X = request.getfixturevalue(case)
     theirs, _ = _shap_reference(model, X)
     assert np.max(np.abs(cpu.shap_values(paths, X) - theirs)) <= TOLERANCE
