@@ -16,11 +16,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from explain.gpu import host_arrays
-from explain.treeshap import PathSet
+from explain.treeshap import MAX_PATH_LENGTH, PathSet
 
 ROWS_PER_TASK = 32
-RECIPROCAL = np.array([0.0] + [1.0 / k for k in range(1, 65)])  # as in the CUDA kernel
+RECIPROCAL = np.array([0.0] + [1.0 / k for k in range(1, MAX_PATH_LENGTH + 1)])  # as in the CUDA kernel
 
 
 def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, phi):  # pragma: no cover
@@ -29,8 +28,8 @@ def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, p
     n_outputs = values.shape[1]
     n_tasks = (n_rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in numba.prange(n_tasks):
-        one = np.empty(64)
-        pw = np.empty(64)
+        one = np.empty(MAX_PATH_LENGTH)
+        pw = np.empty(MAX_PATH_LENGTH)
         first = task * ROWS_PER_TASK
         last = min(first + ROWS_PER_TASK, n_rows)
         for path in range(n_paths):
@@ -97,7 +96,7 @@ def shap_values(paths: PathSet, X, *, threads: int | None = None) -> np.ndarray:
     previous = numba.get_num_threads()
     numba.set_num_threads(threads_used(threads))
     try:
-        _shap_rows(x, *host_arrays(paths), RECIPROCAL, phi)
+        _shap_rows(x, *paths.kernel_arrays(), RECIPROCAL, phi)
     finally:
         numba.set_num_threads(previous)
     return phi

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain import gpu
-from explain.treeshap import UnsupportedModel, flatten
+from explain.treeshap import PathSet, UnsupportedModel, flatten, model_input
 
 
 @dataclass
@@ -65,14 +65,13 @@ CALIBRATION_ROWS = 200  # rows each CPU implementation explains once per model t
 
 class CpuTrees:
     """A tree model on the CPU: shap's TreeExplainer (None where shap declines the model), its paths
-    for the compiled path algorithm (`explain.cpu`), and which of the two was faster on its first
-    rows (decided once per model and process, then kept)."""
+    for the compiled path algorithm (`explain.cpu`, flattened on first use), and which of the two was
+    faster on its first rows (decided once per model and process, then kept)."""
 
     def __init__(self, model) -> None:
         import shap
 
-        self.paths = flatten(model)
-        self.expected = self.paths.expected_value()
+        self.model = model
         try:
             self.explainer = shap.TreeExplainer(model)
         except Exception:  # shap declines some ensembles (multiclass gradient boosting)
@@ -80,7 +79,16 @@ class CpuTrees:
         self.faster: str | None = None
         self.timings: dict[str, float] = {}
 
+    @functools.cached_property
+    def paths(self) -> PathSet:
+        return flatten(self.model)
+
+    @functools.cached_property
+    def expected(self) -> np.ndarray:
+        return self.paths.expected_value()
+
     def pick(self, x: np.ndarray, choice: str, threads: int) -> str:
+        """ "compiled" or "shap" for these rows."""
         if choice not in CPU_TREE_CHOICES:
             raise ValueError(f"CPU TreeSHAP choice must be one of {CPU_TREE_CHOICES}, not {choice!r}")
         if self.explainer is None:
@@ -102,15 +110,17 @@ class CpuTrees:
         return self.faster or "shap"  # too few rows to time yet: shap, without compiling anything
 
     def values(self, x: np.ndarray, choice: str, threads: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """(values, expected value, which implementation ran)."""
-        if self.pick(x, choice, threads) == "compiled" or self.explainer is None:
+        """(values, expected value, which implementation ran) for rows as the model compares them
+        (`treeshap.model_input`)."""
+        explainer = self.explainer
+        if self.pick(x, choice, threads) == "compiled" or explainer is None:  # (None: for mypy)
             from explain import cpu
 
             values = cpu.shap_values(self.paths, x, threads=threads)
             used = cpu.threads_used(threads)
             return values, self.expected, f"treeshap-numba ({used} thread{'s' * (used != 1)})"
-        values = _as_3d(self.explainer.shap_values(x, check_additivity=False))
-        expected = np.atleast_1d(np.asarray(self.explainer.expected_value, dtype=np.float64))
+        values = _as_3d(explainer.shap_values(x, check_additivity=False))
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
         return values, expected, "shap.TreeExplainer"
 
 
@@ -177,7 +187,7 @@ def _shap_block(
         from explain.treeshap import model_output
 
         trees = _cpu_trees(id(model), model)
-        values, expected, detail = trees.values(trees.paths.prepare(X), cpu_tree, threads)
+        values, expected, detail = trees.values(model_input(model, X), cpu_tree, threads)
         return Block(values, expected, model_output(model, X), "cpu", detail)
     if background is None or len(background) == 0:
         raise ValueError("a background sample is needed for this model")

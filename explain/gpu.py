@@ -69,18 +69,6 @@ def _cuda_kernel(max_path: int):
     )
 
 
-def host_arrays(paths: PathSet) -> tuple[np.ndarray, ...]:
-    """The path arrays in the kernel's parameter order and types."""
-    return (
-        np.ascontiguousarray(paths.path_start, dtype=np.int64),
-        np.ascontiguousarray(paths.feature, dtype=np.int32),
-        np.ascontiguousarray(paths.lower, dtype=np.float64),
-        np.ascontiguousarray(paths.upper, dtype=np.float64),
-        np.ascontiguousarray(paths.zero, dtype=np.float64),
-        np.ascontiguousarray(paths.values, dtype=np.float64),
-    )
-
-
 def kernel_arguments(x, n_rows: int, n_paths: int, arrays: tuple, n_outputs: int, phi) -> tuple:
     """The kernel's parameters in order: x, n_rows (long long), n_paths (int), path_start, feature,
     lower, upper, zero, values, n_outputs (int), phi. Arrays are CuPy arrays for the GPU launch,
@@ -99,7 +87,7 @@ class DevicePaths:
         self.max_path = max_path or kernel_variant(paths)
         if self.max_path < kernel_variant(paths):
             raise ValueError(f"the model's paths are longer than {self.max_path} elements")
-        self.arrays = tuple(cupy.asarray(array) for array in host_arrays(paths))
+        self.arrays = tuple(cupy.asarray(array) for array in paths.kernel_arrays())
 
     def shap_values(self, X, *, synchronize: bool = True):
         """SHAP values (rows, features, outputs) as a CuPy array."""
@@ -172,7 +160,7 @@ def build_host_kernel(directory: Path, compiler: str = "gcc", max_path: int = 64
         x = np.ascontiguousarray(paths.prepare(X).T)
         n_rows = x.shape[1]
         phi = np.zeros((paths.n_features * paths.n_outputs, n_rows))
-        function(*kernel_arguments(x, n_rows, paths.n_paths, host_arrays(paths), paths.n_outputs, phi))
+        function(*kernel_arguments(x, n_rows, paths.n_paths, paths.kernel_arrays(), paths.n_outputs, phi))
         return phi.reshape(paths.n_features, paths.n_outputs, n_rows).transpose(2, 0, 1).copy()
 
     return shap_values

@@ -51,6 +51,18 @@ class PathSet:
         """Rows as the model compares them with its thresholds, in float64."""
         return as_model_input(X, float32=self.float32_input)
 
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """path_start, feature, lower, upper, zero, values: contiguous, in the types and order the
+        compiled paths (the CUDA kernel, its host build, the Numba build) take them."""
+        return (
+            np.ascontiguousarray(self.path_start, dtype=np.int64),
+            np.ascontiguousarray(self.feature, dtype=np.int32),
+            np.ascontiguousarray(self.lower, dtype=np.float64),
+            np.ascontiguousarray(self.upper, dtype=np.float64),
+            np.ascontiguousarray(self.zero, dtype=np.float64),
+            np.ascontiguousarray(self.values, dtype=np.float64),
+        )
+
     @property
     def n_paths(self) -> int:
         return len(self.path_start) - 1
