@@ -92,11 +92,11 @@ def shap_values(paths: PathSet, X, *, threads: int | None = None) -> np.ndarray:
     """SHAP values (rows, features, outputs) of every row, on `threads` CPU threads (default: one per
     core)."""
     x = np.ascontiguousarray(paths.prepare(X))
-    phi = np.zeros((len(x), paths.n_features, paths.n_outputs))
+    phi = np.zeros((len(x), paths.n_features, paths.kernel_outputs))
     previous = numba.get_num_threads()
     numba.set_num_threads(threads_used(threads))
     try:
         _shap_rows(x, *paths.kernel_arrays(), RECIPROCAL, phi)
     finally:
         numba.set_num_threads(previous)
-    return phi
+    return paths.complete(phi)

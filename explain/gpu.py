@@ -96,17 +96,19 @@ class DevicePaths:
         paths = self.paths
         x = cupy.asarray(np.ascontiguousarray(paths.prepare(X).T))  # feature-major
         n_rows = x.shape[1]
-        phi = cupy.zeros((paths.n_features * paths.n_outputs, n_rows), dtype=cupy.float64)
+        outputs = paths.kernel_outputs
+        phi = cupy.zeros((paths.n_features * outputs, n_rows), dtype=cupy.float64)
         pairs = paths.n_paths * n_rows
         blocks = (pairs + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         _cuda_kernel(self.max_path)(
             (blocks,),
             (THREADS_PER_BLOCK,),
-            kernel_arguments(x, n_rows, paths.n_paths, self.arrays, paths.n_outputs, phi),
+            kernel_arguments(x, n_rows, paths.n_paths, self.arrays, outputs, phi),
         )
+        values = paths.complete(phi.reshape(paths.n_features, outputs, n_rows).transpose(2, 0, 1), cupy)
         if synchronize:
             cupy.cuda.Device().synchronize()
-        return phi.reshape(paths.n_features, paths.n_outputs, n_rows).transpose(2, 0, 1)
+        return values
 
 
 def gpu_shap_values(
@@ -159,8 +161,9 @@ def build_host_kernel(directory: Path, compiler: str = "gcc", max_path: int = 64
             raise ValueError(f"the model's paths are longer than {max_path} elements")
         x = np.ascontiguousarray(paths.prepare(X).T)
         n_rows = x.shape[1]
-        phi = np.zeros((paths.n_features * paths.n_outputs, n_rows))
-        function(*kernel_arguments(x, n_rows, paths.n_paths, paths.kernel_arrays(), paths.n_outputs, phi))
-        return phi.reshape(paths.n_features, paths.n_outputs, n_rows).transpose(2, 0, 1).copy()
+        outputs = paths.kernel_outputs
+        phi = np.zeros((paths.n_features * outputs, n_rows))
+        function(*kernel_arguments(x, n_rows, paths.n_paths, paths.kernel_arrays(), outputs, phi))
+        return paths.complete(phi.reshape(paths.n_features, outputs, n_rows).transpose(2, 0, 1).copy())
 
     return shap_values

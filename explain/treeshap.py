@@ -20,6 +20,7 @@ follow `shap.TreeExplainer`: class probabilities for trees and forests that clas
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,15 +54,38 @@ class PathSet:
 
     def kernel_arrays(self) -> tuple[np.ndarray, ...]:
         """path_start, feature, lower, upper, zero, values: contiguous, in the types and order the
-        compiled paths (the CUDA kernel, its host build, the Numba build) take them."""
+        compiled paths (the CUDA kernel, its host build, the Numba build) take them. Values hold the
+        first `kernel_outputs` outputs only; `complete` derives the rest."""
         return (
             np.ascontiguousarray(self.path_start, dtype=np.int64),
             np.ascontiguousarray(self.feature, dtype=np.int32),
             np.ascontiguousarray(self.lower, dtype=np.float64),
             np.ascontiguousarray(self.upper, dtype=np.float64),
             np.ascontiguousarray(self.zero, dtype=np.float64),
-            np.ascontiguousarray(self.values, dtype=np.float64),
+            np.ascontiguousarray(self.values[:, : self.kernel_outputs], dtype=np.float64),
         )
+
+    @functools.cached_property
+    def outputs_sum_to_constant(self) -> bool:
+        """Every path's outputs add up to the same number (class probabilities: each leaf's add up
+        to the tree's weight in the forest). Then the outputs' SHAP values add up to those of a
+        constant, zero, so the last output's values are minus the sum of the others'."""
+        if self.n_outputs < 2 or self.n_paths == 0:
+            return False
+        sums = self.values.sum(axis=1)
+        return bool(np.all(np.abs(sums - sums[0]) <= 1e-12 * max(abs(float(sums[0])), 1e-300)))
+
+    @property
+    def kernel_outputs(self) -> int:
+        """The outputs the compiled paths compute: all but the last where it follows from the others."""
+        return self.n_outputs - 1 if self.outputs_sum_to_constant else self.n_outputs
+
+    def complete(self, phi, xp=np):
+        """SHAP values (rows, features, kernel_outputs) -> (rows, features, n_outputs), appending the
+        derived last output where there is one. `xp`: the array module (NumPy, or CuPy on a GPU)."""
+        if self.kernel_outputs == self.n_outputs:
+            return phi
+        return xp.concatenate([phi, -phi.sum(axis=2, keepdims=True)], axis=2)
 
     @property
     def n_paths(self) -> int:
@@ -85,10 +109,12 @@ class PathSet:
     def flops_per_row(self) -> int:
         """Floating-point operations per row of the path algorithm (as the kernel does them):
         EXTEND costs about 5 per (element, earlier element), UNWOUND-SUM about 6 per (element, element),
-        and the accumulation 2 per output and element."""
+        and the accumulation 2 per computed output and element."""
         lengths = self.lengths.astype(np.int64)
         return int(
-            np.sum(5 * lengths * (lengths - 1) // 2 + 6 * lengths * lengths + 2 * lengths * self.n_outputs)
+            np.sum(
+                5 * lengths * (lengths - 1) // 2 + 6 * lengths * lengths + 2 * lengths * self.kernel_outputs
+            )
         )
 
 

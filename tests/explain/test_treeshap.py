@@ -165,6 +165,29 @@ def test_multiclass_gradient_boosting_adds_up():
     assert np.abs(values[:, :, 0] - values[:, :, 1]).max() > 0  # each class has its own trees
 
 
+@pytest.mark.parametrize(
+    ("name", "computed"),
+    [
+        ("random forest binary", 1),
+        ("extra trees multiclass", 2),
+        ("decision tree multiclass", 2),
+        ("random forest regression", 1),
+        ("hist gradient boosting multiclass", 3),  # one tree per class: each output has its own
+    ],
+)
+def test_class_probabilities_compute_one_output_fewer(fitted, name, computed):
+    """Where every leaf's class probabilities add up to the tree's weight, the compiled paths compute
+    all classes but the last (its values are minus the others' sum), and every class still matches."""
+    model, X = fitted[name]
+    paths = flatten(model)
+    assert paths.kernel_outputs == computed
+    assert paths.kernel_arrays()[-1].shape == (paths.n_paths, computed)
+    theirs, _ = _shap_reference(model, X)
+    ours = cpu.shap_values(paths, X)
+    assert ours.shape == theirs.shape
+    assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+
+
 def test_a_wrong_algorithm_is_caught(fitted):
     """The comparison is sharp: perturbing one path's zero fraction breaks it."""
     model, X = fitted["random forest binary"]
