@@ -180,7 +180,8 @@ def _shap_block(
         values = device.shap_values(X).get()
         from explain.treeshap import model_output
 
-        return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", "cupy-treeshap")
+        detail = f"cupy-treeshap ({device.layout} layout)"  # "auto": too few rows yet to time both
+        return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", detail)
     import shap
 
     if supports_paths(model):

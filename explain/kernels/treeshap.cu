@@ -1,13 +1,18 @@
-/* Exact path-dependent TreeSHAP, one (row, path) pair per thread.
+/* Exact path-dependent TreeSHAP over (row, path) pairs, in two layouts.
  *
  * The same source builds two ways:
- *   - as a CuPy RawKernel (NVRTC defines __CUDACC__): `treeshap_paths`, launched over
- *     n_paths * n_rows threads, path-major so that the 32 threads of a warp share one path
- *     (its elements are read once, as a broadcast) and read consecutive rows of the
- *     feature-major input (coalesced);
- *   - as plain C for the host (gcc), `treeshap_paths_host`, a loop over the same pairs. CI builds
- *     it and checks it against shap.TreeExplainer, so the kernel's algorithm is tested where no
- *     GPU is present.
+ *   - as CuPy RawKernels (NVRTC defines __CUDACC__), one per layout:
+ *     `treeshap_paths` (atomic layout): one thread per (row, path) pair, launched over
+ *       n_paths * n_rows threads, path-major so that the 32 threads of a warp share one path (its
+ *       elements are read once, as a broadcast) and read consecutive rows of the feature-major
+ *       input (coalesced); each contribution is an atomic add into phi;
+ *     `treeshap_tiles` (tiled layout): a block of threads takes as many consecutive rows and a
+ *       range of paths; each thread walks those paths for its own row (a warp still shares each
+ *       path), adding into its own column of a tile in shared memory, and adds the column into phi
+ *       at the end: one atomic add per (feature, output) and block instead of one per contribution;
+ *   - as plain C for the host (gcc), `treeshap_paths_host` and `treeshap_tiles_host`, loops over
+ *     the same pairs, blocks and threads. CI builds them and checks them against
+ *     shap.TreeExplainer, so the kernels' algorithm and indexing are tested where no GPU is present.
  *
  * Layouts: x is feature-major, x[f * n_rows + row], in float64 (values already rounded to float32
  * as scikit-learn does). Path p's elements are path_start[p] .. path_start[p+1]-1, the first being
@@ -58,10 +63,14 @@ CONSTANT const double RECIPROCAL[65] = {
     1.0 / 63, 1.0 / 64
 };
 
+/* One (row, path) pair: adds each element's contribution for every output k to
+ * out[(f * n_outputs + k) * out_stride + out_column], atomically where `atomic` (phi, shared by all
+ * threads) or plainly (a thread's own column of a tile). */
 DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x,
                           const long long *path_start, const int *feature, const double *lower,
                           const double *upper, const double *zero, const double *values,
-                          int n_outputs, double *phi) {
+                          int n_outputs, double *out, index_t out_stride, index_t out_column,
+                          int atomic) {
   const long long start = path_start[path];
   const int length = (int)(path_start[path + 1] - start);
   if (length < 2) return; /* a single-leaf tree adds only to the expected value */
@@ -124,8 +133,43 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
     if (weight == 0.0) continue;
     const int f = feature[start + e];
     for (int k = 0; k < n_outputs; ++k) {
-      ADD(&phi[((index_t)f * n_outputs + k) * n_rows + row], weight * values[(index_t)path * n_outputs + k]);
+      double *target = &out[((index_t)f * n_outputs + k) * out_stride + out_column];
+      const double contribution = weight * values[(index_t)path * n_outputs + k];
+      if (atomic) {
+        ADD(target, contribution);
+      } else {
+        *target += contribution;
+      }
     }
+  }
+}
+
+/* Thread `column` of block `block` in the tiled layout. The block takes row tile
+ * block % row_tiles (tile_width rows) and path chunk block / row_tiles (paths_per_block paths), so
+ * blocks running together share a chunk's paths. The thread walks the chunk's paths for its row,
+ * adding into its own column of the tile (tile[i * tile_width + column], i = f * n_outputs + k),
+ * then adds that column into phi. */
+DEVICE void treeshap_tile_thread(index_t block, int column, int tile_width, index_t n_rows,
+                                 int n_paths, int paths_per_block, const double *x,
+                                 const long long *path_start, const int *feature,
+                                 const double *lower, const double *upper, const double *zero,
+                                 const double *values, int n_outputs, int n_features, double *phi,
+                                 double *tile) {
+  const index_t row_tiles = (n_rows + tile_width - 1) / tile_width;
+  const index_t row = (block % row_tiles) * tile_width + column;
+  const index_t first = (block / row_tiles) * paths_per_block;
+  if (row >= n_rows || first >= n_paths) return;
+  const index_t end = first + paths_per_block;
+  const int last = (int)(end < n_paths ? end : n_paths);
+  const int entries = n_features * n_outputs;
+  for (int i = 0; i < entries; ++i) tile[(index_t)i * tile_width + column] = 0.0;
+  for (int path = (int)first; path < last; ++path) {
+    treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs,
+                  tile, tile_width, column, 0);
+  }
+  for (int i = 0; i < entries; ++i) {
+    const double total = tile[(index_t)i * tile_width + column];
+    if (total != 0.0) ADD(&phi[(index_t)i * n_rows + row], total);
   }
 }
 
@@ -139,7 +183,22 @@ extern "C" __global__ void treeshap_paths(const double *x, long long n_rows, int
   if (tid >= (index_t)n_paths * n_rows) return;
   const int path = (int)(tid / n_rows);
   const index_t row = tid % n_rows;
-  treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs, phi);
+  treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs,
+                phi, n_rows, row, 1);
+}
+
+/* Launched with blockDim.x = tile_width threads and n_features * n_outputs * tile_width doubles of
+ * dynamic shared memory. A thread touches only its own column of the tile: no synchronisation. */
+extern "C" __global__ void treeshap_tiles(const double *x, long long n_rows, int n_paths,
+                                          int paths_per_block, const long long *path_start,
+                                          const int *feature, const double *lower,
+                                          const double *upper, const double *zero,
+                                          const double *values, int n_outputs, int n_features,
+                                          double *phi) {
+  extern __shared__ double tile[];
+  treeshap_tile_thread((index_t)blockIdx.x, (int)threadIdx.x, (int)blockDim.x, n_rows, n_paths,
+                       paths_per_block, x, path_start, feature, lower, upper, zero, values,
+                       n_outputs, n_features, phi, tile);
 }
 #else
 void treeshap_paths_host(const double *x, long long n_rows, int n_paths, const long long *path_start,
@@ -147,7 +206,25 @@ void treeshap_paths_host(const double *x, long long n_rows, int n_paths, const l
                          const double *zero, const double *values, int n_outputs, double *phi) {
   for (int path = 0; path < n_paths; ++path) {
     for (index_t row = 0; row < n_rows; ++row) {
-      treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values, n_outputs, phi);
+      treeshap_pair(row, n_rows, path, x, path_start, feature, lower, upper, zero, values,
+                    n_outputs, phi, n_rows, row, 1);
+    }
+  }
+}
+
+/* The tiled kernel's grid, block by block and thread by thread; `tile` stands for one block's shared
+ * memory (n_features * n_outputs * tile_width doubles). */
+void treeshap_tiles_host(const double *x, long long n_rows, int n_paths, int paths_per_block,
+                         const long long *path_start, const int *feature, const double *lower,
+                         const double *upper, const double *zero, const double *values,
+                         int n_outputs, int n_features, double *phi, int tile_width, double *tile) {
+  const index_t row_tiles = ((index_t)n_rows + tile_width - 1) / tile_width;
+  const index_t chunks = ((index_t)n_paths + paths_per_block - 1) / paths_per_block;
+  for (index_t block = 0; block < row_tiles * chunks; ++block) {
+    for (int column = 0; column < tile_width; ++column) {
+      treeshap_tile_thread(block, column, tile_width, n_rows, n_paths, paths_per_block, x,
+                           path_start, feature, lower, upper, zero, values, n_outputs, n_features,
+                           phi, tile);
     }
   }
 }

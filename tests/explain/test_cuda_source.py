@@ -77,6 +77,14 @@ def _entry_parameter_bytes(ptx: str, name: str) -> list[int]:
     return [int(bits) // 8 for bits in re.findall(r"\.param\s+\.[usb](\d+)\s", match.group(1))]
 
 
+def _entry(ptx: str, name: str) -> str:
+    """The PTX of one entry function, up to the next entry."""
+    start = ptx.find(f".entry {name}")
+    assert start >= 0, f"no entry {name} in the PTX"
+    end = ptx.find(".entry ", start + 1)
+    return ptx[start : end if end >= 0 else len(ptx)]
+
+
 def _argument_bytes(argument) -> int:
     if isinstance(argument, np.ndarray):
         return 8  # passed as a device pointer
@@ -92,15 +100,20 @@ def test_the_kernel_compiles_as_cupy_compiles_it(nvrtc, architecture, max_path):
     code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), options)
     assert code == 0, log
     assert "warning" not in log.lower(), log
-    assert ".entry treeshap_paths" in ptx
-    # float64 division is a long instruction sequence on a GPU: the recurrences use the reciprocal
-    # table, and the one division left is by each element's zero fraction (once per element when
-    # the loops are unrolled, once in all when they are not)
-    assert ptx.count("div.rn.f64") <= (max_path - 1 if max_path <= 16 else 1)
-    if max_path <= 16:  # unrolled over a fixed range: no array left in local memory
-        assert "__local_depot" not in ptx
-    else:
-        assert "__local_depot" in ptx
+    # the tiled layout's tile is dynamic shared memory, added to with shared-memory loads and stores
+    assert ".extern .shared" in ptx
+    assert "st.shared.f64" in _entry(ptx, gpu.ENTRY_POINTS["tiled"])
+    assert ".shared" not in _entry(ptx, gpu.ENTRY_POINTS["atomic"])
+    for layout in gpu.LAYOUTS:
+        body = _entry(ptx, gpu.ENTRY_POINTS[layout])
+        # float64 division is a long instruction sequence on a GPU: the recurrences use the
+        # reciprocal table, and the one division left is by each element's zero fraction (once per
+        # element when the loops are unrolled, once in all when they are not)
+        assert body.count("div.rn.f64") <= (max_path - 1 if max_path <= 16 else 1)
+        if max_path <= 16:  # unrolled over a fixed range: no array left in local memory
+            assert "__local_depot" not in body
+        else:
+            assert "__local_depot" in body
 
 
 def test_the_launch_passes_what_the_kernel_takes(nvrtc):
@@ -108,8 +121,10 @@ def test_the_launch_passes_what_the_kernel_takes(nvrtc):
     code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), options)
     assert code == 0, log
     paths_arrays = tuple(np.zeros(1, dtype=dtype) for dtype in (np.int64, np.int32, *[np.float64] * 4))
-    arguments = gpu.kernel_arguments(np.zeros(1), 1, 1, paths_arrays, 1, np.zeros(1))
-    assert [_argument_bytes(a) for a in arguments] == _entry_parameter_bytes(ptx, "treeshap_paths")
+    atomic = gpu.kernel_arguments(np.zeros(1), 1, 1, paths_arrays, 1, np.zeros(1))
+    assert [_argument_bytes(a) for a in atomic] == _entry_parameter_bytes(ptx, gpu.ENTRY_POINTS["atomic"])
+    tiled = gpu.tile_arguments(np.zeros(1), 1, 1, 1, paths_arrays, 1, 1, np.zeros(1))
+    assert [_argument_bytes(a) for a in tiled] == _entry_parameter_bytes(ptx, gpu.ENTRY_POINTS["tiled"])
 
 
 def test_a_broken_source_fails_to_compile(nvrtc):

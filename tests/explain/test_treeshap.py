@@ -197,12 +197,17 @@ def test_a_wrong_algorithm_is_caught(fitted):
     assert np.max(np.abs(reference_shap_values(paths, X) - theirs)) > TOLERANCE
 
 
-@pytest.fixture(scope="module", params=gpu.KERNEL_VARIANTS, ids=lambda v: f"max_path={v}")
+HOST_BUILDS = [(max_path, layout) for max_path in gpu.KERNEL_VARIANTS for layout in gpu.LAYOUTS]
+
+
+@pytest.fixture(scope="module", params=HOST_BUILDS, ids=lambda v: f"max_path={v[0]}-{v[1]}")
 def host_kernel(request, tmp_path_factory):
-    """Each build of the kernel source (paths of up to 16 elements, in registers on a GPU; up to 64)."""
+    """Each build of the kernel source (paths of up to 16 elements, in registers on a GPU; up to 64),
+    in each layout (one thread per (row, path) pair with atomic adds; row tiles over path chunks)."""
     if shutil.which("gcc") is None:
         pytest.skip("no C compiler to build the kernel source for the host")
-    return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"), max_path=request.param)
+    max_path, layout = request.param
+    return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"), max_path=max_path, layout=layout)
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +250,41 @@ def test_long_paths_take_the_larger_build(tmp_path, long_paths):
         small(paths, X)
 
 
+@pytest.mark.parametrize("rows", [1, 31, 75])
+@pytest.mark.parametrize(("width", "per_block"), [(32, 7), (32, 10_000), (64, 1)])
+def test_tiled_layout_on_partial_tiles_and_chunks(tmp_path, fitted, rows, width, per_block):
+    """The tiled grid's edges: a last row tile part empty, path chunks that do not divide the paths,
+    one chunk holding every path, one path per block; every class of a multiclass forest."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler to build the kernel source for the host")
+    model, X = fitted["random forest multiclass"]
+    paths = flatten(model)
+    theirs, _ = _shap_reference(model, X[:rows])
+    tiled = gpu.build_host_kernel(tmp_path, max_path=16, layout="tiled")
+    ours = tiled(paths, X[:rows], width=width, paths_per_block=per_block)
+    assert ours.shape == theirs.shape == (rows, 7, 3)
+    assert np.max(np.abs(ours - theirs)) <= TOLERANCE
+
+
+def test_tile_shape_and_grid():
+    def paths_of(features: int, outputs: int):
+        return type("Paths", (), {"n_features": features, "kernel_outputs": outputs})()
+
+    assert gpu.tile_width(paths_of(14, 1)) == 128  # Adult: 14 KB of shared memory
+    assert gpu.tile_width(paths_of(50, 1)) == 64  # 50 x 128 rows x 8 bytes is over 48 KB
+    assert gpu.tile_width(paths_of(90, 2)) == 32
+    assert gpu.tile_width(paths_of(500, 2)) is None  # only the atomic layout
+    grids = [(20_000, 1_000_000, 64), (20_000, 2_000, 128), (5, 40, 32), (1500, 150, 128)]
+    for n_paths, n_rows, width in grids:
+        per_block, blocks = gpu.tile_grid(n_paths, n_rows, width)
+        chunks = -(-n_paths // per_block)
+        assert blocks == -(-n_rows // width) * chunks
+        assert per_block >= min(gpu.TILE_MIN_PATHS, n_paths)
+        assert (chunks - 1) * per_block < n_paths <= chunks * per_block  # every path, no empty chunk
+    assert gpu.tile_grid(20_000, 1_000_000, 64)[0] == 20_000  # enough row tiles: no chunking
+    assert gpu.tile_grid(20_000, 2_000, 128)[1] >= gpu.TILE_TARGET_BLOCKS // 2
+
+
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_kernel_source_on_the_host_matches_shap(fitted, host_kernel, name):
     model, X = fitted[name]
@@ -254,13 +294,33 @@ def test_kernel_source_on_the_host_matches_shap(fitted, host_kernel, name):
 
 @pytest.mark.gpu
 @needs_cuda
+@pytest.mark.parametrize("layout", gpu.LAYOUTS)
 @pytest.mark.parametrize("max_path", gpu.KERNEL_VARIANTS)
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
-def test_cuda_kernel_matches_shap(fitted, name, max_path):
+def test_cuda_kernel_matches_shap(fitted, name, max_path, layout):
     model, X = fitted[name]
     theirs, _ = _shap_reference(model, X)
-    values = gpu.gpu_shap_values(flatten(model), X, max_path=max_path)
+    values = gpu.gpu_shap_values(flatten(model), X, max_path=max_path, layout=layout)
     assert np.max(np.abs(values - theirs)) <= TOLERANCE
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_layout_is_chosen_by_timing_both():
+    """The first call with enough rows times both layouts and keeps the faster; the values match
+    shap whichever it is, and smaller calls before it run the atomic layout undecided."""
+    X, y = make_classification(3000, 12, n_informative=6, random_state=2)
+    model = RandomForestClassifier(30, max_depth=8, random_state=0).fit(X, y)
+    device = gpu.DevicePaths(flatten(model))
+    theirs, _ = _shap_reference(model, X[:200])
+    small = device.shap_values(X[:200]).get()
+    assert device.layout == "auto"
+    assert not device.timings
+    assert np.max(np.abs(small - theirs)) <= TOLERANCE
+    values = device.shap_values(X).get()
+    assert set(device.timings) == set(gpu.LAYOUTS)
+    assert device.layout == min(device.timings, key=device.timings.__getitem__)
+    assert np.max(np.abs(values[:200] - theirs)) <= TOLERANCE
 
 
 @pytest.mark.gpu
@@ -294,7 +354,8 @@ def test_jobs_choose_the_gpu_and_it_adds_up(fitted):
     backend, note = explainers.choose_backend(model, "auto")
     assert (backend, note) == ("gpu", "")
     block = explainers.shap_block(model, X, backend)
-    assert (block.backend, block.detail) == ("gpu", "cupy-treeshap")
+    assert block.backend == "gpu"
+    assert block.detail in {f"cupy-treeshap ({layout} layout)" for layout in ("auto", *gpu.LAYOUTS)}
     theirs, expected = _shap_reference(model, X)
     assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
     assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
@@ -346,4 +407,99 @@ def test_models_shap_declines_run_compiled():
     model = GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
     block = explainers.shap_block(model, X[:50], "cpu", cpu_tree="shap", threads=1)
     assert block.detail == "treeshap-numba (1 thread)"
+    assert explainers.residual(block.values, block.expected, block.output) <= TOLERANCE
+
+
+# The launcher (explain.gpu.DevicePaths) driven through tests/explain/host_cuda.py: CuPy's calls
+# answered on the host, kernels run as their host build, each launch's configuration checked. On
+# the GPU machine the gpu-marked tests above run the same paths for real.
+
+
+@pytest.fixture
+def host_cuda(monkeypatch):
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler to build the kernel source for the host")
+    if gpu.cuda_available():
+        pytest.skip("a CUDA device is present: the gpu-marked tests run the launcher for real")
+    from tests.explain import host_cuda as emulation
+
+    emulation.install(monkeypatch)
+    explainers._device_paths.cache_clear()
+    yield emulation.RawKernel.launches
+    monkeypatch.undo()
+    gpu.cuda_available.cache_clear()
+    gpu._cuda_kernel.cache_clear()
+    explainers._device_paths.cache_clear()
+
+
+@pytest.mark.parametrize("layout", gpu.LAYOUTS)
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_launcher_runs_each_layout(fitted, host_cuda, name, layout):
+    model, X = fitted[name]
+    paths = flatten(model)
+    theirs, _ = _shap_reference(model, X)
+    values = gpu.gpu_shap_values(paths, X, layout=layout)
+    assert np.max(np.abs(values - theirs)) <= TOLERANCE
+    assert [launch["layout"] for launch in host_cuda] == [layout]
+    if layout == "tiled":
+        width = gpu.tile_width(paths)
+        assert host_cuda[0]["block"] == (width,)
+        assert host_cuda[0]["shared_mem"] == paths.n_features * paths.kernel_outputs * width * 8
+
+
+def test_launcher_times_both_layouts_once_then_keeps_the_faster(host_cuda):
+    X, y = make_classification(1300, 9, n_informative=5, n_classes=3, random_state=5)
+    model = RandomForestClassifier(8, max_depth=5, random_state=0).fit(X, y)
+    device = gpu.DevicePaths(flatten(model))
+    theirs, _ = _shap_reference(model, X[:300])
+    first = device.shap_values(X[:300]).get()  # too few rows to decide: the atomic layout
+    assert device.layout == "auto"
+    assert not device.timings
+    assert [launch["layout"] for launch in host_cuda] == ["atomic"]
+    assert np.max(np.abs(first - theirs)) <= TOLERANCE
+    host_cuda.clear()
+    values = device.shap_values(X).get()
+    assert set(device.timings) == set(gpu.LAYOUTS)
+    assert device.layout == min(device.timings, key=device.timings.__getitem__)
+    # per layout a warm-up on 32 rows and a timed run on the calibration rows, then the call itself
+    assert [(launch["layout"], launch["rows"]) for launch in host_cuda] == [
+        ("atomic", 32),
+        ("atomic", 1300),
+        ("tiled", 32),
+        ("tiled", 1300),
+        (device.layout, 1300),
+    ]
+    assert np.max(np.abs(values[:300] - theirs)) <= TOLERANCE
+    host_cuda.clear()
+    device.shap_values(X[:50])
+    assert [launch["layout"] for launch in host_cuda] == [device.layout]
+
+
+def test_launcher_in_row_blocks(fitted, host_cuda):
+    model, X = fitted["random forest multiclass"]
+    paths = flatten(model)
+    whole = gpu.gpu_shap_values(paths, X, layout="tiled")
+    blocked = gpu.gpu_shap_values(paths, X, max_pairs=paths.n_paths * 7, layout="tiled")
+    assert len(host_cuda) == 1 + 22  # 150 rows, 7 per launch
+    assert np.max(np.abs(blocked - whole)) <= 1e-12
+
+
+def test_a_tile_too_large_is_refused_by_name(host_cuda):
+    X, y = make_regression(300, 200, random_state=0)
+    paths = flatten(DecisionTreeRegressor(max_depth=3, random_state=0).fit(X, y))
+    assert gpu.tile_width(paths) is None
+    with pytest.raises(ValueError, match="200 features x 1 outputs: a tile of 32 rows does not fit"):
+        gpu.DevicePaths(paths, layout="tiled")
+    assert gpu.DevicePaths(paths).layout == "atomic"
+
+
+def test_a_worker_block_on_the_gpu_path(fitted, host_cuda):
+    """What a GPU worker does for an explanation chunk, launches and all, on the host."""
+    model, X = fitted["random forest binary"]
+    assert explainers.choose_backend(model, "auto") == ("gpu", "")
+    block = explainers.shap_block(model, X, "gpu")
+    assert (block.backend, block.detail) == ("gpu", "cupy-treeshap (auto layout)")  # 150 rows: undecided
+    theirs, expected = _shap_reference(model, X)
+    assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
+    assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
     assert explainers.residual(block.values, block.expected, block.output) <= TOLERANCE
