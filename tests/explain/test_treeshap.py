@@ -503,3 +503,25 @@ def test_a_worker_block_on_the_gpu_path(fitted, host_cuda):
     assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
     assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
     assert explainers.residual(block.values, block.expected, block.output) <= TOLERANCE
+
+
+def test_the_benchmark_measures_every_gpu_method(host_cuda, capsys):
+    """benchmarks/explain_shap.py's GPU branch, which only a GPU machine runs for real: each layout,
+    the 64-element build and the service's choice report a figure, and all agree with shap."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "explain_shap.py"
+    spec = importlib.util.spec_from_file_location("explain_shap_benchmark", script)
+    assert spec is not None
+    assert spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    X, y = benchmark.synthetic(5000, 6)
+    rows = {"shap": 300, "default": 300}
+    benchmark.bench("check", X, y, trees=5, depth=4, rows=rows, train_rows=None, only={"cupy_kernel"})
+    out = capsys.readouterr().out
+    assert "DISAGREES" not in out
+    for name in ("cupy_kernel_atomic", "cupy_kernel_tiled", "cupy_kernel_local_memory", "cupy_kernel"):
+        assert f"RESULT treeshap_check_{name}_rows_per_s " in out
+    assert "# cupy_kernel: the service's choice is the " in out
