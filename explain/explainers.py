@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,6 +15,12 @@ import numpy as np
 
 from explain import gpu
 from explain.treeshap import PathSet, UnsupportedModel, flatten, model_input
+
+logger = logging.getLogger(__name__)
+
+# The additivity error (times the outputs' scale, at least 1) a GPU block may leave before its rows
+# run again on the CPU; exact TreeSHAP leaves ~1e-13.
+GPU_ADDITIVITY_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -176,12 +183,16 @@ def _shap_block(
     model, X: np.ndarray, backend: str, background: np.ndarray | None, cpu_tree: str, threads: int
 ) -> Block:
     if backend == "gpu":
-        device = _device_paths(id(model), model)
-        values = device.shap_values(X).get()
-        from explain.treeshap import model_output
-
-        detail = f"cupy-treeshap ({device.layout} layout)"  # "auto": too few rows yet to time both
-        return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", detail)
+        block = _gpu_block(model, X)
+        off = residual(block.values, block.expected, block.output)
+        if off <= GPU_ADDITIVITY_TOLERANCE * max(1.0, float(np.max(np.abs(block.output), initial=0.0))):
+            return block
+        # Exact TreeSHAP adds up to the model's output to rounding: a GPU block that does not is wrong
+        # (a faulty device or kernel), and its rows run again on the CPU, saying so.
+        logger.error("GPU SHAP values miss the model's output by %.3g: running the block on the CPU", off)
+        cpu = _shap_block(model, X, "cpu", background, cpu_tree, threads)
+        cpu.detail = f"{cpu.detail}, rerun after GPU values that missed the model's output"
+        return cpu
     import shap
 
     if supports_paths(model):
@@ -205,6 +216,15 @@ def _shap_block(
     values = _as_3d(explanation.values)
     base = np.asarray(explanation.base_values, dtype=np.float64).reshape(len(X), -1)
     return Block(values, base.mean(axis=0), _outputs(model, X, kind), "cpu", "shap.PermutationExplainer")
+
+
+def _gpu_block(model, X: np.ndarray) -> Block:
+    from explain.treeshap import model_output
+
+    device = _device_paths(id(model), model)
+    values = device.shap_values(X).get()
+    detail = f"cupy-treeshap ({device.layout} layout)"  # "auto": too few rows yet to time both
+    return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", detail)
 
 
 def residual(values: np.ndarray, expected: np.ndarray, output: np.ndarray) -> float:

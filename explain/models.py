@@ -26,6 +26,7 @@ class JobState(models.TextChoices):
 
 
 FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+BACKEND_DETAIL_LENGTH = 200
 
 
 class Job(models.Model):
@@ -38,7 +39,8 @@ class Job(models.Model):
     params = models.JSONField(default=dict)
     queue = models.CharField(max_length=50, default="default")
     backend = models.CharField(max_length=20, blank=True)  # "gpu" or "cpu" once chosen
-    backend_detail = models.CharField(max_length=200, blank=True)  # e.g. "shap.TreeExplainer"
+    # which implementation ran, e.g. "shap.TreeExplainer"
+    backend_detail = models.CharField(max_length=BACKEND_DETAIL_LENGTH, blank=True)
     progress = models.FloatField(default=0.0)
     chunks_total = models.IntegerField(default=0)
     chunks_done = models.IntegerField(default=0)

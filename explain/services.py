@@ -33,7 +33,7 @@ from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError
 from core.models import Artifact, Workspace
 from explain import explainers, fairness, loading
-from explain.models import Job, JobChunk, JobKind, JobState
+from explain.models import BACKEND_DETAIL_LENGTH, Job, JobChunk, JobKind, JobState
 from explain.treeshap import UnsupportedModel
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
@@ -237,6 +237,14 @@ def job_start(job_id: str) -> list[int]:
     return list(job.chunks.filter(done=False).values_list("index", flat=True))
 
 
+def joined_detail(details: str, detail: str, limit: int = BACKEND_DETAIL_LENGTH) -> str:
+    """A job's backend details with a chunk's added when new ("a; b"), cut to the column's length."""
+    if detail in details:
+        return details
+    joined = f"{details}; {detail}" if details else detail
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 def _chunk_key(job: Job, index: int) -> str:
     return f"jobs/{job.workspace_id}/{job.id}/chunk-{index:05d}-{uuid.uuid4().hex[:8]}.npz"
 
@@ -294,8 +302,7 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
         job.chunks_done = job.chunks.filter(done=True).count()
         job.progress = job.chunks_done / max(job.chunks_total, 1)
         job.backend = job.backend or block.backend
-        if block.detail not in job.backend_detail:
-            job.backend_detail = (job.backend_detail + "; " if job.backend_detail else "") + block.detail
+        job.backend_detail = joined_detail(job.backend_detail, block.detail)
         job.save(update_fields=["chunks_done", "progress", "backend", "backend_detail"])
         return job.chunks_done == job.chunks_total
 

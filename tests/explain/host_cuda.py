@@ -33,21 +33,21 @@ def _device(array) -> DeviceArray:
 
 
 class RawKernel:
-    builds: dict[int, dict] = {}  # max_path -> entry points, built once per process
+    builds: dict[tuple[str, int], dict] = {}  # (source, max_path) -> entry points, built once
     launches: list[dict] = []  # every launch's configuration, for the tests to inspect
 
     def __init__(self, source: str, name: str, options: tuple = ()) -> None:
-        assert source == gpu.kernel_source()
+        assert source == gpu.kernel_source()  # the source the host build compiles
         match = re.search(r"-DMAX_PATH=(\d+)", " ".join(options))
         assert match, f"no -DMAX_PATH in {options}"
-        self.max_path = int(match.group(1))
+        self.build = (source, int(match.group(1)))
         self.layout = {entry: layout for layout, entry in gpu.ENTRY_POINTS.items()}[name]
-        if self.max_path not in self.builds:
+        if self.build not in self.builds:
             directory = Path(tempfile.mkdtemp(prefix="host-cuda-"))
-            self.builds[self.max_path] = gpu.host_entry_points(directory, max_path=self.max_path)
+            self.builds[self.build] = gpu.host_entry_points(directory, max_path=self.build[1])
 
     def __call__(self, grid: tuple, block: tuple, args: tuple, *, shared_mem: int = 0) -> None:
-        function = self.builds[self.max_path][self.layout]
+        function = self.builds[self.build][self.layout]
         n_rows, n_paths = int(args[1]), int(args[2])
         self.launches.append(
             {"layout": self.layout, "grid": grid, "block": block, "shared_mem": shared_mem, "rows": n_rows}

@@ -270,3 +270,19 @@ def test_requesting_writes_one_audit_event_and_queues(acme, alice, client, data)
     assert acme.audit_head_seq == before + 1
     listed = client.get(reverse("job-list") + "?kind=explanation").json()
     assert [j["id"] for j in listed["results"]] == [response.json()["id"]]
+
+
+def test_backend_details_join_once_each_and_fit_their_column():
+    from explain.models import BACKEND_DETAIL_LENGTH
+    from explain.services import joined_detail
+
+    assert joined_detail("", "cupy-treeshap (auto layout)") == "cupy-treeshap (auto layout)"
+    joined = joined_detail("cupy-treeshap (auto layout)", "cupy-treeshap (tiled layout)")
+    assert joined == "cupy-treeshap (auto layout); cupy-treeshap (tiled layout)"
+    assert joined_detail(joined, "cupy-treeshap (tiled layout)") == joined
+    details = ""
+    for threads in range(40):
+        details = joined_detail(details, f"treeshap-numba ({threads} threads)")
+    assert len(details) == BACKEND_DETAIL_LENGTH
+    assert details.endswith("...")
+    assert Job._meta.get_field("backend_detail").max_length == BACKEND_DETAIL_LENGTH

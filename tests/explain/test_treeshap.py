@@ -525,3 +525,24 @@ def test_the_benchmark_measures_every_gpu_method(host_cuda, capsys):
     for name in ("cupy_kernel_atomic", "cupy_kernel_tiled", "cupy_kernel_local_memory", "cupy_kernel"):
         assert f"RESULT treeshap_check_{name}_rows_per_s " in out
     assert "# cupy_kernel: the service's choice is the " in out
+
+
+def test_gpu_values_that_miss_the_output_run_again_on_the_cpu(fitted, host_cuda, monkeypatch):
+    """A faulty kernel (its source with every contribution scaled by 1.01, run on the host stand-in)
+    gives values that do not add up to the model's output: the block runs again on the CPU, and the
+    job's detail says so."""
+    source = gpu.kernel_source()
+    weight = "const double weight = total * (o - z);"
+    broken = source.replace(weight, weight.replace(";", " * 1.01;"))
+    assert broken != source
+    monkeypatch.setattr(gpu, "kernel_source", lambda: broken)
+    model, X = fitted["random forest binary"]
+    block = explainers.shap_block(model, X, "gpu")
+    assert block.backend == "cpu"
+    assert block.detail.endswith(", rerun after GPU values that missed the model's output")
+    theirs, _ = _shap_reference(model, X)
+    assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
+    monkeypatch.setattr(gpu, "kernel_source", lambda: source)
+    gpu._cuda_kernel.cache_clear()
+    explainers._device_paths.cache_clear()
+    assert explainers.shap_block(model, X, "gpu").backend == "gpu"  # the sound kernel passes the check
