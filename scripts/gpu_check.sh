@@ -6,6 +6,7 @@
 #   scripts/gpu_check.sh            # CUDA tests, then the full TreeSHAP benchmark
 #   QUICK=1 scripts/gpu_check.sh    # CUDA tests, then the benchmark's --quick run
 #   METHODS=kernel_source_host_c,cupy_kernel scripts/gpu_check.sh   # also time the host C build
+#   PROFILE=1 scripts/gpu_check.sh  # also Nsight Compute (ncu) on the quick benchmark's first kernels
 #
 # shap (and slicer) travel as wheels in .whl/ when the machine lacks them; fetch them where pip works:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -27,6 +28,14 @@ export PYTHONUNBUFFERED=1 GPU_REQUIRED=1
   "$python" -c 'import cupy, numpy, sklearn, shap; print("cupy", cupy.__version__, "numpy", numpy.__version__, "scikit-learn", sklearn.__version__, "shap", shap.__version__)'
 } 2>&1 | tee "$out/environment.txt"
 
+# What the device's own compiler makes of each build: registers, stack, spills per entry point.
+if command -v nvcc >/dev/null 2>&1; then
+  for max_path in 16 64; do
+    echo "== -DMAX_PATH=$max_path"
+    nvcc -std=c++14 -DMAX_PATH=$max_path -arch=native -cubin -Xptxas -v -o /dev/null explain/kernels/treeshap.cu
+  done 2>&1 | tee "$out/ptxas.txt"
+fi
+
 # --noconftest: tests/conftest.py sets up the Django service, which these tests do not use.
 "$python" -m pytest --noconftest -p no:cacheprovider -q -rA \
   tests/explain/test_treeshap.py tests/explain/test_cuda_source.py 2>&1 | tee "$out/tests.log"
@@ -34,4 +43,12 @@ status=${PIPESTATUS[0]}
 
 "$python" benchmarks/explain_shap.py ${QUICK:+--quick} --methods "${METHODS:-cupy_kernel}" \
   2>&1 | tee "$out/benchmark.log"
+
+# Optional: where each layout's time goes (throughput against the device's limits, occupancy), on
+# the quick benchmark's first TreeSHAP launches (calibration: 32 and 4,096 rows per layout).
+if [ -n "${PROFILE:-}" ] && command -v ncu >/dev/null 2>&1; then
+  ncu --target-processes all --kernel-name regex:treeshap --launch-count 4 \
+    --section SpeedOfLight --section Occupancy --section ComputeWorkloadAnalysis \
+    "$python" benchmarks/explain_shap.py --quick --methods cupy_kernel >"$out/ncu.txt" 2>&1 || true
+fi
 exit "$status"
