@@ -223,8 +223,7 @@ def _gpu_block(model, X: np.ndarray) -> Block:
 
     device = _device_paths(id(model), model)
     values = device.shap_values(X).get()
-    detail = f"cupy-treeshap ({device.layout} layout)"  # "auto": too few rows yet to time both
-    return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", detail)
+    return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", device.detail)
 
 
 def residual(values: np.ndarray, expected: np.ndarray, output: np.ndarray) -> float:

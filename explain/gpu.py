@@ -15,7 +15,7 @@ import numpy as np
 from explain.treeshap import PathSet
 
 KERNEL_PATH = Path(__file__).resolve().parent / "kernels" / "treeshap.cu"
-THREADS_PER_BLOCK = 256  # the atomic layout's blocks
+THREADS_PER_BLOCK = 128  # the atomic layout's blocks (at 92 registers an SM holds five: 20 warps)
 KERNEL_OPTIONS = ("--std=c++14",)
 # Builds of the kernel by the longest path they take (-DMAX_PATH): up to 16 elements the working
 # arrays stay in registers (loops unrolled over a fixed range); up to 64 they live in local memory.
@@ -29,8 +29,8 @@ TILE_WIDTHS = (128, 64, 32)  # rows (threads) per block of the tiled layout: the
 TILE_SHARED_BYTES = 48 * 1024  # dynamic shared memory any launch may use without opting in
 TILE_TARGET_BLOCKS = 8192  # split the paths into chunks until a launch has about this many blocks
 TILE_MIN_PATHS = 32  # but give each block at least this many paths
-CALIBRATION_ROWS = 4096  # rows each layout explains once per model to see which is faster
-MIN_CALIBRATION_ROWS = 1024  # below this, a call runs the atomic layout and the choice waits
+CALIBRATION_ROWS = 4096  # rows each build and layout explains once per model to find the fastest
+MIN_CALIBRATION_ROWS = 1024  # below this, a call runs the first candidate and the choice waits
 
 
 def kernel_source() -> str:
@@ -130,28 +130,40 @@ def tile_grid(n_paths: int, n_rows: int, width: int) -> tuple[int, int]:
 class DevicePaths:
     """A PathSet copied to the GPU once, then used for any number of row blocks.
 
-    `layout`: "atomic", "tiled", or "auto": the first call with at least MIN_CALIBRATION_ROWS rows
-    times both layouts on up to CALIBRATION_ROWS of its rows and keeps the faster for this model
-    (`timings` holds the seconds each took)."""
+    `max_path` picks a build and `layout` a layout ("atomic" or "tiled"). Left open (None, "auto"),
+    the candidates are each layout of the smallest build that fits the model's paths and of the
+    64-element build: the first call with at least MIN_CALIBRATION_ROWS rows times each on up to
+    CALIBRATION_ROWS of its rows and keeps the fastest for this model (`timings`: seconds by
+    (build, layout)); calls before that run the first candidate."""
 
     def __init__(self, paths: PathSet, max_path: int | None = None, layout: str = "auto") -> None:
         import cupy
 
         if layout not in ("auto", *LAYOUTS):
             raise ValueError(f"layout must be one of {('auto', *LAYOUTS)}")
+        smallest = kernel_variant(paths)
+        if max_path is not None and max_path < smallest:
+            raise ValueError(f"the model's paths are longer than {max_path} elements")
         self.paths = paths
-        self.max_path = max_path or kernel_variant(paths)
-        if self.max_path < kernel_variant(paths):
-            raise ValueError(f"the model's paths are longer than {self.max_path} elements")
         self.width = tile_width(paths)
         if layout == "tiled" and self.width is None:
             raise ValueError(
                 f"{paths.n_features} features x {paths.kernel_outputs} outputs: a tile of 32 rows does "
                 f"not fit in {TILE_SHARED_BYTES} bytes of shared memory"
             )
-        self.layout = "atomic" if self.width is None else layout
-        self.timings: dict[str, float] = {}
+        builds = [max_path] if max_path else sorted({smallest, KERNEL_VARIANTS[-1]})
+        layouts = [layout] if layout != "auto" else list(LAYOUTS if self.width else LAYOUTS[:1])
+        self.candidates = [(build, each) for build in builds for each in layouts]
+        self.max_path, self.layout = self.candidates[0]
+        self.decided = len(self.candidates) == 1
+        self.timings: dict[tuple[int, str], float] = {}
         self.arrays = tuple(cupy.asarray(array) for array in paths.kernel_arrays())
+
+    @property
+    def detail(self) -> str:
+        """What runs, for a job's backend detail."""
+        chosen = "" if self.decided else "; not yet timed"
+        return f"cupy-treeshap ({self.layout} layout, {self.max_path}-element build{chosen})"
 
     def shap_values(self, X, *, synchronize: bool = True):
         """SHAP values (rows, features, outputs) as a CuPy array."""
@@ -159,10 +171,9 @@ class DevicePaths:
 
         paths = self.paths
         x = cupy.asarray(np.ascontiguousarray(paths.prepare(X).T))  # feature-major
-        if self.layout == "auto" and x.shape[1] >= MIN_CALIBRATION_ROWS:
+        if not self.decided and x.shape[1] >= MIN_CALIBRATION_ROWS:
             self._calibrate(x)
-        layout = "atomic" if self.layout == "auto" else self.layout
-        phi = self._launch(x, layout)
+        phi = self._launch(x, self.max_path, self.layout)
         values = paths.complete(
             phi.reshape(paths.n_features, paths.kernel_outputs, x.shape[1]).transpose(2, 0, 1), cupy
         )
@@ -170,8 +181,8 @@ class DevicePaths:
             cupy.cuda.Device().synchronize()
         return values
 
-    def _launch(self, x, layout: str):
-        """Run one layout over the feature-major rows `x`; phi (features x outputs, rows)."""
+    def _launch(self, x, max_path: int, layout: str):
+        """Run one build and layout over the feature-major rows `x`; phi (features x outputs, rows)."""
         import cupy
 
         paths = self.paths
@@ -180,7 +191,7 @@ class DevicePaths:
         phi = cupy.zeros((paths.n_features * outputs, n_rows), dtype=cupy.float64)
         if n_rows == 0:
             return phi
-        kernel = _cuda_kernel(self.max_path, layout)
+        kernel = _cuda_kernel(max_path, layout)
         if layout == "atomic":
             blocks = -(-paths.n_paths * n_rows // THREADS_PER_BLOCK)
             arguments = kernel_arguments(x, n_rows, paths.n_paths, self.arrays, outputs, phi)
@@ -200,14 +211,15 @@ class DevicePaths:
         sample = cupy.ascontiguousarray(x[:, :CALIBRATION_ROWS])
         warm_up = cupy.ascontiguousarray(x[:, :32])
         device = cupy.cuda.Device()
-        for layout in LAYOUTS:
-            self._launch(warm_up, layout)  # compile (or load the cached build) first
+        for candidate in self.candidates:
+            self._launch(warm_up, *candidate)  # compile (or load the cached build) first
             device.synchronize()
             start = time.perf_counter()
-            self._launch(sample, layout)
+            self._launch(sample, *candidate)
             device.synchronize()
-            self.timings[layout] = time.perf_counter() - start
-        self.layout = min(self.timings, key=self.timings.__getitem__)
+            self.timings[candidate] = time.perf_counter() - start
+        self.max_path, self.layout = min(self.timings, key=self.timings.__getitem__)
+        self.decided = True
 
 
 def gpu_shap_values(
@@ -218,9 +230,8 @@ def gpu_shap_values(
     max_path: int | None = None,
     layout: str = "auto",
 ) -> np.ndarray:
-    """SHAP values on the GPU, in row blocks of at most `max_pairs` (row, path) pairs (with the
-    kernel's smallest build that fits unless `max_path` names one, and the faster layout unless
-    `layout` names one)."""
+    """SHAP values on the GPU, in row blocks of at most `max_pairs` (row, path) pairs, on the build
+    and layout named, or the fastest of the candidates (see DevicePaths)."""
     device = DevicePaths(paths, max_path, layout)
     block = max(1, max_pairs // max(paths.n_paths, 1))
     X = np.asarray(X)

@@ -20,16 +20,19 @@
  * warp add to consecutive rows, so their atomic adds do not collide.
  */
 
-/* MAX_PATH: the longest path this build takes, in elements (bias included); at most 64, the length
- * of the reciprocal table. The launcher builds two variants (-DMAX_PATH=16 and 64) and uses the
- * smallest that fits the model's paths. With MAX_PATH <= 16 every loop below runs over a
- * compile-time range (guarded by the path's length), so once unrolled the working arrays are
- * indexed by constants and the compiler keeps them in registers; with 64 they live in local
- * memory (cached in L1) and the loops run over the path's own length. */
+/* MAX_PATH: the longest path this build takes, in elements (bias included); 16 or 64 (at most 64,
+ * the length of the reciprocal table). The launcher builds both (-DMAX_PATH=16 and 64). In the
+ * 16-element build the path code is compiled once per path length (2 to 16), so every loop has a
+ * fixed trip count: unrolled, the working arrays are indexed by constants and the compiler keeps
+ * them in registers; in the 64-element build they live in local memory (cached in L1) and the
+ * loops run over the path's own length. */
 #ifndef MAX_PATH
 #define MAX_PATH 64
 #endif
 #define UNROLLED (MAX_PATH <= 16)
+#if UNROLLED && MAX_PATH != 16
+#error "the unrolled build takes paths of up to exactly 16 elements"
+#endif
 
 #ifdef __CUDACC__
 #define DEVICE __device__ __forceinline__
@@ -63,26 +66,24 @@ CONSTANT const double RECIPROCAL[65] = {
     1.0 / 63, 1.0 / 64
 };
 
-/* One (row, path) pair: adds each element's contribution for every output k to
- * out[(f * n_outputs + k) * out_stride + out_column], atomically where `atomic` (phi, shared by all
- * threads) or plainly (a thread's own column of a tile). */
-DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x,
-                          const long long *path_start, const int *feature, const double *lower,
+/* One (row, path) pair of a path of `length` elements starting at `start`: adds each element's
+ * contribution for every output k to out[(f * n_outputs + k) * out_stride + out_column], atomically
+ * where `atomic` (phi, shared by all threads) or plainly (a thread's own column of a tile).
+ * Every loop runs to `length`; where that is a compile-time constant (the 16-element build's switch
+ * below), each is unrolled exactly: the arrays are indexed by constants and stay in registers, and
+ * no iteration beyond the path's depth is issued under a false predicate. */
+DEVICE void treeshap_path(index_t row, index_t n_rows, int path, long long start, const int length,
+                          const double *x, const int *feature, const double *lower,
                           const double *upper, const double *zero, const double *values,
                           int n_outputs, double *out, index_t out_stride, index_t out_column,
                           int atomic) {
-  const long long start = path_start[path];
-  const int length = (int)(path_start[path + 1] - start);
-  if (length < 2) return; /* a single-leaf tree adds only to the expected value */
-
   double one[MAX_PATH];
   double pw[MAX_PATH];
   one[0] = 1.0;
   pw[0] = 1.0;
   /* EXTEND each element in turn: pw[i] is the weight of the subsets of size i. */
   UNROLL
-  for (int d = 1; d < MAX_PATH; ++d) {
-    if (d >= length) break;
+  for (int d = 1; d < length; ++d) {
     const int f = feature[start + d];
     const double v = x[(index_t)f * n_rows + row];
     const double o = (v > lower[start + d] && v <= upper[start + d]) ? 1.0 : 0.0;
@@ -98,33 +99,24 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
   }
   const int depth = length - 1;
   const double width = (double)(depth + 1);
-  /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. The loops over i start at
-   * the top of the range (constant when unrolled) and skip what lies above this path's depth. */
-  const int top = UNROLLED ? MAX_PATH - 1 : depth;
+  /* UNWOUND-SUM for each element: undo its EXTEND and sum what remains. */
   UNROLL
-  for (int e = 1; e < MAX_PATH; ++e) {
-    if (e >= length) break;
+  for (int e = 1; e < length; ++e) {
     const double o = one[e];
     const double z = zero[start + e];
     double total = 0.0;
     if (o != 0.0) {
       const double scale_zero = z * RECIPROCAL[depth + 1];
-      double next_one = 0.0;
+      double next_one = pw[depth];
       UNROLL
-      for (int i = top; i >= 0; --i) {
-        if (i > depth) continue;
-        if (i == depth) {
-          next_one = pw[i];
-          continue;
-        }
+      for (int i = depth - 1; i >= 0; --i) {
         const double tmp = next_one * width * RECIPROCAL[i + 1];
         total += tmp;
         next_one = pw[i] - tmp * scale_zero * (double)(depth - i);
       }
     } else if (z != 0.0) {
       UNROLL
-      for (int i = top; i >= 0; --i) {
-        if (i >= depth) continue;
+      for (int i = depth - 1; i >= 0; --i) {
         total += pw[i] * RECIPROCAL[depth - i];
       }
       total *= width / z;
@@ -142,6 +134,36 @@ DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x
       }
     }
   }
+}
+
+DEVICE void treeshap_pair(index_t row, index_t n_rows, int path, const double *x,
+                          const long long *path_start, const int *feature, const double *lower,
+                          const double *upper, const double *zero, const double *values,
+                          int n_outputs, double *out, index_t out_stride, index_t out_column,
+                          int atomic) {
+  const long long start = path_start[path];
+  const int length = (int)(path_start[path + 1] - start);
+  if (length < 2) return; /* a single-leaf tree adds only to the expected value */
+#if UNROLLED
+  /* One copy of the path code per length, each with its loops' trip counts fixed. All threads of a
+   * warp take the same case: they share the path. */
+#define PATH_OF_LENGTH(n)                                                                          \
+  case n:                                                                                          \
+    treeshap_path(row, n_rows, path, start, n, x, feature, lower, upper, zero, values, n_outputs, \
+                  out, out_stride, out_column, atomic);                                            \
+    break;
+  switch (length) {
+    PATH_OF_LENGTH(2) PATH_OF_LENGTH(3) PATH_OF_LENGTH(4) PATH_OF_LENGTH(5) PATH_OF_LENGTH(6)
+    PATH_OF_LENGTH(7) PATH_OF_LENGTH(8) PATH_OF_LENGTH(9) PATH_OF_LENGTH(10) PATH_OF_LENGTH(11)
+    PATH_OF_LENGTH(12) PATH_OF_LENGTH(13) PATH_OF_LENGTH(14) PATH_OF_LENGTH(15) PATH_OF_LENGTH(16)
+    default:
+      break; /* longer paths take the 64-element build (the launcher checks) */
+  }
+#undef PATH_OF_LENGTH
+#else
+  treeshap_path(row, n_rows, path, start, length, x, feature, lower, upper, zero, values, n_outputs,
+                out, out_stride, out_column, atomic);
+#endif
 }
 
 /* Thread `column` of block `block` in the tiled layout. The block takes row tile

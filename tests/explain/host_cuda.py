@@ -50,7 +50,14 @@ class RawKernel:
         function = self.builds[self.build][self.layout]
         n_rows, n_paths = int(args[1]), int(args[2])
         self.launches.append(
-            {"layout": self.layout, "grid": grid, "block": block, "shared_mem": shared_mem, "rows": n_rows}
+            {
+                "layout": self.layout,
+                "max_path": self.build[1],
+                "grid": grid,
+                "block": block,
+                "shared_mem": shared_mem,
+                "rows": n_rows,
+            }
         )
         host_args = tuple(np.asarray(a).view(np.ndarray) if isinstance(a, np.ndarray) else a for a in args)
         if self.layout == "atomic":

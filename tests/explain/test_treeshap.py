@@ -4,6 +4,7 @@ kernel's source built for the host with gcc (and on a GPU when one is present)."
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -224,14 +225,25 @@ def long_paths():
 
 @pytest.fixture(scope="module")
 def full_paths():
-    """Paths of 12 to 16 elements: every position of the 16-element build's unrolled range is used."""
-    rng = np.random.default_rng(4)
-    X = rng.normal(size=(3000, 15))
-    y = X @ rng.normal(size=15) + rng.normal(size=3000)
+    """Paths of 12 to 16 elements, each length present: the 16-element build is compiled once per
+    path length, and these reach its longest."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 40))
+    y = X @ rng.normal(size=40) + rng.normal(size=4000)
     model = DecisionTreeRegressor(max_depth=15, random_state=0).fit(X, y)
     paths = flatten(model)
-    assert 12 <= paths.lengths.max() <= 16
+    assert set(range(12, 17)) <= set(paths.lengths.tolist())
+    assert paths.lengths.max() == 16
     return model, paths, X[:80]
+
+
+def test_the_models_checked_take_every_length_of_the_small_build(fitted, full_paths):
+    """Each path length the 16-element build has its own code for (2 to 16) is in a model that every
+    build and backend is checked against shap on."""
+    lengths = set(full_paths[1].lengths.tolist())
+    for model, _ in fitted.values():
+        lengths |= set(flatten(model).lengths.tolist())
+    assert set(range(2, 17)) <= lengths
 
 
 def test_kernel_source_on_paths_filling_the_small_build(host_kernel, full_paths):
@@ -306,31 +318,35 @@ def test_cuda_kernel_matches_shap(fitted, name, max_path, layout):
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_layout_is_chosen_by_timing_both():
-    """The first call with enough rows times both layouts and keeps the faster; the values match
-    shap whichever it is, and smaller calls before it run the atomic layout undecided."""
+def test_cuda_build_and_layout_are_chosen_by_timing_each():
+    """The first call with enough rows times each build and layout and keeps the fastest; the values
+    match shap whichever it is, and smaller calls before it run the first candidate, untimed."""
     X, y = make_classification(3000, 12, n_informative=6, random_state=2)
     model = RandomForestClassifier(30, max_depth=8, random_state=0).fit(X, y)
     device = gpu.DevicePaths(flatten(model))
+    assert device.candidates == [(16, "atomic"), (16, "tiled"), (64, "atomic"), (64, "tiled")]
     theirs, _ = _shap_reference(model, X[:200])
     small = device.shap_values(X[:200]).get()
-    assert device.layout == "auto"
+    assert not device.decided
     assert not device.timings
     assert np.max(np.abs(small - theirs)) <= TOLERANCE
     values = device.shap_values(X).get()
-    assert set(device.timings) == set(gpu.LAYOUTS)
-    assert device.layout == min(device.timings, key=device.timings.__getitem__)
+    assert device.decided
+    assert set(device.timings) == set(device.candidates)
+    assert (device.max_path, device.layout) == min(device.timings, key=device.timings.__getitem__)
     assert np.max(np.abs(values[:200] - theirs)) <= TOLERANCE
 
 
 @pytest.mark.gpu
 @needs_cuda
+@pytest.mark.parametrize("layout", gpu.LAYOUTS)
 @pytest.mark.parametrize("case", ["full_paths", "long_paths"])
-def test_cuda_kernel_on_the_longest_paths_each_build_takes(request, case):
+def test_cuda_kernel_on_the_longest_paths_each_build_takes(request, case, layout):
     """Paths filling the 16-element build (registers), and longer ones (the 64-element build)."""
     model, paths, X = request.getfixturevalue(case)
     theirs, _ = _shap_reference(model, X)
-    assert np.max(np.abs(gpu.gpu_shap_values(paths, X) - theirs)) <= TOLERANCE
+    values = gpu.gpu_shap_values(paths, X, max_path=gpu.kernel_variant(paths), layout=layout)
+    assert np.max(np.abs(values - theirs)) <= TOLERANCE
 
 
 @pytest.mark.gpu
@@ -355,7 +371,9 @@ def test_jobs_choose_the_gpu_and_it_adds_up(fitted):
     assert (backend, note) == ("gpu", "")
     block = explainers.shap_block(model, X, backend)
     assert block.backend == "gpu"
-    assert block.detail in {f"cupy-treeshap ({layout} layout)" for layout in ("auto", *gpu.LAYOUTS)}
+    assert re.fullmatch(
+        r"cupy-treeshap \((atomic|tiled) layout, (16|64)-element build(; not yet timed)?\)", block.detail
+    )
     theirs, expected = _shap_reference(model, X)
     assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
     assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
@@ -447,32 +465,41 @@ def test_launcher_runs_each_layout(fitted, host_cuda, name, layout):
         assert host_cuda[0]["shared_mem"] == paths.n_features * paths.kernel_outputs * width * 8
 
 
-def test_launcher_times_both_layouts_once_then_keeps_the_faster(host_cuda):
+def test_launcher_times_each_build_and_layout_once_then_keeps_the_fastest(host_cuda):
     X, y = make_classification(1300, 9, n_informative=5, n_classes=3, random_state=5)
     model = RandomForestClassifier(8, max_depth=5, random_state=0).fit(X, y)
     device = gpu.DevicePaths(flatten(model))
+    candidates = [(16, "atomic"), (16, "tiled"), (64, "atomic"), (64, "tiled")]
+    assert device.candidates == candidates
     theirs, _ = _shap_reference(model, X[:300])
-    first = device.shap_values(X[:300]).get()  # too few rows to decide: the atomic layout
-    assert device.layout == "auto"
+    first = device.shap_values(X[:300]).get()  # too few rows to decide: the first candidate
+    assert not device.decided
     assert not device.timings
-    assert [launch["layout"] for launch in host_cuda] == ["atomic"]
+    assert device.detail == "cupy-treeshap (atomic layout, 16-element build; not yet timed)"
+    assert [(launch["max_path"], launch["layout"]) for launch in host_cuda] == [(16, "atomic")]
     assert np.max(np.abs(first - theirs)) <= TOLERANCE
     host_cuda.clear()
     values = device.shap_values(X).get()
-    assert set(device.timings) == set(gpu.LAYOUTS)
-    assert device.layout == min(device.timings, key=device.timings.__getitem__)
-    # per layout a warm-up on 32 rows and a timed run on the calibration rows, then the call itself
-    assert [(launch["layout"], launch["rows"]) for launch in host_cuda] == [
-        ("atomic", 32),
-        ("atomic", 1300),
-        ("tiled", 32),
-        ("tiled", 1300),
-        (device.layout, 1300),
-    ]
+    assert set(device.timings) == set(candidates)
+    chosen = min(device.timings, key=device.timings.__getitem__)
+    assert (device.max_path, device.layout) == chosen
+    assert device.detail == f"cupy-treeshap ({chosen[1]} layout, {chosen[0]}-element build)"
+    # per candidate a warm-up on 32 rows and a timed run on the calibration rows, then the call
+    launches = [(launch["max_path"], launch["layout"], launch["rows"]) for launch in host_cuda]
+    assert launches == [(*c, rows) for c in candidates for rows in (32, 1300)] + [(*chosen, 1300)]
     assert np.max(np.abs(values[:300] - theirs)) <= TOLERANCE
     host_cuda.clear()
     device.shap_values(X[:50])
-    assert [launch["layout"] for launch in host_cuda] == [device.layout]
+    assert [(launch["max_path"], launch["layout"]) for launch in host_cuda] == [chosen]
+
+
+def test_launcher_candidates_follow_what_is_fixed(fitted, host_cuda):
+    paths = flatten(fitted["random forest binary"][0])
+    assert gpu.DevicePaths(paths, max_path=64).candidates == [(64, "atomic"), (64, "tiled")]
+    assert gpu.DevicePaths(paths, layout="tiled").candidates == [(16, "tiled"), (64, "tiled")]
+    fixed = gpu.DevicePaths(paths, max_path=16, layout="atomic")
+    assert fixed.candidates == [(16, "atomic")]
+    assert fixed.decided
 
 
 def test_launcher_in_row_blocks(fitted, host_cuda):
@@ -490,7 +517,7 @@ def test_a_tile_too_large_is_refused_by_name(host_cuda):
     assert gpu.tile_width(paths) is None
     with pytest.raises(ValueError, match="200 features x 1 outputs: a tile of 32 rows does not fit"):
         gpu.DevicePaths(paths, layout="tiled")
-    assert gpu.DevicePaths(paths).layout == "atomic"
+    assert gpu.DevicePaths(paths).candidates == [(16, "atomic"), (64, "atomic")]
 
 
 def test_a_worker_block_on_the_gpu_path(fitted, host_cuda):
@@ -498,7 +525,8 @@ def test_a_worker_block_on_the_gpu_path(fitted, host_cuda):
     model, X = fitted["random forest binary"]
     assert explainers.choose_backend(model, "auto") == ("gpu", "")
     block = explainers.shap_block(model, X, "gpu")
-    assert (block.backend, block.detail) == ("gpu", "cupy-treeshap (auto layout)")  # 150 rows: undecided
+    assert block.backend == "gpu"
+    assert block.detail == "cupy-treeshap (atomic layout, 16-element build; not yet timed)"  # 150 rows
     theirs, expected = _shap_reference(model, X)
     assert np.max(np.abs(block.values - theirs)) <= TOLERANCE
     assert np.max(np.abs(block.expected - expected)) <= TOLERANCE
@@ -506,8 +534,8 @@ def test_a_worker_block_on_the_gpu_path(fitted, host_cuda):
 
 
 def test_the_benchmark_measures_every_gpu_method(host_cuda, capsys):
-    """benchmarks/explain_shap.py's GPU branch, which only a GPU machine runs for real: each layout,
-    the 64-element build and the service's choice report a figure, and all agree with shap."""
+    """benchmarks/explain_shap.py's GPU branch, which only a GPU machine runs for real: each layout of
+    each build and the service's choice report a figure, and all agree with shap."""
     import importlib.util
     from pathlib import Path
 
@@ -522,9 +550,10 @@ def test_the_benchmark_measures_every_gpu_method(host_cuda, capsys):
     benchmark.bench("check", X, y, trees=5, depth=4, rows=rows, train_rows=None, only={"cupy_kernel"})
     out = capsys.readouterr().out
     assert "DISAGREES" not in out
-    for name in ("cupy_kernel_atomic", "cupy_kernel_tiled", "cupy_kernel_local_memory", "cupy_kernel"):
+    layouts = [f"cupy_kernel_{layout}" for layout in gpu.LAYOUTS]
+    for name in [*layouts, *(f"{name}_local_memory" for name in layouts), "cupy_kernel"]:
         assert f"RESULT treeshap_check_{name}_rows_per_s " in out
-    assert "# cupy_kernel: the service's choice is the " in out
+    assert "# cupy_kernel: the service's choice is cupy_kernel_" in out
 
 
 def test_gpu_values_that_miss_the_output_run_again_on_the_cpu(fitted, host_cuda, monkeypatch):
