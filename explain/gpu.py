@@ -17,8 +17,8 @@ from explain.treeshap import PathSet
 KERNEL_PATH = Path(__file__).resolve().parent / "kernels" / "treeshap.cu"
 THREADS_PER_BLOCK = 128  # the atomic layout's blocks (at 92 registers an SM holds five: 20 warps)
 KERNEL_OPTIONS = ("--std=c++14",)
-# Builds of the kernel by the longest path they take (-DMAX_PATH): up to 16 elements the working
-# arrays stay in registers (loops unrolled over a fixed range); up to 64 they live in local memory.
+# Builds of the kernel by the longest path they take (-DMAX_PATH): up to 16 elements the path code
+# is compiled once per length and its arrays stay in registers; up to 64 they live in local memory.
 KERNEL_VARIANTS = (16, 64)
 # How threads share the work (see kernels/treeshap.cu): "atomic", one thread per (row, path) pair
 # adding each contribution into the output with an atomic add; "tiled", one thread per row of a
