@@ -32,6 +32,9 @@ def _device(array) -> DeviceArray:
     return np.asarray(array).view(DeviceArray)
 
 
+_BUILDS = tempfile.TemporaryDirectory(prefix="host-cuda-")  # removed when the process exits
+
+
 class RawKernel:
     builds: dict[tuple[str, int], dict] = {}  # (source, max_path) -> entry points, built once
     launches: list[dict] = []  # every launch's configuration, for the tests to inspect
@@ -43,7 +46,7 @@ class RawKernel:
         self.build = (source, int(match.group(1)))
         self.layout = {entry: layout for layout, entry in gpu.ENTRY_POINTS.items()}[name]
         if self.build not in self.builds:
-            directory = Path(tempfile.mkdtemp(prefix="host-cuda-"))
+            directory = Path(_BUILDS.name)
             self.builds[self.build] = gpu.host_entry_points(directory, max_path=self.build[1])
 
     def __call__(self, grid: tuple, block: tuple, args: tuple, *, shared_mem: int = 0) -> None:
