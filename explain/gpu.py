@@ -174,9 +174,7 @@ class DevicePaths:
         if not self.decided and x.shape[1] >= MIN_CALIBRATION_ROWS:
             self._calibrate(x)
         phi = self._launch(x, self.max_path, self.layout)
-        values = paths.complete(
-            phi.reshape(paths.n_features, paths.kernel_outputs, x.shape[1]).transpose(2, 0, 1), cupy
-        )
+        values = paths.unpack(phi, cupy)
         if synchronize:
             cupy.cuda.Device().synchronize()
         return values
@@ -297,6 +295,6 @@ def build_host_kernel(directory: Path, compiler: str = "gcc", max_path: int = 64
                 x, n_rows, paths.n_paths, per_block, paths.kernel_arrays(), outputs, paths.n_features, phi
             )
             function(*arguments, width, tile)
-        return paths.complete(phi.reshape(paths.n_features, outputs, n_rows).transpose(2, 0, 1).copy())
+        return np.ascontiguousarray(paths.unpack(phi))
 
     return shap_values

@@ -55,7 +55,11 @@ class PathSet:
     def kernel_arrays(self) -> tuple[np.ndarray, ...]:
         """path_start, feature, lower, upper, zero, values: contiguous, in the types and order the
         compiled paths (the CUDA kernel, its host build, the Numba build) take them. Values hold the
-        first `kernel_outputs` outputs only; `complete` derives the rest."""
+        first `kernel_outputs` outputs only; `complete` derives the rest. Made once per PathSet."""
+        return self._kernel_arrays
+
+    @functools.cached_property
+    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
         return (
             np.ascontiguousarray(self.path_start, dtype=np.int64),
             np.ascontiguousarray(self.feature, dtype=np.int32),
@@ -86,6 +90,12 @@ class PathSet:
         if self.kernel_outputs == self.n_outputs:
             return phi
         return xp.concatenate([phi, -phi.sum(axis=2, keepdims=True)], axis=2)
+
+    def unpack(self, phi, xp=np):
+        """The kernel's output-major phi (features * kernel_outputs, rows) as SHAP values (rows,
+        features, n_outputs)."""
+        rows = phi.shape[1]
+        return self.complete(phi.reshape(self.n_features, self.kernel_outputs, rows).transpose(2, 0, 1), xp)
 
     @property
     def n_paths(self) -> int:

@@ -198,6 +198,11 @@ def test_a_wrong_algorithm_is_caught(fitted):
     assert np.max(np.abs(reference_shap_values(paths, X) - theirs)) > TOLERANCE
 
 
+def _require_gcc() -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler to build the kernel source for the host")
+
+
 HOST_BUILDS = [(max_path, layout) for max_path in gpu.KERNEL_VARIANTS for layout in gpu.LAYOUTS]
 
 
@@ -205,8 +210,7 @@ HOST_BUILDS = [(max_path, layout) for max_path in gpu.KERNEL_VARIANTS for layout
 def host_kernel(request, tmp_path_factory):
     """Each build of the kernel source (paths of up to 16 elements, in registers on a GPU; up to 64),
     in each layout (one thread per (row, path) pair with atomic adds; row tiles over path chunks)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("no C compiler to build the kernel source for the host")
+    _require_gcc()
     max_path, layout = request.param
     return gpu.build_host_kernel(tmp_path_factory.mktemp("kernel"), max_path=max_path, layout=layout)
 
@@ -267,8 +271,7 @@ def test_long_paths_take_the_larger_build(tmp_path, long_paths):
 def test_tiled_layout_on_partial_tiles_and_chunks(tmp_path, fitted, rows, width, per_block):
     """The tiled grid's edges: a last row tile part empty, path chunks that do not divide the paths,
     one chunk holding every path, one path per block; every class of a multiclass forest."""
-    if shutil.which("gcc") is None:
-        pytest.skip("no C compiler to build the kernel source for the host")
+    _require_gcc()
     model, X = fitted["random forest multiclass"]
     paths = flatten(model)
     theirs, _ = _shap_reference(model, X[:rows])
@@ -435,8 +438,7 @@ def test_models_shap_declines_run_compiled():
 
 @pytest.fixture
 def host_cuda(monkeypatch):
-    if shutil.which("gcc") is None:
-        pytest.skip("no C compiler to build the kernel source for the host")
+    _require_gcc()
     if gpu.cuda_available():
         pytest.skip("a CUDA device is present: the gpu-marked tests run the launcher for real")
     from tests.explain import host_cuda as emulation
