@@ -14,6 +14,8 @@ Only the standard library is used, so the client installs anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import mimetypes
 import os
@@ -21,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +66,35 @@ class Client:
         content_type: str | None = None,
         params: dict | None = None,
     ) -> Any:
+        if json_body is not None:
+            data, content_type = json.dumps(json_body).encode(), "application/json"
+        with self._open(method, path, data=data, content_type=content_type, params=params) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        params: dict | None = None,
+        accept: str = "application/json",
+    ) -> Iterator[Any]:
+        """The service's response, open; an error answer raises ApiError with its problem document."""
         url = f"{self.url}/api/v1/{path.lstrip('/')}"
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        if json_body is not None:
-            data, content_type = json.dumps(json_body).encode(), "application/json"
         if content_type:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                body = response.read()
+            response = urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310
         except urllib.error.HTTPError as error:
             raw = error.read()
             try:
@@ -84,7 +102,8 @@ class Client:
             except ValueError:
                 problem = {"title": error.reason, "detail": raw.decode(errors="replace")[:500]}
             raise ApiError(error.code, problem) from None
-        return json.loads(body) if body else None
+        with response:
+            yield response
 
     # --- artifacts -----------------------------------------------------------------------------------
     def upload_artifact(self, path: str | Path, media_type: str | None = None) -> dict[str, Any]:
@@ -94,6 +113,29 @@ class Client:
         return self.request(
             "POST", "artifacts", data=path.read_bytes(), content_type=declared, params={"filename": path.name}
         )
+
+    def download_artifact(self, artifact_id: str, path: str | Path) -> Path:
+        """Save an artifact's content as `path`. The bytes are checked against the SHA-256 the service
+        recorded for the artifact; the file appears only complete and checked (ValueError otherwise)."""
+        path = Path(path)
+        digest = hashlib.sha256()
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with self._open("GET", f"artifacts/{artifact_id}/content", accept="*/*") as response:
+                expected = (response.headers.get("Digest") or "").removeprefix("sha-256=")
+                with partial.open("wb") as out:
+                    while chunk := response.read(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+            if expected and digest.hexdigest() != expected:
+                raise ValueError(
+                    f"artifact {artifact_id}: downloaded bytes have SHA-256 {digest.hexdigest()}, "
+                    f"the service recorded {expected}"
+                )
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
 
     # --- lineage -------------------------------------------------------------------------------------
     def record(self, *events: dict[str, Any]) -> dict[str, int]:
@@ -128,9 +170,9 @@ class Client:
         run: str,
         *,
         job: str | dict | None = None,
-        inputs: list[dict] = (),  # type: ignore[assignment]
-        outputs: list[dict] = (),
-        commit: str | dict | None = None,  # type: ignore[assignment]
+        inputs: Sequence[dict] = (),
+        outputs: Sequence[dict] = (),
+        commit: str | dict | None = None,
         environment: str | dict | None = None,
         properties: dict | None = None,
     ) -> dict[str, int]:
@@ -205,20 +247,27 @@ class Client:
         return self.request("GET", f"jobs/{job_id}")
 
     def wait(
-        self, job: dict[str, Any] | str, *, timeout: float = 600, interval: float = 0.5
+        self,
+        job: dict[str, Any] | str,
+        *,
+        timeout: float = 600,
+        interval: float = 0.5,
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll a job until it has finished; raise JobFailed if it failed, TimeoutError if it is
-        still running after `timeout` seconds."""
+        still running after `timeout` seconds. `progress`, if given, sees the job at every poll."""
         job_id = job if isinstance(job, str) else job["id"]
         deadline = time.monotonic() + timeout
         while True:
             current = self.job(job_id)
+            if progress is not None:
+                progress(current)
             if current["state"] == "succeeded":
                 return current
             if current["state"] == "failed":
                 raise JobFailed(current)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout} s")
+                raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout:g} s")
             time.sleep(interval)
 
     # --- differential privacy -------------------------------------------------------------------------

@@ -133,3 +133,36 @@ def test_a_dp_release_computed_by_a_worker_is_waited_for_and_spent_once(
     assert PrivacyBudget.objects.get(dataset_node=node).epsilon_spent == pytest.approx(0.5)  # once
     later = mlgov.dp_release("ages", "v1", "count", epsilon=0.25, wait=False)
     assert later["state"] == "queued"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_download_is_checked_against_the_recorded_digest(live_server, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from core.models import Artifact
+
+    user = make_user("dana")
+    workspace = make_workspace("labs", admin=user)
+    mlgov = Client(live_server.url, token=make_token(workspace, user, ["artifact:read", "artifact:write"]))
+    here = tmp_path / "downloads"
+    here.mkdir()
+    source = here / "adult.csv"
+    source.write_bytes(b"age,income\n39,<=50K\n50,>50K\n" * 1000)
+    artifact = mlgov.upload_artifact(source)
+
+    saved = mlgov.download_artifact(artifact["id"], here / "copy.csv")
+    assert saved.read_bytes() == source.read_bytes()
+
+    # The stored bytes changed behind the service's back: the download is refused, nothing is left.
+    key = Artifact.objects.get(pk=artifact["id"]).storage_key
+    default_storage.delete(key)
+    assert default_storage.save(key, ContentFile(b"age,income\n39,>50K\n")) == key
+    with pytest.raises(ValueError, match="SHA-256"):
+        mlgov.download_artifact(artifact["id"], here / "tampered.csv")
+    assert sorted(p.name for p in here.iterdir()) == ["adult.csv", "copy.csv"]
+    with pytest.raises(ApiError) as missing:
+        mlgov.download_artifact("00000000-0000-0000-0000-000000000000", here / "none.csv")
+    assert missing.value.status == 404
+    assert not (here / "none.csv").exists()
