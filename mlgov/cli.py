@@ -4,6 +4,9 @@ mlgov gate --model income --version 3 --stage production     # exit 0 pass, 1 fa
 mlgov verify-decision decision.json [--public-key KEY]         # exit 0 valid, 1 invalid, 2 error
 mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
+mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
+mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income --sensitive sex
+mlgov job JOB_ID [--wait]        # explain and fairness: exit 0 succeeded, 1 the job failed, 2 error
 """
 
 from __future__ import annotations
@@ -14,9 +17,30 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from mlgov.client import ApiError, Client, verify_decision, verify_report
+from mlgov.client import ApiError, Client, JobFailed, verify_decision, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
+# The order fairness results are printed in (a JSON column on PostgreSQL does not keep key order).
+FAIRNESS_ORDER = (
+    "selection_rate",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "recall",
+    "false_positive_rate",
+    "false_negative_rate",
+    "mean_absolute_error",
+    "root_mean_squared_error",
+    "r2",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+    "mean_absolute_error_difference",
+    "root_mean_squared_error_difference",
+    "r2_difference",
+)
 
 
 def _gate(args, client: Client) -> int:
@@ -99,6 +123,187 @@ def _register(args, client: Client) -> int:
     return PASS
 
 
+# --- explanation and fairness jobs ---------------------------------------------------------------------
+def _explain(args, client: Client) -> int:
+    options = _options(
+        args,
+        features="features",
+        target="target",
+        backend="backend",
+        rows="rows",
+        background_rows="background_rows",
+        chunk_rows="chunk_rows",
+        output="class_index",
+        seed="seed",
+    )
+    job = client.explain(args.model, args.version, args.dataset, **options)
+    return _follow(args, client, job)
+
+
+def _fairness(args, client: Client) -> int:
+    options = _options(
+        args,
+        features="features",
+        positive_label="positive_label",
+        resamples="resamples",
+        confidence_level="confidence_level",
+        min_group_size="min_group_size",
+        seed="seed",
+    )
+    job = client.assess_fairness(
+        args.model,
+        args.version,
+        args.dataset,
+        target=args.target,
+        sensitive_features=args.sensitive,
+        **options,
+    )
+    return _follow(args, client, job)
+
+
+def _job(args, client: Client) -> int:
+    job = client.job(args.job_id)
+    if not args.wait or job["state"] in ("succeeded", "failed"):
+        return _finished(args, client, job)
+    return _follow(args, client, job)
+
+
+def _options(args, **fields: str) -> dict:
+    """The API's job options from the command's arguments, leaving out those not given (the service's
+    defaults apply)."""
+    return {field: getattr(args, name) for field, name in fields.items() if getattr(args, name) is not None}
+
+
+def _positive_label(text: str):
+    """A label as the data holds it: JSON where it parses (1, true, 0.5), else the text (">50K")."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def _follow(args, client: Client, job: dict) -> int:
+    print(f"job {job['id']}: {_what(job)}, {job['state']}", file=sys.stderr)
+    if getattr(args, "no_wait", False):
+        print(job["id"])
+        return PASS
+    seen: list = []
+
+    def progress(current: dict) -> None:
+        step = (current["state"], current.get("chunks_done"), current.get("chunks_total"))
+        if current["state"] == "running" and step != (seen[-1] if seen else None):
+            chunks = f", {step[1]}/{step[2]} chunks" if step[2] else ""
+            print(f"  running{chunks}", file=sys.stderr)
+        seen.append(step)
+
+    try:
+        job = client.wait(job, timeout=args.timeout, progress=progress)
+    except JobFailed as failed:
+        job = failed.job
+    except TimeoutError as error:
+        print(f"error: {error}; follow it with `mlgov job {job['id']} --wait`", file=sys.stderr)
+        return ERROR
+    return _finished(args, client, job)
+
+
+def _finished(args, client: Client, job: dict) -> int:
+    if args.output:
+        Path(args.output).write_text(json.dumps(job, indent=2, sort_keys=True))
+    if job["state"] == "failed":
+        print(f"{_what(job)} failed: {job['error']}", file=sys.stderr)
+        return FAIL
+    if job["state"] != "succeeded":
+        progress = f", {job['chunks_done']}/{job['chunks_total']} chunks" if job.get("chunks_total") else ""
+        print(f"{_what(job)}: {job['state']}{progress}")
+        return PASS
+    seconds = (job.get("timings") or {}).get("total_s")
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    detail = f" ({job['backend_detail']})" if job.get("backend_detail") else ""
+    print(f"{_what(job)}: succeeded{took} on {job['backend']}{detail}")
+    if job["kind"] == "explanation":
+        _print_explanation(job["result"], top=args.top)
+        if args.values:
+            saved = client.download_artifact(job["result_artifact"], args.values)
+            print(f"SHAP values saved as {saved} (NumPy .npz: shap_values, expected_value, rows, features)")
+    else:
+        _print_fairness(job["result"])
+    return PASS
+
+
+def _what(job: dict) -> str:
+    kind = "explanation" if job["kind"] == "explanation" else "fairness assessment"
+    return f"{kind} of {job['model']['key']} on {job['dataset']['key']}"
+
+
+def _print_explanation(result: dict, top: int) -> None:
+    names = result["output_names"]
+    values = result["expected_value"]
+    if len(names) == len(values) > 1:  # one output per class
+        expected = ", ".join(f"{value:.4g} (class {name})" for name, value in zip(names, values, strict=True))
+        shown = f" (class {names[result['plot_output']]})"
+    else:
+        expected, shown = ", ".join(f"{value:.4g}" for value in values), ""
+    print(
+        f"{result['rows']:,} rows; additivity residual {result['additivity_residual']:.2g}; "
+        f"expected value {expected}"
+    )
+    print(f"mean |SHAP|{shown}:")
+    features = result["top_features"][:top]
+    width = max(len(f) for f in features)
+    for feature in features:
+        print(f"  {feature:<{width}}  {result['importance'][feature][result['plot_output']]:.4g}")
+
+
+def _print_fairness(result: dict) -> None:
+    boot = result["bootstrap"]
+    intervals = f", {boot['resamples']} resamples, {boot['level']:.0%} intervals" if boot["resamples"] else ""
+    print(
+        f"{result['task']} by {', '.join(result['sensitive_features'])}: {result['rows']:,} rows{intervals}"
+    )
+    disparities = _ordered(result["disparities"])
+    width = max(len(name) for name in disparities)
+    for name in disparities:
+        print(f"  {name:<{width}}  {_value(result['disparities'][name])}")
+    groups = result["groups"]
+    if groups:
+        metrics = _ordered(groups[0]["metrics"])
+        table = [["group", "size", *metrics]]
+        for g in groups:
+            table.append(
+                [g["group"], f"{g['size']:,}", *(_number(g["metrics"][m]["value"]) for m in metrics)]
+            )
+        _print_table(table)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
+
+
+def _ordered(names) -> list[str]:
+    """Known names in FAIRNESS_ORDER, then any others alphabetically."""
+    rank = {name: i for i, name in enumerate(FAIRNESS_ORDER)}
+    return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+
+def _print_table(table: list[list[str]]) -> None:
+    """Columns padded to their widest cell: the first left-aligned, numbers right-aligned."""
+    widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  " + "  ".join(cells))
+
+
+def _value(item: dict) -> str:
+    if "low" in item:
+        return f"{_number(item['value'])}  [{_number(item['low'])}, {_number(item['high'])}]"
+    return _number(item["value"])
+
+
+def _number(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mlgov", description="mlgov command line (MLGOV_URL, MLGOV_TOKEN)")
     top.add_argument("--url", help="service URL (default: MLGOV_URL)")
@@ -136,7 +341,65 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--environment")
     register.add_argument("--metric", action="append", help="name=value (repeatable)")
     register.set_defaults(handler=_register)
+    explain = commands.add_parser(
+        "explain", help="SHAP values of a model version on a dataset version (a job)"
+    )
+    _job_arguments(explain)
+    explain.add_argument("--target", help="the label column, left out of the features")
+    explain.add_argument("--backend", choices=["auto", "gpu", "cpu"])
+    explain.add_argument("--rows", type=int, help="explain a seeded sample of this many rows")
+    explain.add_argument("--background-rows", type=int)
+    explain.add_argument("--chunk-rows", type=int, help="rows per chunk task (workers share the chunks)")
+    explain.add_argument("--class-index", type=int, help="the output (class) the summary and plots show")
+    _explanation_arguments(explain)
+    explain.set_defaults(handler=_explain)
+    fair = commands.add_parser("fairness", help="fairlearn metrics by group with bootstrap intervals (a job)")
+    _job_arguments(fair)
+    fair.add_argument("--target", required=True, help="the label column")
+    fair.add_argument(
+        "--sensitive", action="append", required=True, help="a sensitive column (repeatable: intersections)"
+    )
+    fair.add_argument("--positive-label", type=_positive_label, help="the favourable label (default 1)")
+    fair.add_argument("--resamples", type=int, help="bootstrap resamples (default 200; 0: none)")
+    fair.add_argument("--confidence-level", type=float)
+    fair.add_argument("--min-group-size", type=int, help="warn about smaller groups (default 30)")
+    fair.set_defaults(handler=_fairness)
+    job = commands.add_parser("job", help="an explanation or fairness job: its state or result")
+    job.add_argument("job_id")
+    job.add_argument("--wait", action="store_true", help="wait until it has finished")
+    job.add_argument("--timeout", type=float, default=600)
+    job.add_argument("--output", help="save the job (JSON) to this file")
+    _explanation_arguments(job)
+    job.set_defaults(handler=_job)
     return top
+
+
+def _explanation_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--top", type=int, default=10, help="features to print (default 10)")
+    command.add_argument("--values", help="save an explanation's SHAP values (NumPy .npz) to this file")
+
+
+def _job_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", required=True)
+    command.add_argument("--version", required=True)
+    command.add_argument("--dataset", required=True, help="a DatasetVersion key, e.g. adult-holdout@v2")
+    command.add_argument(
+        "--feature",
+        dest="features",
+        action="append",
+        help="a feature column, in the model's order (repeatable; default: the names the model records)",
+    )
+    command.add_argument(
+        "--features",
+        dest="features",
+        action="extend",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="feature columns as one comma-separated list (a,b,c)",
+    )
+    command.add_argument("--seed", type=int)
+    command.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
+    command.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
+    command.add_argument("--output", help="save the finished job (JSON, with its result) to this file")
 
 
 def main(argv: list[str] | None = None) -> int:

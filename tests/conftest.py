@@ -4,6 +4,11 @@ mallory is the admin of another workspace, `umbrella`, and must never see anythi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.db import connection
 from rest_framework.test import APIClient
@@ -68,6 +73,19 @@ def umbrella(mallory):
     from core.models import Workspace
 
     return Workspace.objects.get(slug="umbrella")
+
+
+def mlgov(*args: str, url: str, token: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `mlgov` command as a pipeline runs it: a subprocess pointed at `url` with `token`."""
+    env = {**os.environ, "MLGOV_URL": url, "MLGOV_TOKEN": token}
+    return subprocess.run(
+        [sys.executable, "-m", "mlgov.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=180,
+    )
 
 
 def bearer(raw: str) -> APIClient:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import skops.io as sio
@@ -15,20 +13,9 @@ from sklearn.tree import DecisionTreeClassifier
 from core.actors import Actor
 from core.roles import Role
 from governance import services
+from tests.conftest import mlgov
 from tests.factories import make_member, make_token, make_user, make_workspace
 from tests.governance.conftest import training_frame
-
-
-def mlgov(*args: str, url: str, token: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLGOV_URL": url, "MLGOV_TOKEN": token}
-    return subprocess.run(
-        [sys.executable, "-m", "mlgov.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 @pytest.mark.slow

@@ -1,0 +1,153 @@
+"""`mlgov explain`, `mlgov fairness` and `mlgov job` as a pipeline runs them: subprocesses against the
+live test server, the jobs computed by a real `celery worker` process."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import numpy as np
+import pytest
+import shap
+from sklearn.ensemble import RandomForestClassifier
+
+from explain.models import Job, JobState
+from tests.conftest import mlgov
+from tests.explain.conftest import planted_bias, register
+from tests.factories import make_token, make_user, make_workspace
+from tests.workers import start_worker, stop_worker
+
+FEATURES = ["score", "sex"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
+    queue = f"cli-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue  # where the live server sends its jobs
+    settings.EXPLAIN_GPU_QUEUE = ""
+    owner = make_user("owner")
+    workspace = make_workspace("cli-jobs", admin=owner)
+    frame = planted_bias(3000)
+    model = RandomForestClassifier(25, max_depth=6, random_state=0).fit(frame[FEATURES], frame["label"])
+    register(workspace, owner, model, frame)
+    token = make_token(workspace, owner, ["explain:run", "model:read", "artifact:read"])
+    server = {"url": live_server.url, "token": token}
+    target = ["--model", "income", "--version", "1", "--dataset", "adult@v1"]
+    features = ["--feature", "score", "--feature", "sex"]
+
+    worker = start_worker({"ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT)}, [queue])
+    try:
+        # Asked for, followed chunk by chunk, summarised; the values saved and checked against shap.
+        explained = mlgov(
+            "explain",
+            *target,
+            *features,
+            "--chunk-rows",
+            "1000",
+            "--values",
+            "values.npz",
+            "--output",
+            "job.json",
+            **server,
+            cwd=tmp_path,
+        )
+        assert explained.returncode == 0, explained.stdout + explained.stderr
+        out = explained.stdout
+        assert re.search(r"explanation of income@1 on adult@v1: succeeded in [\d.]+ s on cpu \(", out), out
+        assert "3,000 rows; additivity residual" in out
+        expected_values = re.search(r"expected value ([\d.]+) \(class 0\), ([\d.]+) \(class 1\)$", out, re.M)
+        assert expected_values, out
+        assert sum(map(float, expected_values.groups())) == pytest.approx(1, abs=2e-4)  # probabilities
+        assert "mean |SHAP| (class 1):" in out
+        importance = dict(re.findall(r"^  (score|sex)\s+([\d.e-]+)$", out, flags=re.M))
+        assert set(importance) == set(FEATURES)
+        assert re.search(
+            r"^job [0-9a-f-]{36}: explanation of income@1 on adult@v1, queued$", explained.stderr, re.M
+        )
+        saved = json.loads((tmp_path / "job.json").read_text())
+        assert saved["state"] == "succeeded"
+        assert saved["chunks_total"] == 3
+        with np.load(tmp_path / "values.npz", allow_pickle=False) as stored:
+            values = stored["shap_values"]
+            assert list(stored["features"]) == FEATURES
+        expected = np.asarray(shap.TreeExplainer(model).shap_values(frame[FEATURES].to_numpy(np.float32)))
+        assert values.shape == expected.shape
+        assert np.max(np.abs(values - expected)) <= 1e-5
+        printed = float(importance["score"])
+        assert printed == pytest.approx(np.abs(values[:, 0, 1]).mean(), rel=1e-3)
+        assert not list(tmp_path.glob(".*partial"))
+
+        # Fairness: the planted disparity (0.3) with its interval, and every group's metrics.
+        assessed = mlgov(
+            "fairness",
+            *target,
+            "--features",
+            "score,sex",
+            "--target",
+            "label",
+            "--sensitive",
+            "sex",
+            "--resamples",
+            "100",
+            "--min-group-size",
+            "1600",
+            **server,
+            cwd=tmp_path,
+        )
+        assert assessed.returncode == 0, assessed.stdout + assessed.stderr
+        out = assessed.stdout
+        assert "classification by sex: 3,000 rows, 100 resamples, 95% intervals" in out
+        parity = re.search(r"demographic_parity_difference\s+([\d.]+)\s+\[([\d.]+), ([\d.]+)\]", out)
+        assert parity, out
+        value, low, high = map(float, parity.groups())
+        assert low <= value <= high
+        assert 0.25 < value < 0.35
+        # In the same order on every database (PostgreSQL's JSON column reorders keys).
+        names = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+        assert names[:5] == [
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+            "equalized_odds_ratio",
+            "equal_opportunity_difference",
+        ]
+        header = next(line for line in out.splitlines() if line.strip().startswith("group"))
+        assert header.split() == [
+            "group",
+            "size",
+            "selection_rate",
+            "accuracy",
+            "balanced_accuracy",
+            "precision",
+            "recall",
+            "false_positive_rate",
+            "false_negative_rate",
+        ]
+        sizes = dict(re.findall(r"^  sex=([01])\s+([\d,]+)\s", out, flags=re.M))
+        assert sum(int(v.replace(",", "")) for v in sizes.values()) == 3000
+        assert re.search(r"^warning: group 'sex=\d' has [\d]+ rows, fewer than 1600", out, re.M)
+
+        # Submitted without waiting, then followed by id.
+        queued = mlgov("explain", *target, *features, "--rows", "200", "--no-wait", **server, cwd=tmp_path)
+        assert queued.returncode == 0, queued.stderr
+        job_id = queued.stdout.strip()
+        assert Job.objects.filter(pk=job_id).exists()
+        followed = mlgov("job", job_id, "--wait", **server, cwd=tmp_path)
+        assert followed.returncode == 0, followed.stdout + followed.stderr
+        assert "200 rows; additivity residual" in followed.stdout
+
+        # A job that fails on the worker: exit 1 and the worker's reason; a refused request: exit 2.
+        failed = mlgov("explain", *target, "--feature", "score", "--feature", "nope", **server, cwd=tmp_path)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "failed: " in failed.stderr
+        assert "'nope'" in failed.stderr
+        assert Job.objects.filter(state=JobState.FAILED).count() == 1
+        refused = mlgov("explain", *target, "--rows", "0", **server, cwd=tmp_path)
+        assert refused.returncode == 2
+        assert "rows" in refused.stderr
+        assert "400" in refused.stderr
+    finally:
+        stop_worker(worker)
+    assert Job.objects.filter(state=JobState.SUCCEEDED).count() == 3
