@@ -23,9 +23,10 @@ class JobState(models.TextChoices):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-FINISHED = (JobState.SUCCEEDED, JobState.FAILED)
+FINISHED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 BACKEND_DETAIL_LENGTH = 200
 
 

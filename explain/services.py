@@ -30,7 +30,7 @@ from core.actors import SYSTEM, Actor
 from core.artifacts import artifact_store_bytes
 from core.audit import audit_append
 from core.canonical_json import canonical_bytes
-from core.errors import ApplicationError
+from core.errors import ApplicationError, Conflict, NotFound
 from core.models import Artifact, Workspace
 from explain import explainers, fairness, loading
 from explain.models import BACKEND_DETAIL_LENGTH, Job, JobChunk, JobKind, JobState
@@ -190,6 +190,41 @@ def _fail(job_id: str, message: str) -> None:
             target=f"job:{job.id}",
             payload={"error": job.error},
         )
+        transaction.on_commit(lambda: _discard_chunks(job))
+
+
+def job_cancel(*, workspace: Workspace, actor: Actor, job_id: str) -> Job:
+    """Stop a queued or running job: no further chunk runs, a chunk being computed is thrown away
+    when it ends, and no result is recorded. Cancelling a cancelled job changes nothing; a job that
+    has succeeded or failed cannot be cancelled (409)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(workspace=workspace, pk=job_id).first()
+        if job is None:
+            raise NotFound("no such job in this workspace")
+        if job.state == JobState.CANCELLED:
+            return job
+        if job.finished:
+            raise Conflict(f"the job has already {job.state}; only a queued or running job can be cancelled")
+        job.state, job.finished_at = JobState.CANCELLED, timezone.now()
+        job.save(update_fields=["state", "finished_at"])
+        audit_append(
+            workspace=workspace,
+            actor=actor,
+            action=f"{job.kind}.cancel",
+            target=f"job:{job.id}",
+            payload={"chunks_done": job.chunks_done, "chunks_total": job.chunks_total},
+        )
+        transaction.on_commit(lambda: _discard_chunks(job))
+    return job
+
+
+def _discard_chunks(job: Job) -> None:
+    """Delete the stored outputs of a finished job's chunks (the result, if any, has its own copy)."""
+    for key in job.chunks.exclude(storage_key="").values_list("storage_key", flat=True):
+        try:
+            default_storage.delete(key)
+        except OSError:
+            logger.warning("could not delete %s", key)
 
 
 def job_start(job_id: str) -> list[int]:
@@ -222,6 +257,8 @@ def job_start(job_id: str) -> list[int]:
     size = job.params.get("chunk_rows") or settings.EXPLAIN_CHUNK_ROWS
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
+        if job.finished:  # cancelled while the inputs were loading
+            return []
         if not job.chunks.exists():
             JobChunk.objects.bulk_create(
                 [
@@ -390,17 +427,21 @@ def job_finalize(
     except JobFailure as error:
         _fail(job_id, str(error))
         return
-    artifact = artifact_store_bytes(
-        workspace=job.workspace, actor=SYSTEM, data=blob, filename=filename
-    )  # content-addressed: a repeat stores nothing new
+    except OSError:
+        if Job.objects.get(pk=job_id).finished:  # cancelled meanwhile: its chunk outputs are gone
+            return
+        raise
     with transaction.atomic():
         job = (
             Job.objects.select_for_update()
             .select_related("workspace", "model_node", "dataset_node")
             .get(pk=job_id)
         )
-        if job.finished:
+        if job.finished:  # finished by another worker, or cancelled, meanwhile
             return
+        artifact = artifact_store_bytes(
+            workspace=job.workspace, actor=SYSTEM, data=blob, filename=filename
+        )  # content-addressed: a repeat stores nothing new
         node = _record_lineage(job, summary, artifact)
         timings = dict(job.timings)
         if load_seconds is not None:
@@ -432,11 +473,7 @@ def job_finalize(
                 "node": node.pk,
             },
         )
-    for chunk in job.chunks.exclude(storage_key=""):
-        try:
-            default_storage.delete(chunk.storage_key)
-        except OSError:
-            logger.warning("could not delete %s", chunk.storage_key)
+    _discard_chunks(job)
 
 
 def _record_lineage(job: Job, summary: dict[str, Any], artifact: Artifact) -> Node:

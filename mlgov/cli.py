@@ -6,7 +6,7 @@ mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
 mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income --sensitive sex
-mlgov job JOB_ID [--wait]        # explain and fairness: exit 0 succeeded, 1 the job failed, 2 error
+mlgov job JOB_ID [--wait | --cancel]   # exit 0 succeeded (or still running), 1 failed or cancelled, 2 error
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from mlgov.client import ApiError, Client, JobFailed, verify_decision, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
+INTERRUPTED = 130  # Ctrl-C, as shells report it
 # The order fairness results are printed in (a JSON column on PostgreSQL does not keep key order).
 FAIRNESS_ORDER = (
     "selection_rate",
@@ -162,6 +163,11 @@ def _fairness(args, client: Client) -> int:
 
 
 def _job(args, client: Client) -> int:
+    if args.cancel:
+        job = client.cancel(args.job_id)
+        chunks = f" after {job['chunks_done']}/{job['chunks_total']} chunks" if job["chunks_total"] else ""
+        print(f"{_what(job)}: cancelled{chunks}")
+        return PASS
     job = client.job(args.job_id)
     if not args.wait or job["state"] in ("succeeded", "failed"):
         return _finished(args, client, job)
@@ -204,6 +210,13 @@ def _follow(args, client: Client, job: dict) -> int:
     except TimeoutError as error:
         print(f"error: {error}; follow it with `mlgov job {job['id']} --wait`", file=sys.stderr)
         return ERROR
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped waiting; the job goes on: `mlgov job {job['id']} --wait` follows it, "
+            f"`mlgov job {job['id']} --cancel` stops it",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     return _finished(args, client, job)
 
 
@@ -212,6 +225,9 @@ def _finished(args, client: Client, job: dict) -> int:
         Path(args.output).write_text(json.dumps(job, indent=2, sort_keys=True))
     if job["state"] == "failed":
         print(f"{_what(job)} failed: {job['error']}", file=sys.stderr)
+        return FAIL
+    if job["state"] == "cancelled":
+        print(f"{_what(job)} was cancelled", file=sys.stderr)
         return FAIL
     if job["state"] != "succeeded":
         progress = f", {job['chunks_done']}/{job['chunks_total']} chunks" if job.get("chunks_total") else ""
@@ -366,7 +382,9 @@ def parser() -> argparse.ArgumentParser:
     fair.set_defaults(handler=_fairness)
     job = commands.add_parser("job", help="an explanation or fairness job: its state or result")
     job.add_argument("job_id")
-    job.add_argument("--wait", action="store_true", help="wait until it has finished")
+    action = job.add_mutually_exclusive_group()
+    action.add_argument("--wait", action="store_true", help="wait until it has finished")
+    action.add_argument("--cancel", action="store_true", help="cancel it (a queued or running job)")
     job.add_argument("--timeout", type=float, default=600)
     job.add_argument("--output", help="save the job (JSON) to this file")
     _explanation_arguments(job)

@@ -246,6 +246,10 @@ class Client:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"jobs/{job_id}")
 
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; returns it (ApiError 409 if it had already finished)."""
+        return self.request("POST", f"jobs/{job_id}/cancel")
+
     def wait(
         self,
         job: dict[str, Any] | str,
@@ -254,8 +258,9 @@ class Client:
         interval: float = 0.5,
         progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll a job until it has finished; raise JobFailed if it failed, TimeoutError if it is
-        still running after `timeout` seconds. `progress`, if given, sees the job at every poll."""
+        """Poll a job until it has finished; raise JobFailed if it failed or was cancelled,
+        TimeoutError if it is still running after `timeout` seconds. `progress`, if given, sees the
+        job at every poll."""
         job_id = job if isinstance(job, str) else job["id"]
         deadline = time.monotonic() + timeout
         while True:
@@ -264,7 +269,7 @@ class Client:
                 progress(current)
             if current["state"] == "succeeded":
                 return current
-            if current["state"] == "failed":
+            if current["state"] in ("failed", "cancelled"):
                 raise JobFailed(current)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout:g} s")
@@ -387,9 +392,14 @@ def _quote(part: str) -> str:
 
 
 class JobFailed(Exception):
+    """The job failed (`job["error"]` says why) or was cancelled (`job["state"]`)."""
+
     def __init__(self, job: dict[str, Any]):
         self.job = job
-        super().__init__(f"job {job['id']} failed: {job.get('error')}")
+        if job["state"] == "cancelled":
+            super().__init__(f"job {job['id']} was cancelled")
+        else:
+            super().__init__(f"job {job['id']} failed: {job.get('error')}")
 
 
 def _subject_of(text: str, fmt: str) -> dict[str, Any]:

@@ -79,3 +79,14 @@ class JobDetailView(WorkspaceAPIView):
         if job is None:
             raise NotFound("no such job in this workspace")
         return Response(s.JobOutput(job).data)
+
+
+class JobCancelView(WorkspaceAPIView):
+    required_scopes = {"POST": "explain:run"}
+
+    @extend_schema(request=None, responses=s.JobOutput)
+    def post(self, request, job_id):
+        """Cancel a queued or running job (409 if it has already succeeded or failed)."""
+        services.job_cancel(workspace=self.access.workspace, actor=self.access.actor, job_id=job_id)
+        job = Job.objects.select_related("model_node", "dataset_node").get(pk=job_id)
+        return Response(s.JobOutput(job).data)

@@ -148,6 +148,22 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
         assert refused.returncode == 2
         assert "rows" in refused.stderr
         assert "400" in refused.stderr
+
+        # Cancelled while its 300 chunks are worked through: exit 0, then the job reads cancelled
+        # (exit 1); a job that has succeeded cannot be cancelled (409, exit 2).
+        long = mlgov("explain", *target, *features, "--chunk-rows", "10", "--no-wait", **server, cwd=tmp_path)
+        long_id = long.stdout.strip()
+        cancelled = mlgov("job", long_id, "--cancel", **server, cwd=tmp_path)
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        assert re.search(r"explanation of income@1 on adult@v1: cancelled", cancelled.stdout)
+        after = mlgov("job", long_id, "--wait", **server, cwd=tmp_path)
+        assert after.returncode == 1
+        assert "was cancelled" in after.stderr
+        late = mlgov("job", job_id, "--cancel", **server, cwd=tmp_path)
+        assert late.returncode == 2
+        assert "409" in late.stderr
+        assert "already succeeded" in late.stderr
     finally:
         stop_worker(worker)
     assert Job.objects.filter(state=JobState.SUCCEEDED).count() == 3
+    assert Job.objects.get(pk=long_id).state == JobState.CANCELLED

@@ -286,3 +286,164 @@ def test_backend_details_join_once_each_and_fit_their_column():
     assert len(details) == BACKEND_DETAIL_LENGTH
     assert details.endswith("...")
     assert Job._meta.get_field("backend_detail").max_length == BACKEND_DETAIL_LENGTH
+
+
+def _queued_job(acme, alice, client, data, model, chunk_rows: int) -> str:
+    """An explanation job asked for through the API and left queued (nothing dispatched here); the
+    tests drive its steps themselves."""
+    register(acme, alice, model.fit(data[FEATURES], data["label"]), data)
+    url = reverse("model-explanations", kwargs={"name": "income", "version": "1"})
+    body = {"dataset_version": "adult@v1", "features": FEATURES, "chunk_rows": chunk_rows}
+    return client.post(url, body, format="json").json()["id"]
+
+
+def _chunk_files(job_id: str) -> list[str]:
+    job = Job.objects.get(pk=job_id)
+    try:
+        return default_storage.listdir(f"jobs/{job.workspace_id}/{job.id}")[1]
+    except FileNotFoundError:
+        return []
+
+
+def test_cancelling_a_running_job_stops_its_chunks_and_records_nothing(
+    acme, alice, bob, mallory, umbrella, client, data, django_capture_on_commit_callbacks, monkeypatch
+):
+    from explain import explainers, services
+
+    job_id = _queued_job(
+        acme, alice, client, data, RandomForestClassifier(10, max_depth=5, random_state=0), chunk_rows=1000
+    )
+    assert services.job_start(job_id) == [0, 1, 2, 3]
+    assert services.chunk_run(job_id, 0) is False  # one of four done; its output waits in storage
+    assert len(_chunk_files(job_id)) == 1
+
+    # Chunk 1 is being computed when the job is cancelled: its output is thrown away when it ends.
+    cancel_url = reverse("job-cancel", kwargs={"job_id": job_id})
+    computing = explainers.shap_block
+
+    def cancelled_meanwhile(*args, **kwargs):
+        block = computing(*args, **kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(cancel_url)
+        assert response.status_code == 200, response.content
+        assert response.json()["state"] == "cancelled"
+        assert response.json()["chunks_done"] == 1
+        return block
+
+    monkeypatch.setattr(explainers, "shap_block", cancelled_meanwhile)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.chunk_run(job_id, 1) is False
+    monkeypatch.setattr(explainers, "shap_block", computing)
+    assert _chunk_files(job_id) == []  # chunk 0's output deleted, chunk 1's never kept
+    assert services.chunk_run(job_id, 2) is False  # later deliveries do nothing
+    assert services.job_start(job_id) == []
+    services.job_finalize(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.chunks_done, job.result, job.result_node) == ("cancelled", 1, None, None)
+    assert list(JobChunk.objects.filter(job=job, done=True).values_list("index", flat=True)) == [0]
+    assert not Node.objects.filter(workspace=acme, kind="Explanation").exists()
+
+    # Once in the audit log, by whom; cancelling again changes nothing.
+    events = AuditEvent.objects.filter(workspace=acme, action="explanation.cancel")
+    assert [e.target for e in events] == [f"job:{job_id}"]
+    assert events.get().actor.endswith(":alice")  # the token of alice's that cancelled
+    assert client.post(cancel_url).json()["state"] == "cancelled"
+    assert events.count() == 1
+    listed = client.get(reverse("job-list") + "?state=cancelled").json()["results"]
+    assert [j["id"] for j in listed] == [job_id]
+
+    # Only those who may ask may cancel, only in their own workspace.
+    reviewer = bearer(make_token(acme, bob, ["model:read"]))
+    assert reviewer.post(cancel_url).status_code == 403
+    outsider = bearer(make_token(umbrella, mallory, ["explain:run", "model:read"]))
+    assert outsider.post(cancel_url).status_code == 404
+
+
+def test_a_finished_job_cannot_be_cancelled(
+    acme, alice, client, data, eager_celery, django_capture_on_commit_callbacks
+):
+    register(acme, alice, DecisionTreeClassifier(max_depth=3).fit(data[FEATURES], data["label"]), data)
+    body = {"dataset_version": "adult@v1", "features": FEATURES}
+    job = client.get(_explain(client, django_capture_on_commit_callbacks, body)["Location"]).json()
+    assert job["state"] == "succeeded", job["error"]
+    response = client.post(reverse("job-cancel", kwargs={"job_id": job["id"]}))
+    assert response.status_code == 409
+    assert "already succeeded" in response.json()["detail"]
+    assert client.get(job["url"]).json()["state"] == "succeeded"
+    assert not AuditEvent.objects.filter(workspace=acme, action="explanation.cancel").exists()
+
+
+def test_a_failed_job_leaves_no_chunk_outputs_behind(
+    acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
+):
+    from explain import explainers, services
+
+    job_id = _queued_job(
+        acme, alice, client, data, RandomForestClassifier(10, max_depth=5, random_state=0), chunk_rows=2000
+    )
+    assert services.job_start(job_id) == [0, 1]
+    assert services.chunk_run(job_id, 0) is False
+    assert len(_chunk_files(job_id)) == 1
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("the model's output is not finite")
+
+    monkeypatch.setattr(explainers, "shap_block", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.chunk_run(job_id, 1) is False
+    job = Job.objects.get(pk=job_id)
+    assert job.state == "failed"
+    assert job.error == "chunk 1: FloatingPointError: the model's output is not finite"
+    assert _chunk_files(job_id) == []
+
+
+def test_a_job_cancelled_while_its_result_is_assembled_records_no_result(
+    acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
+):
+    from core.models import Artifact
+    from explain import services
+
+    job_id = _queued_job(
+        acme, alice, client, data, DecisionTreeClassifier(max_depth=4, random_state=0), chunk_rows=2000
+    )
+    assert services.job_start(job_id) == [0, 1]
+    assert services.chunk_run(job_id, 0) is False
+    assert services.chunk_run(job_id, 1) is True  # the last chunk: its worker assembles the result
+    assembling = services._explanation_result
+
+    def cancelled_meanwhile(job):
+        result = assembling(job)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(reverse("job-cancel", kwargs={"job_id": job_id})).status_code == 200
+        return result
+
+    monkeypatch.setattr(services, "_explanation_result", cancelled_meanwhile)
+    artifacts = Artifact.objects.filter(workspace=acme).count()
+    services.job_finalize(job_id)
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.result, job.result_artifact) == ("cancelled", None, None)
+    assert Artifact.objects.filter(workspace=acme).count() == artifacts
+    assert not AuditEvent.objects.filter(workspace=acme, action="explanation.complete").exists()
+    assert _chunk_files(job_id) == []
+
+
+def test_a_job_cancelled_while_its_inputs_load_plans_no_chunks(
+    acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
+):
+    from explain import services
+
+    job_id = _queued_job(
+        acme, alice, client, data, DecisionTreeClassifier(max_depth=4, random_state=0), chunk_rows=100
+    )
+    loading = services._inputs
+
+    def cancelled_meanwhile(job):
+        inputs = loading(job)
+        assert client.post(reverse("job-cancel", kwargs={"job_id": job_id})).status_code == 200
+        return inputs
+
+    monkeypatch.setattr(services, "_inputs", cancelled_meanwhile)
+    assert services.job_start(job_id) == []  # nothing for run_job to fan out
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.chunks_total) == ("cancelled", 0)
+    assert not JobChunk.objects.filter(job=job).exists()
