@@ -190,30 +190,32 @@ def _positive_label(text: str):
 
 
 def _follow(args, client: Client, job: dict) -> int:
-    print(f"job {job['id']}: {_what(job)}, {job['state']}", file=sys.stderr)
-    if getattr(args, "no_wait", False):
-        print(job["id"])
-        return PASS
-    seen: list = []
+    job_id = job["id"]
+    shown: tuple = ()  # the last progress printed
 
     def progress(current: dict) -> None:
+        nonlocal shown
         step = (current["state"], current.get("chunks_done"), current.get("chunks_total"))
-        if current["state"] == "running" and step != (seen[-1] if seen else None):
+        if current["state"] == "running" and step != shown:
             chunks = f", {step[1]}/{step[2]} chunks" if step[2] else ""
             print(f"  running{chunks}", file=sys.stderr)
-        seen.append(step)
+        shown = step
 
     try:
+        print(f"job {job_id}: {_what(job)}, {job['state']}", file=sys.stderr)
+        if getattr(args, "no_wait", False):
+            print(job_id)
+            return PASS
         job = client.wait(job, timeout=args.timeout, progress=progress)
     except JobFailed as failed:
         job = failed.job
     except TimeoutError as error:
-        print(f"error: {error}; follow it with `mlgov job {job['id']} --wait`", file=sys.stderr)
+        print(f"error: {error}; follow it with `mlgov job {job_id} --wait`", file=sys.stderr)
         return ERROR
     except KeyboardInterrupt:
         print(
-            f"\nstopped waiting; the job goes on: `mlgov job {job['id']} --wait` follows it, "
-            f"`mlgov job {job['id']} --cancel` stops it",
+            f"\nstopped waiting; the job goes on: `mlgov job {job_id} --wait` follows it, "
+            f"`mlgov job {job_id} --cancel` stops it",
             file=sys.stderr,
         )
         return INTERRUPTED

@@ -4,7 +4,11 @@ live test server, the jobs computed by a real `celery worker` process."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 
 import numpy as np
@@ -151,8 +155,23 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
 
         # Cancelled while its 300 chunks are worked through: exit 0, then the job reads cancelled
         # (exit 1); a job that has succeeded cannot be cancelled (409, exit 2).
-        long = mlgov("explain", *target, *features, "--chunk-rows", "10", "--no-wait", **server, cwd=tmp_path)
-        long_id = long.stdout.strip()
+        # Ctrl-C while waiting stops the waiting, not the job, and says how to follow or stop it.
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "mlgov.cli", "explain", *target, *features, "--chunk-rows", "10"],
+            env={**os.environ, "MLGOV_URL": live_server.url, "MLGOV_TOKEN": token},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = waiting.stderr.readline()  # printed once the job is asked for
+        long_id = re.match(r"job ([0-9a-f-]{36}): ", first)[1]
+        waiting.send_signal(signal.SIGINT)
+        _, rest = waiting.communicate(timeout=60)
+        assert waiting.returncode == 130, first + rest
+        assert "stopped waiting; the job goes on" in rest
+        assert f"`mlgov job {long_id} --cancel` stops it" in rest
+        assert Job.objects.get(pk=long_id).state in (JobState.QUEUED, JobState.RUNNING)
         cancelled = mlgov("job", long_id, "--cancel", **server, cwd=tmp_path)
         assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
         assert re.search(r"explanation of income@1 on adult@v1: cancelled", cancelled.stdout)
