@@ -57,12 +57,17 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # when the start message last reached the broker; null: never (the periodic dispatch retries it)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "kind", "state"])]
+        indexes = [
+            models.Index(fields=["workspace", "kind", "state"]),
+            models.Index(fields=["state", "dispatched_at"], name="explain_job_undispatched"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.id} ({self.state})"

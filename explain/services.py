@@ -17,6 +17,8 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -111,13 +113,41 @@ def job_create(
     return job
 
 
-def _dispatch_start(job: Job) -> None:
+def _dispatch_start(job: Job) -> bool:
+    """Send the job's start message. A broker that cannot be reached leaves the job queued with no
+    `dispatched_at`; `dispatch_pending` (Celery beat) sends it again later."""
     from explain.tasks import run_job
 
     try:
         run_job.apply_async((str(job.id),), queue=job.queue)
     except Exception:
-        logger.exception("could not queue job %s; it stays queued", job.id)
+        logger.exception("could not queue job %s; it stays queued and is sent again later", job.id)
+        return False
+    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
+    return True
+
+
+def dispatch_pending(*, grace_seconds: float = 30) -> tuple[int, int]:
+    """Send the start message of every queued job whose message never reached the broker (asked for
+    more than `grace_seconds` ago, so that a dispatch still on its way is not doubled).
+    Returns (sent, still pending)."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    pending = Job.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True, created_at__lt=cutoff)
+    sent = failed = 0
+    for job in pending.order_by("created_at"):
+        if _dispatch_start(job):
+            sent += 1
+        else:
+            failed += 1
+            break  # the broker is still unreachable: the next run tries again
+    return sent, pending.count() if failed else 0
+
+
+def jobs_redispatch(jobs: Iterable[Job]) -> list[Job]:
+    """Send the start message of unfinished jobs again (an operator's tool after a broker lost its
+    messages). Safe to repeat: a started job plans only its chunks not yet done, and a chunk or a
+    result done twice is kept once."""
+    return [job for job in jobs if not job.finished and _dispatch_start(job)]
 
 
 # --- worker side: loading ---------------------------------------------------------------------------

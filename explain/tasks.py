@@ -40,3 +40,11 @@ def run_chunk(self, job_id: str, index: int) -> bool:
         services.job_finalize(job_id)
         return True
     return False
+
+
+@shared_task(name="explain.dispatch_pending", acks_late=True)
+def dispatch_pending() -> int:
+    """Periodic (Celery beat, CELERY_BEAT_SCHEDULE): send the jobs whose start message could not
+    reach the broker when they were asked for. Returns how many were sent."""
+    sent, _ = services.dispatch_pending()
+    return sent

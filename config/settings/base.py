@@ -180,11 +180,16 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_DEFAULT_QUEUE", "default")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic work, run by `celery -A config beat` (or a single worker started with -B, as scripts/up.sh
-# does). The outbox drain is a safety net behind the drain queued at each commit.
+# does). The outbox drain is a safety net behind the drain queued at each commit; the job dispatch
+# sends jobs whose start message could not reach the broker when they were asked for.
 CELERY_BEAT_SCHEDULE = {
     "lineage-project-outbox": {
         "task": "lineage.project_outbox_scheduled",
         "schedule": float(envint("LINEAGE_PROJECTION_INTERVAL", 30)),
+    },
+    "explain-dispatch-pending": {
+        "task": "explain.dispatch_pending",
+        "schedule": float(envint("EXPLAIN_DISPATCH_INTERVAL", 60)),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))

@@ -91,6 +91,7 @@ class JobOutput(serializers.ModelSerializer):
             "result_artifact",
             "result_node",
             "created_at",
+            "dispatched_at",
             "started_at",
             "finished_at",
         ]

@@ -164,6 +164,7 @@ ROUTES: dict[str, Route] = {
     "report-detail": Route(("GET",), kwargs=lambda w: {"report_id": w["report"].pk}),
     "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
     "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),
+    "job-cancel": Route(("POST",), kwargs=lambda w: {"job_id": w["job"].id}),
 }
 
 

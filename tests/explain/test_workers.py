@@ -137,3 +137,34 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(se
     assert AuditEvent.objects.filter(workspace=job.workspace, action="explanation.complete").count() == 1
     assert job.result["rows"] == 24_000
     assert job.result["additivity_residual"] <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_sends_a_job_whose_start_message_never_reached_the_broker(settings, tmp_path, monkeypatch):
+    """A real worker with its embedded beat, ticking every second, sends and runs the job itself."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    broker = embedded_broker(tmp_path / "broker")
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    job = _job(settings, queue, rows=400, chunk_rows=200, monkeypatch=monkeypatch)  # never sent
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    env = {
+        **_worker_env(broker, settings, monkeypatch),
+        "CELERY_DEFAULT_QUEUE": queue,  # where the beat sends its own tasks
+        "EXPLAIN_DISPATCH_INTERVAL": "1",
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "beat-schedule"),
+    }
+    worker = start_worker(env, [queue], beat=True)
+    try:
+        done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 120, worker)
+    finally:
+        log = stop_worker(worker)
+    job.refresh_from_db()
+    assert done, log[-3000:]
+    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    assert job.dispatched_at is not None
+    assert "explain.dispatch_pending" in log
+    assert job.result["rows"] == 400

@@ -1,0 +1,60 @@
+"""Send unfinished explanation and fairness jobs to the workers again."""
+
+import uuid
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from explain import services
+from explain.models import FINISHED, Job
+
+
+class Command(BaseCommand):
+    help = (
+        "Send the start message of unfinished jobs again, after a broker lost its messages (a Redis "
+        "restarted without persistence, a queue purged). Safe to repeat: work already done is kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "job_ids", nargs="*", metavar="JOB_ID", help="these jobs (default: every unfinished job)"
+        )
+        parser.add_argument(
+            "--idle-minutes",
+            type=float,
+            default=0,
+            help="only jobs asked for or started at least this long ago",
+        )
+        parser.add_argument("--workspace", help="only jobs of this workspace (slug)")
+
+    def handle(self, *args, job_ids, idle_minutes, workspace, **options):
+        jobs = Job.objects.exclude(state__in=FINISHED).select_related("workspace").order_by("created_at")
+        if job_ids:
+            ids = []
+            for text in job_ids:
+                try:
+                    ids.append(uuid.UUID(text))
+                except ValueError:
+                    raise CommandError(f"{text!r} is not a job id") from None
+            missing = set(ids) - set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+            if missing:
+                raise CommandError(f"no such job: {', '.join(sorted(map(str, missing)))}")
+            jobs = jobs.filter(pk__in=ids)
+            finished = Job.objects.filter(pk__in=ids, state__in=FINISHED).values_list("pk", "state")
+            for job_id, state in finished:
+                self.stdout.write(f"skipped {job_id}: already {state}")
+        if workspace:
+            jobs = jobs.filter(workspace__slug=workspace)
+        if idle_minutes:
+            cutoff = timezone.now() - timedelta(minutes=idle_minutes)
+            jobs = jobs.filter(created_at__lt=cutoff).exclude(started_at__gte=cutoff)
+        chosen = list(jobs)
+        sent = services.jobs_redispatch(chosen)
+        for job in sent:
+            self.stdout.write(f"sent {job.id} ({job.kind}, {job.state}, workspace {job.workspace.slug})")
+        if len(sent) < len(chosen):
+            raise CommandError(
+                f"{len(chosen) - len(sent)} of {len(chosen)} jobs could not be sent: is the broker up?"
+            )
+        self.stdout.write(f"{len(sent)} jobs sent")
