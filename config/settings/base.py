@@ -172,6 +172,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = envint("CELERY_RESULT_EXPIRES", 24 * 3600)
 CELERY_TASK_ACKS_LATE = True
+# Tasks keep their state in the database; only tasks that say so store a result. Sending a task that
+# stores none never waits on the result backend (a Redis result store that is down held each request
+# that queued work for ~19 s).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 30 * 60)
