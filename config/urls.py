@@ -15,6 +15,7 @@ urlpatterns = [
     path("w/<slug:slug>/lineage/", lineage_views.explorer, name="dashboard-lineage"),
     path("w/<slug:slug>/lineage/<int:node_id>/", lineage_views.explorer, name="dashboard-lineage-node"),
     path("", include("governance.urls")),
+    path("", include("explain.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -77,6 +77,8 @@ def main() -> int:
         shoot(reviewer, args.out, "request-explanations", "#explanations")
         shoot(reviewer, args.out, "request-provenance", "#provenance")
         shoot(reviewer, args.out, "request-reviews", "#reviews")
+        reviewer.goto(f"{base}/jobs/")
+        shoot(reviewer, args.out, "jobs")
         reviewer.goto(f"{base}/lineage/?q=income-classifier%402")
         reviewer.locator("#found a").first.click()
         reviewer.wait_for_load_state("networkidle")

@@ -238,6 +238,8 @@ def test_every_page_renders_without_console_errors_or_foreign_requests(world, li
         f"/w/acme/lineage/{node.pk}/",
         "/w/acme/audit/",
         "/w/acme/audit/?action=promotion.",
+        "/w/acme/jobs/",
+        "/w/acme/jobs/?kind=fairness&state=succeeded",
         f"/w/acme/reports/{report.pk}/",
         "/api/docs/",
     ]
@@ -257,3 +259,33 @@ def test_every_page_renders_without_console_errors_or_foreign_requests(world, li
     other.goto(f"{base}/w/other/")
     assert "income" not in other.content()
     assert other.goto(f"{base}/w/acme/").status == 404
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_data_scientist_cancels_a_queued_job_in_the_browser(world, live_server, page_factory):
+    queued = Job.objects.create(
+        workspace=world["workspace"],
+        kind=JobKind.EXPLANATION,
+        model_node=world["version"].node,
+        dataset_node=Node.objects.get(key="adult@v1"),
+    )
+    base = live_server.url
+    reviewer = page_factory()
+    _login(reviewer, base, world["reviewer"])
+    reviewer.goto(f"{base}/w/acme/jobs/")
+    assert reviewer.locator(f"#job-{queued.pk}").inner_text().count("queued") == 1
+    assert reviewer.get_by_role("button", name="Cancel").count() == 0
+
+    page = page_factory()
+    _login(page, base, world["author"])
+    page.goto(f"{base}/w/acme/jobs/")
+    row = page.locator(f"#job-{queued.pk}")
+    row.get_by_role("button", name="Cancel").click()
+    page.wait_for_load_state("networkidle")
+    assert "Cancelled the explanation job of income@1." in page.locator(".messages").inner_text()
+    assert "cancelled before it started" in page.locator(f"#job-{queued.pk}").inner_text()
+    assert page.get_by_role("button", name="Cancel").count() == 0
+    queued.refresh_from_db()
+    assert queued.state == JobState.CANCELLED
+    assert page.console_errors == []

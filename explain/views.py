@@ -1,0 +1,85 @@
+"""Dashboard page of the explain app: every explanation and fairness job of the workspace, with its
+state, backend, timing and outcome, and a cancel button for those who may ask for jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from core.actors import Actor
+from core.errors import ApplicationError
+from core.web import page_context, workspace_page
+from explain import services
+from explain.models import FINISHED, Job, JobKind, JobState
+
+
+@workspace_page
+def jobs(request, workspace):
+    filters = {name: request.GET.get(name, "").strip() for name in ("kind", "state", "model")}
+    found = Job.objects.filter(workspace=workspace).select_related("model_node", "dataset_node", "created_by")
+    if filters["kind"] in JobKind.values:
+        found = found.filter(kind=filters["kind"])
+    if filters["state"] in JobState.values:
+        found = found.filter(state=filters["state"])
+    if filters["model"]:
+        found = found.filter(model_node__key__icontains=filters["model"])
+    page = Paginator(found, 50).get_page(request.GET.get("page"))
+    rows = [{"job": job, "outcome": outcome(job), "finished": job.state in FINISHED} for job in page]
+    return render(
+        request,
+        "explain/jobs.html",
+        page_context(
+            request,
+            page=page,
+            rows=rows,
+            filters=filters,
+            kinds=JobKind.values,
+            states=JobState.values,
+            can_cancel="explain:run" in request.scopes,
+        ),
+    )
+
+
+def outcome(job: Job) -> str:
+    """One line on what the job found (or why it failed)."""
+    if job.state == JobState.FAILED:
+        return job.error
+    if job.state == JobState.CANCELLED:
+        if job.chunks_total:
+            return f"cancelled after {job.chunks_done} of {job.chunks_total} chunks"
+        return "cancelled before it started"
+    result: dict[str, Any] = job.result or {}
+    if job.state != JobState.SUCCEEDED or not result:
+        return ""
+    if job.kind == JobKind.EXPLANATION:
+        top = ", ".join(result.get("top_features", [])[:3])
+        return f"{result['rows']:,} rows, residual {result['additivity_residual']:.1e}; top: {top}"
+    disparities = result.get("disparities", {})
+    by = f"{result['rows']:,} rows by {', '.join(result.get('sensitive_features', []))}"
+    name = "demographic_parity_difference"
+    if name not in disparities:
+        name = next(iter(sorted(disparities)), "")  # regression: the metrics' differences
+    if not name:
+        return by
+    item = disparities[name]
+    interval = f" [{item['low']:.3f}, {item['high']:.3f}]" if "low" in item else ""
+    return f"{by}: {name.replace('_', ' ')} {item['value']:.3f}{interval}"
+
+
+@require_POST
+@workspace_page
+def cancel(request, workspace, job_id):
+    if "explain:run" not in request.scopes:
+        messages.error(request, "your role cannot cancel jobs")
+        return redirect("dashboard-jobs", slug=workspace.slug)
+    try:
+        job = services.job_cancel(workspace=workspace, actor=Actor(user=request.user), job_id=job_id)
+    except ApplicationError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"Cancelled the {job.kind} job of {job.model_node.key}.")
+    return redirect("dashboard-jobs", slug=workspace.slug)
