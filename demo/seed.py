@@ -459,13 +459,16 @@ class Seeder:
                 ),
             ]
             for kind, params in wanted:
-                job = _find_job(node, kind, params) or explain_services.job_create(
-                    workspace=self.ws,
-                    actor=self.actor("dana"),
-                    kind=kind,
-                    model_node=node,
-                    dataset_key=EVALUATION,
-                    params={"seed": 0, **params},
+                job = (
+                    _find_job(node, kind, params)
+                    or explain_services.job_create(
+                        workspace=self.ws,
+                        actor=self.actor("dana"),
+                        kind=kind,
+                        model_node=node,
+                        dataset_key=EVALUATION,
+                        params={"seed": 0, **params},
+                    )[0]
                 )
                 jobs.append(job.pk)
         self.wait(

@@ -57,6 +57,8 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # the client's Idempotency-Key: the same key in a workspace gives back this job instead of a new one
+    idempotency_key = models.CharField(max_length=200, blank=True)
     # when the start message last reached the broker; null: never (the periodic dispatch retries it)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -67,6 +69,13 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["workspace", "kind", "state"]),
             models.Index(fields=["state", "dispatched_at"], name="explain_job_undispatched"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="explain_job_idempotency_key",
+            )
         ]
 
     def __str__(self) -> str:

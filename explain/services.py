@@ -25,7 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.actors import SYSTEM, Actor
@@ -77,7 +77,6 @@ def _queue_for(kind: str, params: dict[str, Any]) -> str:
     return settings.CELERY_TASK_DEFAULT_QUEUE
 
 
-@transaction.atomic
 def job_create(
     *,
     workspace: Workspace,
@@ -86,13 +85,62 @@ def job_create(
     model_node: Node,
     dataset_key: str,
     params: dict[str, Any],
-) -> Job:
+    idempotency_key: str = "",
+) -> tuple[Job, bool]:
+    """Ask for a job. Returns (job, created): with an `idempotency_key` already used in the workspace
+    for the same request, the job made then, and False (nothing is queued or audited again)."""
     if model_node.artifact_id is None:
         raise ApplicationError(
             f"model version {model_node.key} has no model artifact attached (record it with an artifact)",
             field="model",
         )
     dataset_node = dataset_version_node(workspace, dataset_key)
+    if idempotency_key:
+        earlier = _job_for_key(workspace, idempotency_key, kind, model_node, dataset_node, params)
+        if earlier is not None:
+            return earlier, False
+    try:
+        return _job_insert(workspace, actor, kind, model_node, dataset_node, params, idempotency_key), True
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        # Another request with the same key committed first: answer with its job.
+        earlier = _job_for_key(workspace, idempotency_key, kind, model_node, dataset_node, params)
+        if earlier is None:
+            raise
+        return earlier, False
+
+
+def _job_for_key(
+    workspace: Workspace, key: str, kind: str, model_node: Node, dataset_node: Node, params: dict[str, Any]
+) -> Job | None:
+    earlier = Job.objects.filter(workspace=workspace, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    same = (earlier.kind, earlier.model_node_id, earlier.dataset_node_id, earlier.params) == (
+        kind,
+        model_node.pk,
+        dataset_node.pk,
+        params,
+    )
+    if not same:
+        raise Conflict(
+            f"this Idempotency-Key was used for a different request (job {earlier.pk}); use a new key",
+            field="Idempotency-Key",
+        )
+    return earlier
+
+
+@transaction.atomic
+def _job_insert(
+    workspace: Workspace,
+    actor: Actor,
+    kind: str,
+    model_node: Node,
+    dataset_node: Node,
+    params: dict[str, Any],
+    idempotency_key: str,
+) -> Job:
     job = Job.objects.create(
         workspace=workspace,
         kind=kind,
@@ -101,6 +149,7 @@ def job_create(
         params=params,
         queue=_queue_for(kind, params),
         created_by=actor.user,
+        idempotency_key=idempotency_key,
     )
     audit_append(
         workspace=workspace,

@@ -137,7 +137,9 @@ def _explain(args, client: Client) -> int:
         output="class_index",
         seed="seed",
     )
-    job = client.explain(args.model, args.version, args.dataset, **options)
+    job = client.explain(
+        args.model, args.version, args.dataset, idempotency_key=args.idempotency_key, **options
+    )
     return _follow(args, client, job)
 
 
@@ -157,6 +159,7 @@ def _fairness(args, client: Client) -> int:
         args.dataset,
         target=args.target,
         sensitive_features=args.sensitive,
+        idempotency_key=args.idempotency_key,
         **options,
     )
     return _follow(args, client, job)
@@ -417,6 +420,10 @@ def _job_arguments(command: argparse.ArgumentParser) -> None:
         help="feature columns as one comma-separated list (a,b,c)",
     )
     command.add_argument("--seed", type=int)
+    command.add_argument(
+        "--idempotency-key",
+        help="run again with the same key (a CI build id, say) to get the job asked for then, not a new one",
+    )
     command.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     command.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
     command.add_argument("--output", help="save the finished job (JSON, with its result) to this file")

@@ -65,10 +65,13 @@ class Client:
         data: bytes | None = None,
         content_type: str | None = None,
         params: dict | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         if json_body is not None:
             data, content_type = json.dumps(json_body).encode(), "application/json"
-        with self._open(method, path, data=data, content_type=content_type, params=params) as response:
+        with self._open(
+            method, path, data=data, content_type=content_type, params=params, headers=headers
+        ) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -82,12 +85,13 @@ class Client:
         content_type: str | None = None,
         params: dict | None = None,
         accept: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> Iterator[Any]:
         """The service's response, open; an error answer raises ApiError with its problem document."""
         url = f"{self.url}/api/v1/{path.lstrip('/')}"
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        headers = {"Accept": accept}
+        headers = {**(headers or {}), "Accept": accept}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if content_type:
@@ -216,12 +220,26 @@ class Client:
         return self.request("GET", f"lineage/nodes/{self._node_id(kind, key)}/export/{fmt}")
 
     # --- explanations and fairness -------------------------------------------------------------------
-    def explain(self, model: str, version: str, dataset_version: str, **options: Any) -> dict[str, Any]:
+    def explain(
+        self,
+        model: str,
+        version: str,
+        dataset_version: str,
+        *,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
         """Ask for SHAP explanations of model version `model@version` on a dataset version. Options:
         features, target, backend ("auto"/"gpu"/"cpu"), rows, background_rows, chunk_rows, output, seed.
-        Returns the job (202); follow it with wait()."""
+        Returns the job; follow it with wait(). With an `idempotency_key` used before for the same
+        request, the job asked for then (safe to retry)."""
         path = f"models/{_quote(model)}/versions/{_quote(version)}/explanations"
-        return self.request("POST", path, json_body={"dataset_version": dataset_version, **options})
+        return self.request(
+            "POST",
+            path,
+            json_body={"dataset_version": dataset_version, **options},
+            headers=_idempotent(idempotency_key),
+        )
 
     def assess_fairness(
         self,
@@ -231,17 +249,19 @@ class Client:
         *,
         target: str,
         sensitive_features: list[str],
+        idempotency_key: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Ask for a fairness assessment. Options: features, positive_label, resamples,
-        confidence_level, min_group_size, seed. Returns the job (202); follow it with wait()."""
+        confidence_level, min_group_size, seed. Returns the job; follow it with wait().
+        `idempotency_key` as for explain()."""
         path = f"models/{_quote(model)}/versions/{_quote(version)}/fairness-assessments"
         body = {
             "dataset_version": dataset_version,
             "target": target,
             "sensitive_features": sensitive_features,
         }
-        return self.request("POST", path, json_body={**body, **options})
+        return self.request("POST", path, json_body={**body, **options}, headers=_idempotent(idempotency_key))
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"jobs/{job_id}")
@@ -385,6 +405,10 @@ class Client:
 
     def reject(self, request_id: str, comment: str) -> dict[str, Any]:
         return self.request("POST", f"promotion-requests/{request_id}/reject", json_body={"comment": comment})
+
+
+def _idempotent(key: str | None) -> dict[str, str]:
+    return {"Idempotency-Key": key} if key else {}
 
 
 def _quote(part: str) -> str:

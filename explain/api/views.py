@@ -3,15 +3,33 @@ then follow the job."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from core.api.base import WorkspaceAPIView
-from core.errors import NotFound
+from core.errors import ApplicationError, NotFound
 from explain import services
 from explain.api import serializers as s
 from explain.models import Job, JobKind
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="a key of the client's choosing (at most 200 printable characters): the same request "
+    "again with the same key answers 200 with the job made the first time instead of asking for "
+    "another; the key reused for a different request is a 409",
+)
+
+
+def idempotency_key(request) -> str:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > 200 or not key.isprintable():
+        raise ApplicationError(
+            "Idempotency-Key must be at most 200 printable characters", field="Idempotency-Key"
+        )
+    return key
 
 
 class JobRequestView(WorkspaceAPIView):
@@ -23,16 +41,18 @@ class JobRequestView(WorkspaceAPIView):
         params = self.validated(self.input_class, request.data)
         dataset_key = params.pop("dataset_version")
         workspace = self.access.workspace
-        job = services.job_create(
+        job, created = services.job_create(
             workspace=workspace,
             actor=self.access.actor,
             kind=self.kind,
             model_node=services.model_version_node(workspace, name, version),
             dataset_key=dataset_key,
             params=params,
+            idempotency_key=idempotency_key(request),
         )
         body = s.JobOutput(job).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        answer = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK  # 200: asked before
+        return Response(body, status=answer, headers={"Location": body["url"]})
 
     def get(self, request, name: str, version: str):
         node = services.model_version_node(self.access.workspace, name, version)
@@ -40,7 +60,9 @@ class JobRequestView(WorkspaceAPIView):
         return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
 
 
-@extend_schema(request=s.ExplanationInput, responses={202: s.JobOutput})
+@extend_schema(
+    request=s.ExplanationInput, responses={202: s.JobOutput, 200: s.JobOutput}, parameters=[IDEMPOTENCY_KEY]
+)
 class ExplanationsView(JobRequestView):
     """SHAP explanations of a model version on a dataset version (runs on a worker)."""
 
@@ -48,7 +70,9 @@ class ExplanationsView(JobRequestView):
     input_class = s.ExplanationInput
 
 
-@extend_schema(request=s.FairnessInput, responses={202: s.JobOutput})
+@extend_schema(
+    request=s.FairnessInput, responses={202: s.JobOutput, 200: s.JobOutput}, parameters=[IDEMPOTENCY_KEY]
+)
 class FairnessAssessmentsView(JobRequestView):
     """Fairness assessment (fairlearn metrics by group, disparities, bootstrap intervals)."""
 

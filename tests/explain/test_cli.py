@@ -84,7 +84,7 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
         assert not list(tmp_path.glob(".*partial"))
 
         # Fairness: the planted disparity (0.3) with its interval, and every group's metrics.
-        assessed = mlgov(
+        fairness = [
             "fairness",
             *target,
             "--features",
@@ -97,9 +97,10 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
             "100",
             "--min-group-size",
             "1600",
-            **server,
-            cwd=tmp_path,
-        )
+            "--idempotency-key",
+            "build-7-fairness",
+        ]
+        assessed = mlgov(*fairness, **server, cwd=tmp_path)
         assert assessed.returncode == 0, assessed.stdout + assessed.stderr
         out = assessed.stdout
         assert "classification by sex: 3,000 rows, 100 resamples, 95% intervals" in out
@@ -132,6 +133,12 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
         sizes = dict(re.findall(r"^  sex=([01])\s+([\d,]+)\s", out, flags=re.M))
         assert sum(int(v.replace(",", "")) for v in sizes.values()) == 3000
         assert re.search(r"^warning: group 'sex=\d' has [\d]+ rows, fewer than 1600", out, re.M)
+        # The pipeline's step run again with its key: the same job, its result printed again.
+        rerun = mlgov(*fairness, **server, cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stderr
+        assert rerun.stdout == assessed.stdout
+        assert rerun.stderr.splitlines()[0].split()[1] == assessed.stderr.splitlines()[0].split()[1]
+        assert Job.objects.filter(kind="fairness").count() == 1
 
         # Submitted without waiting, then followed by id.
         queued = mlgov("explain", *target, *features, "--rows", "200", "--no-wait", **server, cwd=tmp_path)

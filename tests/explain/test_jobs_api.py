@@ -447,3 +447,75 @@ def test_a_job_cancelled_while_its_inputs_load_plans_no_chunks(
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.chunks_total) == ("cancelled", 0)
     assert not JobChunk.objects.filter(job=job).exists()
+
+
+def test_an_idempotency_key_makes_a_retried_request_safe(acme, alice, mallory, umbrella, client, data):
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    url = reverse("model-explanations", kwargs={"name": "income", "version": "1"})
+    body = {"dataset_version": "adult@v1", "features": FEATURES, "rows": 500}
+    first = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="build-42-explain")
+    assert first.status_code == 202, first.content
+    again = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="build-42-explain")
+    assert again.status_code == 200  # the job made the first time, not a new one
+    assert again.json()["id"] == first.json()["id"]
+    assert again["Location"] == first["Location"]
+    assert Job.objects.filter(workspace=acme).count() == 1
+    assert AuditEvent.objects.filter(workspace=acme, action="explanation.request").count() == 1
+
+    # The key reused for another request, even of another kind, is refused; nothing is made.
+    other = client.post(url, {**body, "rows": 600}, format="json", HTTP_IDEMPOTENCY_KEY="build-42-explain")
+    assert other.status_code == 409
+    assert [e["field"] for e in other.json()["errors"]] == ["Idempotency-Key"]
+    assert first.json()["id"] in other.json()["detail"]
+    fairness = reverse("model-fairness-assessments", kwargs={"name": "income", "version": "1"})
+    assess = {**body, "target": "label", "sensitive_features": ["sex"]}
+    assert (
+        client.post(fairness, assess, format="json", HTTP_IDEMPOTENCY_KEY="build-42-explain").status_code
+        == 409
+    )
+    for bad in ("x" * 201, "tab\there"):
+        refused = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=bad)
+        assert refused.status_code == 400
+        assert [e["field"] for e in refused.json()["errors"]] == ["Idempotency-Key"]
+    assert Job.objects.filter(workspace=acme).count() == 1
+    assert client.post(url, body, format="json").status_code == 202  # no key: a new job each time
+    assert Job.objects.filter(workspace=acme).count() == 2
+
+    # Keys belong to a workspace: the same key elsewhere is another request.
+    register(umbrella, mallory, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    outsider = bearer(make_token(umbrella, mallory, ["explain:run", "model:read"]))
+    theirs = outsider.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="build-42-explain")
+    assert theirs.status_code == 202
+    assert theirs.json()["id"] != first.json()["id"]
+
+
+def test_two_requests_racing_with_one_key_make_one_job(acme, alice, data, monkeypatch):
+    """The second request looked for the key before the first committed; its insert then meets the
+    unique constraint and it answers with the first request's job."""
+    from core.actors import Actor
+    from explain import services
+
+    register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
+    node = services.model_version_node(acme, "income", "1")
+    ask = {
+        "workspace": acme,
+        "actor": Actor(user=alice),
+        "kind": "explanation",
+        "model_node": node,
+        "dataset_key": "adult@v1",
+        "params": {"features": FEATURES, "seed": 0},
+        "idempotency_key": "race",
+    }
+    winner, created = services.job_create(**ask)
+    assert created
+    looked = []
+    lookup = services._job_for_key
+
+    def not_yet_committed(*args):
+        looked.append(args)
+        return None if len(looked) == 1 else lookup(*args)
+
+    monkeypatch.setattr(services, "_job_for_key", not_yet_committed)
+    loser, created = services.job_create(**ask)
+    assert (loser.pk, created, len(looked)) == (winner.pk, False, 2)
+    assert Job.objects.filter(workspace=acme).count() == 1

@@ -62,7 +62,7 @@ def _job(settings, queue: str, rows: int, chunk_rows: int, monkeypatch) -> Job:
         model_node=services.model_version_node(workspace, "income", "1"),
         dataset_key="adult@v1",
         params={"features": FEATURES, "chunk_rows": chunk_rows, "backend": "auto", "seed": 0},
-    )
+    )[0]
 
 
 def _worker_env(broker: dict[str, str], settings, monkeypatch) -> dict[str, str]:
