@@ -6,6 +6,7 @@ mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
 mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income --sensitive sex
+mlgov jobs [--state running]          # the latest jobs
 mlgov job JOB_ID [--wait | --cancel]   # exit 0 succeeded (or still running), 1 failed or cancelled, 2 error
 """
 
@@ -177,6 +178,24 @@ def _job(args, client: Client) -> int:
     return _follow(args, client, job)
 
 
+def _jobs(args, client: Client) -> int:
+    found = client.jobs(kind=args.kind, state=args.state, limit=args.limit)
+    if not found:
+        print("no job matches")
+        return PASS
+    table = [["id", "asked", "kind", "model", "data", "state", "backend"]]
+    for job in found:
+        state = job["state"]
+        if state == "running" and job["chunks_total"]:
+            state += f" {job['chunks_done']}/{job['chunks_total']}"
+        asked = job["created_at"][:16].replace("T", " ")
+        table.append(
+            [job["id"], asked, job["kind"], job["model"]["key"], job["dataset"]["key"], state, job["backend"]]
+        )
+    _print_table(table, numbers=False, indent="")
+    return PASS
+
+
 def _options(args, **fields: str) -> dict:
     """The API's job options from the command's arguments, leaving out those not given (the service's
     defaults apply)."""
@@ -305,14 +324,15 @@ def _ordered(names) -> list[str]:
     return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
 
-def _print_table(table: list[list[str]]) -> None:
-    """Columns padded to their widest cell: the first left-aligned, numbers right-aligned."""
+def _print_table(table: list[list[str]], *, numbers: bool = True, indent: str = "  ") -> None:
+    """Columns padded to their widest cell: the first left-aligned, the others right-aligned when
+    they hold numbers."""
     widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
     for row in table:
         cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
+            cell.rjust(w) if numbers else cell.ljust(w) for cell, w in zip(row[1:], widths[1:], strict=True)
         ]
-        print("  " + "  ".join(cells))
+        print((indent + "  ".join(cells)).rstrip())
 
 
 def _value(item: dict) -> str:
@@ -385,6 +405,13 @@ def parser() -> argparse.ArgumentParser:
     fair.add_argument("--confidence-level", type=float)
     fair.add_argument("--min-group-size", type=int, help="warn about smaller groups (default 30)")
     fair.set_defaults(handler=_fairness)
+    listing = commands.add_parser("jobs", help="the latest explanation and fairness jobs")
+    listing.add_argument("--kind", choices=["explanation", "fairness"])
+    listing.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    listing.add_argument(
+        "--limit", type=int, default=20, help="how many, newest first (default 20, at most 500)"
+    )
+    listing.set_defaults(handler=_jobs)
     job = commands.add_parser("job", help="an explanation or fairness job: its state or result")
     job.add_argument("job_id")
     action = job.add_mutually_exclusive_group()

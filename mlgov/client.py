@@ -266,6 +266,14 @@ class Client:
     def job(self, job_id: str) -> dict[str, Any]:
         return self.request("GET", f"jobs/{job_id}")
 
+    def jobs(
+        self, *, kind: str | None = None, state: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The workspace's latest jobs, newest first (kind "explanation" or "fairness"; state "queued",
+        "running", "succeeded", "failed" or "cancelled")."""
+        params = {"kind": kind, "state": state, "page_size": limit}
+        return self.request("GET", "jobs", params=params)["results"]
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; returns it (ApiError 409 if it had already finished)."""
         return self.request("POST", f"jobs/{job_id}/cancel")

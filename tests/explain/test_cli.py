@@ -185,6 +185,14 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
         after = mlgov("job", long_id, "--wait", **server, cwd=tmp_path)
         assert after.returncode == 1
         assert "was cancelled" in after.stderr
+        listed = mlgov("jobs", "--state", "cancelled", **server, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        rows = listed.stdout.splitlines()
+        assert rows[0].split() == ["id", "asked", "kind", "model", "data", "state", "backend"]
+        assert [row.split()[0] for row in rows[1:]] == [long_id]
+        assert "income@1  adult@v1  cancelled" in rows[1]
+        fairness_jobs = mlgov("jobs", "--kind", "fairness", "--limit", "5", **server, cwd=tmp_path).stdout
+        assert len(fairness_jobs.splitlines()) == 2  # the header and the one assessment
         late = mlgov("job", job_id, "--cancel", **server, cwd=tmp_path)
         assert late.returncode == 2
         assert "409" in late.stderr
