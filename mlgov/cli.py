@@ -22,6 +22,7 @@ from mlgov.client import ApiError, Client, JobFailed, verify_decision, verify_re
 
 PASS, FAIL, ERROR = 0, 1, 2
 INTERRUPTED = 130  # Ctrl-C, as shells report it
+FINISHED = ("succeeded", "failed", "cancelled")
 # The order fairness results are printed in (a JSON column on PostgreSQL does not keep key order).
 FAIRNESS_ORDER = (
     "selection_rate",
@@ -173,7 +174,7 @@ def _job(args, client: Client) -> int:
         print(f"{_what(job)}: cancelled{chunks}")
         return PASS
     job = client.job(args.job_id)
-    if not args.wait or job["state"] in ("succeeded", "failed"):
+    if not args.wait or job["state"] in FINISHED:
         return _finished(args, client, job)
     return _follow(args, client, job)
 
