@@ -4,6 +4,7 @@ tests in tests/e2e drive the same pages in Chromium.)"""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -145,3 +146,25 @@ def test_pages_need_a_login(acme, pending):
 
 def test_policy_fixture_is_valid():
     assert json.loads(json.dumps(POLICY))["name"] == "production-readiness"
+
+
+def test_request_page_lists_work_in_progress_with_a_link_to_its_jobs(acme, bob, pending):
+    from explain.models import Job, JobKind
+    from lineage.models import Node
+
+    version = pending.model_version
+    Job.objects.create(
+        workspace=acme,
+        kind=JobKind.FAIRNESS,
+        model_node=version.node,
+        dataset_node=Node.objects.get(workspace=acme, key="adult@v1"),
+    )
+    client = browser(bob)
+    page = client.get(reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk}))
+    text = page.content.decode()
+    assert "<li>fairness: queued, 0%</li>" in text
+    link = re.search(r'<a href="([^"]+)">All jobs of this version</a>', text)
+    assert link, text
+    jobs_page = client.get(link[1].replace("&amp;", "&")).content.decode()
+    assert jobs_page.count('<tr id="job-') == 1
+    assert "income@1" in jobs_page
