@@ -34,8 +34,14 @@ class ApiError(Exception):
     def __init__(self, status: int, problem: dict[str, Any]):
         self.status = status
         self.problem = problem
-        errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors", []))
-        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')} {errors}".strip())
+        fields = problem.get("errors", [])
+        errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in fields)
+        detail = problem.get("detail", "")
+        if detail == errors or any(
+            detail in (e.get("message"), f"{e.get('field')}: {e.get('message')}") for e in fields
+        ):
+            detail = ""  # said once, with its field
+        super().__init__(" ".join(f"{status} {problem.get('title', '')}: {detail} {errors}".split()))
 
 
 def node(kind: str, key: str, **extra: Any) -> dict[str, Any]:

@@ -166,3 +166,16 @@ def test_a_download_is_checked_against_the_recorded_digest(live_server, tmp_path
         mlgov.download_artifact("00000000-0000-0000-0000-000000000000", here / "none.csv")
     assert missing.value.status == 404
     assert not (here / "none.csv").exists()
+
+
+def test_an_api_error_says_each_problem_once():
+    fields = [{"field": "rows", "message": "bad"}, {"field": "seed", "message": "worse"}]
+    several = ApiError(
+        400, {"title": "Validation failed", "detail": "rows: bad; seed: worse", "errors": fields}
+    )
+    assert str(several) == "400 Validation failed: rows: bad; seed: worse"
+    one = [{"field": "Idempotency-Key", "message": "used before"}]
+    assert str(ApiError(409, {"title": "Conflict", "detail": "used before", "errors": one})) == (
+        "409 Conflict: Idempotency-Key: used before"
+    )
+    assert str(ApiError(404, {"title": "Not found", "detail": "no such job"})) == "404 Not found: no such job"
