@@ -102,7 +102,7 @@ class Trained:
 def _metrics(model, holdout: pd.DataFrame, features: list[str]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-    X, y = holdout[features].to_numpy(dtype=float), holdout[LABEL].to_numpy()
+    X, y = holdout[features].astype(float), holdout[LABEL].to_numpy()
     predicted = model.predict(X)
     return {
         "accuracy": round(float(accuracy_score(y, predicted)), 4),
@@ -128,7 +128,8 @@ def train(train_rows: pd.DataFrame, holdout: pd.DataFrame, *, trees: int = 100) 
         features = FEATURES[version]
         params: dict[str, Any] = {"n_estimators": trees, "max_depth": 8, "random_state": 0}
         model = RandomForestClassifier(**params, n_jobs=2)
-        model.fit(train_rows[features].to_numpy(dtype=float), train_rows[LABEL], sample_weight=weights)
+        # A frame: the model records its feature names, so explanations need not list them.
+        model.fit(train_rows[features].astype(float), train_rows[LABEL], sample_weight=weights)
         model.set_params(n_jobs=None)  # the stored model runs wherever the worker decides
         params["reweighing"] = "sex x label" if weights is not None else "none"
         models.append(

@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     features = adult.BASE_FEATURES
     model = GradientBoostingClassifier(n_estimators=args.trees, max_depth=3, random_state=0)
     model.fit(
-        train[features].to_numpy(dtype=float),
+        train[features].astype(float),  # a frame: the model records its feature names
         train[adult.LABEL],
         sample_weight=adult.reweighing(train, "sex", adult.LABEL),
     )
-    X, y = holdout[features].to_numpy(dtype=float), holdout[adult.LABEL]
+    X, y = holdout[features].astype(float), holdout[adult.LABEL]
     metrics = {
         "accuracy": round(float(accuracy_score(y, model.predict(X))), 4),
         "roc_auc": round(float(roc_auc_score(y, model.predict_proba(X)[:, 1])), 4),
