@@ -62,6 +62,8 @@ class Job(models.Model):
     # when the start message last reached the broker; null: never (the periodic dispatch retries it)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # the last sign of work: started (again) or a chunk done
+    progressed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -315,8 +315,9 @@ def job_start(job_id: str) -> list[int]:
             return []
         job.state = JobState.RUNNING
         job.attempts += 1
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["state", "attempts", "started_at"])
+        job.progressed_at = timezone.now()
+        job.started_at = job.started_at or job.progressed_at
+        job.save(update_fields=["state", "attempts", "started_at", "progressed_at"])
     job = Job.objects.select_related("workspace", "model_node", "dataset_node").get(pk=job_id)
     started = time.perf_counter()
     try:
@@ -419,7 +420,8 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
         job.progress = job.chunks_done / max(job.chunks_total, 1)
         job.backend = job.backend or block.backend
         job.backend_detail = joined_detail(job.backend_detail, block.detail)
-        job.save(update_fields=["chunks_done", "progress", "backend", "backend_detail"])
+        job.progressed_at = timezone.now()
+        job.save(update_fields=["chunks_done", "progress", "backend", "backend_detail", "progressed_at"])
         return job.chunks_done == job.chunks_total
 
 

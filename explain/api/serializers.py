@@ -93,6 +93,7 @@ class JobOutput(serializers.ModelSerializer):
             "created_at",
             "dispatched_at",
             "started_at",
+            "progressed_at",
             "finished_at",
         ]
 

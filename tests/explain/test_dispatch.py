@@ -93,7 +93,9 @@ def test_an_operator_sends_jobs_a_broker_lost_and_they_finish(acme, client, mode
     # A running job whose second chunk message was lost, and a job never sent at all.
     running = _ask(client, chunk_rows=1000)
     assert services.job_start(running) == [0, 1]
+    before = Job.objects.get(pk=running).progressed_at  # set when it started
     assert services.chunk_run(running, 0) is False
+    assert Job.objects.get(pk=running).progressed_at > before  # and when a chunk is done
     queued = _ask(client)
     done = _ask(client)
     services.jobs_redispatch(Job.objects.filter(pk=done))
@@ -102,8 +104,14 @@ def test_an_operator_sends_jobs_a_broker_lost_and_they_finish(acme, client, mode
     out = io.StringIO()
     call_command("jobs_redispatch", "--idle-minutes", "5", stdout=out)
     assert out.getvalue().strip() == "0 jobs sent"  # both were asked for just now
+    # Started half an hour ago, its last chunk done a minute ago: still working, left alone.
     _age(running, 30)
-    Job.objects.filter(pk=running).update(started_at=timezone.now() - timedelta(minutes=30))
+    Job.objects.filter(pk=running).update(
+        started_at=timezone.now() - timedelta(minutes=30), progressed_at=timezone.now() - timedelta(minutes=1)
+    )
+    call_command("jobs_redispatch", "--idle-minutes", "5", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1] == "0 jobs sent"
+    Job.objects.filter(pk=running).update(progressed_at=timezone.now() - timedelta(minutes=20))
     call_command("jobs_redispatch", "--idle-minutes", "5", stdout=out)
     assert f"sent {running} (explanation, running, workspace {acme.slug})" in out.getvalue()
     assert Job.objects.get(pk=queued).state == JobState.QUEUED

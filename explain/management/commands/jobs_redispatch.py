@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from explain import services
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             "--idle-minutes",
             type=float,
             default=0,
-            help="only jobs asked for or started at least this long ago",
+            help="only jobs without progress for this long (not started, or no chunk done, since)",
         )
         parser.add_argument("--workspace", help="only jobs of this workspace (slug)")
 
@@ -48,7 +49,9 @@ class Command(BaseCommand):
             jobs = jobs.filter(workspace__slug=workspace)
         if idle_minutes:
             cutoff = timezone.now() - timedelta(minutes=idle_minutes)
-            jobs = jobs.filter(created_at__lt=cutoff).exclude(started_at__gte=cutoff)
+            jobs = jobs.annotate(last_sign=Coalesce("progressed_at", "created_at")).filter(
+                last_sign__lt=cutoff
+            )
         chosen = list(jobs)
         sent = services.jobs_redispatch(chosen)
         for job in sent:
