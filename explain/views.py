@@ -14,7 +14,7 @@ from core.actors import Actor
 from core.errors import ApplicationError
 from core.web import page_context, workspace_page
 from explain import services
-from explain.models import FINISHED, Job, JobKind, JobState
+from explain.models import Job, JobKind, JobState
 
 
 @workspace_page
@@ -28,7 +28,7 @@ def jobs(request, workspace):
     if filters["model"]:
         found = found.filter(model_node__key__icontains=filters["model"])
     page = Paginator(found, 50).get_page(request.GET.get("page"))
-    rows = [{"job": job, "outcome": outcome(job), "finished": job.state in FINISHED} for job in page]
+    rows = [{"job": job, "outcome": outcome(job)} for job in page]
     return render(
         request,
         "explain/jobs.html",

@@ -38,13 +38,14 @@ class Command(BaseCommand):
                     ids.append(uuid.UUID(text))
                 except ValueError:
                     raise CommandError(f"{text!r} is not a job id") from None
-            missing = set(ids) - set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
+            states = dict(Job.objects.filter(pk__in=ids).values_list("pk", "state"))
+            missing = set(ids) - set(states)
             if missing:
                 raise CommandError(f"no such job: {', '.join(sorted(map(str, missing)))}")
+            for job_id, state in states.items():
+                if state in FINISHED:
+                    self.stdout.write(f"skipped {job_id}: already {state}")
             jobs = jobs.filter(pk__in=ids)
-            finished = Job.objects.filter(pk__in=ids, state__in=FINISHED).values_list("pk", "state")
-            for job_id, state in finished:
-                self.stdout.write(f"skipped {job_id}: already {state}")
         if workspace:
             jobs = jobs.filter(workspace__slug=workspace)
         if idle_minutes:
