@@ -135,6 +135,8 @@ def seed():
             state=JobState.SUCCEEDED,
             model_node=version.node,
             dataset_node=dataset,
+            model_artifact_id=version.node.artifact_id,
+            dataset_artifact_id=dataset.artifact_id,
             result=result,
         )
     budget_set(workspace=workspace, actor=Actor(user=admin), node=dataset, epsilon=5.0, delta=0.0)

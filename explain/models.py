@@ -30,6 +30,18 @@ FINISHED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 BACKEND_DETAIL_LENGTH = 200
 
 
+class JobQuerySet(models.QuerySet):
+    def evidence(self, model_node: Node, kind: str) -> JobQuerySet:
+        """Succeeded jobs of `kind` about the model file the version node holds, newest first. A job
+        that ran on other bytes (before the node had this artifact) is not evidence about it."""
+        return self.filter(
+            model_node=model_node,
+            model_artifact_id=model_node.artifact_id,
+            kind=kind,
+            state=JobState.SUCCEEDED,
+        ).order_by("-finished_at")
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="jobs")
@@ -37,6 +49,10 @@ class Job(models.Model):
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     model_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     dataset_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    # The exact bytes the job runs on, fixed when it is asked for: its result is evidence about these
+    # files, whatever is recorded on the nodes later.
+    model_artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="+")
+    dataset_artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="+")
     params = models.JSONField(default=dict)
     queue = models.CharField(max_length=50, default="default")
     backend = models.CharField(max_length=20, blank=True)  # "gpu" or "cpu" once chosen
@@ -65,6 +81,8 @@ class Job(models.Model):
     # the last sign of work: started (again) or a chunk done
     progressed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

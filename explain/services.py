@@ -146,6 +146,8 @@ def _job_insert(
         kind=kind,
         model_node=model_node,
         dataset_node=dataset_node,
+        model_artifact_id=model_node.artifact_id,
+        dataset_artifact_id=dataset_node.artifact_id,
         params=params,
         queue=_queue_for(kind, params),
         created_by=actor.user,
@@ -215,11 +217,11 @@ def _model_cached(artifact_id: str, allow_pickle: bool) -> Any:
 def _inputs(job: Job) -> tuple[Any, loading.Dataset]:
     """The job's model and the declared columns of its dataset (cached per worker process)."""
     try:
-        model = _model_cached(str(job.model_node.artifact_id), job.workspace.allow_pickle_models)
+        model = _model_cached(str(job.model_artifact_id), job.workspace.allow_pickle_models)
     except loading.ModelLoadError as error:
         raise JobFailure(f"model: {error}") from error
     try:
-        frame = loading.cached_table(str(job.dataset_node.artifact_id))
+        frame = loading.cached_table(str(job.dataset_artifact_id))
         features = job.params.get("features") or [str(c) for c in getattr(model, "feature_names_in_", [])]
         if not features:
             raise loading.DataError("declare `features`: the model does not record its feature names")

@@ -55,13 +55,9 @@ class Context:
         return list(Node.objects.filter(pk__in=list(ids)).order_by("key"))
 
     def latest_job(self, kind: str):
-        from explain.models import Job, JobState
+        from explain.models import Job
 
-        return (
-            Job.objects.filter(model_node_id=self.version.node_id, kind=kind, state=JobState.SUCCEEDED)
-            .order_by("-finished_at")
-            .first()
-        )
+        return Job.objects.evidence(self.version.node, kind).first()
 
     @functools.cached_property
     def model_card(self):
@@ -190,12 +186,10 @@ class FairnessBound(Check):
     required = ["metric", "sensitive_feature"]
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from explain.models import Job, JobKind, JobState
+        from explain.models import Job, JobKind
 
         feature, metric = self.rule["sensitive_feature"], self.rule["metric"]
-        jobs = Job.objects.filter(
-            model_node_id=ctx.version.node_id, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED
-        ).order_by("-finished_at")
+        jobs = Job.objects.evidence(ctx.version.node, JobKind.FAIRNESS)
         job = next((j for j in jobs[:50] if feature in (j.result or {}).get("sensitive_features", [])), None)
         if job is None:
             return Outcome(False, f"no fairness assessment of this version covers {feature!r}")

@@ -261,13 +261,9 @@ def evidence_for(sheet: Datasheet) -> dict[str, dict]:
                 "datasets": sorted({e.dst.key for e in evaluated}),
                 "source": "lineage",
             }
-        from explain.models import Job, JobKind, JobState
+        from explain.models import Job, JobKind
 
-        fairness = (
-            Job.objects.filter(model_node=subject, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED)
-            .order_by("-finished_at")
-            .first()
-        )
+        fairness = Job.objects.evidence(subject, JobKind.FAIRNESS).first()
         if fairness is not None and fairness.result:
             result = fairness.result
             features = result.get("sensitive_features", [])

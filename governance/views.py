@@ -87,17 +87,11 @@ def request_page(request, workspace, request_id):
     card_view = services.datasheet_view(card) if card else None
     # The latest assessment for each set of sensitive features (a reviewer reads sex and race both).
     fairness: dict[tuple, Job] = {}
-    for job in Job.objects.filter(
-        model_node=version.node, kind=JobKind.FAIRNESS, state=JobState.SUCCEEDED
-    ).order_by("-finished_at")[:50]:
+    for job in Job.objects.evidence(version.node, JobKind.FAIRNESS)[:50]:
         features = tuple((job.result or {}).get("sensitive_features") or ())
         if job.result and job.result.get("figure") and features not in fairness:
             fairness[features] = job
-    explanation = (
-        Job.objects.filter(model_node=version.node, kind=JobKind.EXPLANATION, state=JobState.SUCCEEDED)
-        .order_by("-finished_at")
-        .first()
-    )
+    explanation = Job.objects.evidence(version.node, JobKind.EXPLANATION).first()
     running = Job.objects.filter(model_node=version.node, state__in=[JobState.QUEUED, JobState.RUNNING])
     provenance = get_graph_store(workspace).upstream(version.node_id, depth=10)
     figures = {

@@ -17,7 +17,7 @@ from django.utils import timezone
 from core.actors import Actor
 from core.audit import audit_append
 from core.canonical_json import canonical_bytes
-from core.errors import ApplicationError, FieldError
+from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Artifact, Workspace
 from lineage.bulk import insert_edges, insert_nodes, insert_outbox
 from lineage.kinds import dependency_ends
@@ -107,6 +107,27 @@ def _check_artifacts(workspace: Workspace, batch: Batch) -> dict[str, Artifact]:
     return found
 
 
+def _check_artifacts_kept(batch: Batch, existing: dict, artifacts: dict[str, Artifact]) -> None:
+    """A node's file, once recorded, is what the node is: evidence (explanations, fairness, gate
+    decisions) was computed on those bytes, so another file is a new version, never a replacement."""
+    errors = []
+    for ref, row in existing.items():
+        spec, old_artifact = batch.nodes[ref], row[3]
+        if spec.artifact and old_artifact is not None and artifacts[spec.artifact].pk != old_artifact:
+            errors.append(
+                FieldError(
+                    "artifact",
+                    f"{ref[0]} {ref[1]!r} already holds artifact {old_artifact}; "
+                    "a node's file cannot be replaced: record a new version",
+                )
+            )
+    if errors:
+        detail = (
+            errors[0].message if len(errors) == 1 else f"{len(errors)} nodes would have their file replaced"
+        )
+        raise Conflict(detail, errors=errors)
+
+
 @transaction.atomic
 def lineage_record(
     *, workspace: Workspace, actor: Actor, batch: Batch, source: str, body: Any, audit: bool = True
@@ -131,6 +152,7 @@ def lineage_record(
     )
     counts["nodes_created"] = len(fresh)
 
+    _check_artifacts_kept(batch, existing, artifacts)
     updates = []
     for ref, (pk, old_name, old_properties, old_artifact) in existing.items():
         spec = batch.nodes[ref]

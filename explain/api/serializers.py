@@ -101,10 +101,14 @@ class JobOutput(serializers.ModelSerializer):
         return reverse("job-detail", kwargs={"job_id": job.id})
 
     def get_model(self, job: Job) -> dict:
-        return {"node": job.model_node_id, "key": job.model_node.key}
+        return {"node": job.model_node_id, "key": job.model_node.key, "artifact": str(job.model_artifact_id)}
 
     def get_dataset(self, job: Job) -> dict:
-        return {"node": job.dataset_node_id, "key": job.dataset_node.key}
+        return {
+            "node": job.dataset_node_id,
+            "key": job.dataset_node.key,
+            "artifact": str(job.dataset_artifact_id),
+        }
 
 
 class JobFilterInput(serializers.Serializer):

@@ -184,7 +184,7 @@ def world(acme, alice, mallory):
         alice,
         {"type": "node", "kind": "Dataset", "key": "acme-secret-dataset"},
         {"type": "node", "kind": "DatasetVersion", "key": "acme-data@1", "artifact": str(artifact.pk)},
-        {"type": "node", "kind": "ModelVersion", "key": "acme-model@1", "artifact": str(artifact.pk)},
+        {"type": "node", "kind": "ModelVersion", "key": "acme-model@1"},
     )
     acme.refresh_from_db()
     node = Node.objects.get(workspace=acme, key="acme-secret-dataset")
@@ -219,6 +219,8 @@ def world(acme, alice, mallory):
         kind=JobKind.EXPLANATION,
         model_node=Node.objects.get(workspace=acme, key="acme-model@1"),
         dataset_node=Node.objects.get(workspace=acme, key="acme-data@1"),
+        model_artifact_id=Node.objects.get(workspace=acme, key="acme-model@1").artifact_id,
+        dataset_artifact_id=Node.objects.get(workspace=acme, key="acme-data@1").artifact_id,
     )
     return {
         "acme": acme,

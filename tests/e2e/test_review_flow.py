@@ -71,6 +71,8 @@ def world(db):
         state=JobState.SUCCEEDED,
         model_node=version.node,
         dataset_node=Node.objects.get(key="adult@v1"),
+        model_artifact_id=version.node.artifact_id,
+        dataset_artifact_id=Node.objects.get(key="adult@v1").artifact_id,
         result=result,
     )
     # An explanation made the way the worker makes it, so the SHAP charts are on the page too.
@@ -86,6 +88,8 @@ def world(db):
         backend_detail=block.detail,
         model_node=version.node,
         dataset_node=Node.objects.get(key="adult@v1"),
+        model_artifact_id=version.node.artifact_id,
+        dataset_artifact_id=Node.objects.get(key="adult@v1").artifact_id,
         result={
             "rows": len(X),
             "top_features": ["score", "sex"],
@@ -269,6 +273,8 @@ def test_a_data_scientist_cancels_a_queued_job_in_the_browser(world, live_server
         kind=JobKind.EXPLANATION,
         model_node=world["version"].node,
         dataset_node=Node.objects.get(key="adult@v1"),
+        model_artifact_id=world["version"].node.artifact_id,
+        dataset_artifact_id=Node.objects.get(key="adult@v1").artifact_id,
     )
     base = live_server.url
     reviewer = page_factory()

@@ -123,6 +123,8 @@ def test_pages_of_fifty_keep_the_filters(acme, bob, jobs):
                 kind=queued.kind,
                 model_node=queued.model_node,
                 dataset_node=queued.dataset_node,
+                model_artifact_id=queued.model_artifact_id,
+                dataset_artifact_id=queued.dataset_artifact_id,
             )
             for _ in range(54)
         ]

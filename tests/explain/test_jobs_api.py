@@ -71,6 +71,11 @@ def test_explanation_job_end_to_end(
     assert job["state"] == "succeeded", job["error"]
     assert job["backend"] == "cpu"  # no CUDA device here
     assert detail in job["backend_detail"]
+    # The job names the files it ran on: the nodes' files when it was asked for.
+    model_node = Node.objects.get(workspace=acme, kind="ModelVersion", key="income@1")
+    data_node = Node.objects.get(workspace=acme, kind="DatasetVersion", key="adult@v1")
+    assert job["model"] == {"node": model_node.pk, "key": "income@1", "artifact": str(model_node.artifact_id)}
+    assert job["dataset"]["artifact"] == str(data_node.artifact_id)
     assert (job["chunks_total"], job["chunks_done"], job["progress"]) == (3, 3, 1.0)
     assert {"load_s", "compute_s", "finalize_s", "total_s"} <= set(job["timings"])
     result = job["result"]

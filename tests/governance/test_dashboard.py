@@ -153,11 +153,14 @@ def test_request_page_lists_work_in_progress_with_a_link_to_its_jobs(acme, bob, 
     from lineage.models import Node
 
     version = pending.model_version
+    data = Node.objects.get(workspace=acme, key="adult@v1")
     Job.objects.create(
         workspace=acme,
         kind=JobKind.FAIRNESS,
         model_node=version.node,
-        dataset_node=Node.objects.get(workspace=acme, key="adult@v1"),
+        dataset_node=data,
+        model_artifact_id=version.node.artifact_id,
+        dataset_artifact_id=data.artifact_id,
     )
     client = browser(bob)
     page = client.get(reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk}))
