@@ -382,10 +382,13 @@ class Seeder:
         self.step(f"training and registering {MODEL} versions 1 and 2 (random forests, {self.trees} trees)")
         import skops.io as sio
 
+        # The demo's own versions only: users register more (the quickstart's example adds @3).
         versions = {
             v.version: v
             for v in ModelVersion.objects.filter(
-                registered_model__workspace=self.ws, registered_model__name=MODEL
+                registered_model__workspace=self.ws,
+                registered_model__name=MODEL,
+                version__in=list(adult.FEATURES),
             )
         }
         if len(versions) == 2:

@@ -296,7 +296,13 @@ class Approvals(Check):
         if self.rule.get("role"):
             reviews = reviews.filter(Q(role=self.rule["role"]) | Q(role=Role.ADMIN))
         approvers = sorted({r.reviewer.get_username() for r in reviews.select_related("reviewer")})
-        evidence = {"approvers": approvers, "needed": needed, "role": self.rule.get("role")}
+        evidence = {
+            "approvers": approvers,
+            "needed": needed,
+            "role": self.rule.get("role"),
+            "request": str(ctx.request.pk),
+            "request_state": ctx.request.state,
+        }
         if len(approvers) < needed:
             return Outcome(False, f"{len(approvers)} of {needed} required approvals", evidence)
         return Outcome(True, f"approved by {', '.join(approvers)}", evidence)

@@ -491,6 +491,25 @@ def _decide(
     )
 
 
+def _gate_request_id(version: ModelVersion, stage: str) -> Any:
+    """The request whose reviews the gate counts: the open one for (version, stage), or, for a version
+    already in `stage`, the completed request that moved it there (a deploy after the approval
+    passes on those approvals; a version moved out of the stage needs a new request)."""
+    # At most one request is open per (version, stage); no ordering to compile or sort.
+    requests = PromotionRequest.objects.filter(model_version=version, stage=stage)
+    open_ids = list(requests.filter(state=RequestState.OPEN).order_by().values_list("pk", flat=True)[:1])
+    if open_ids:
+        return open_ids[0]
+    if version.stage != stage:
+        return None
+    return (
+        requests.filter(state=RequestState.COMPLETED)
+        .order_by("-closed_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 @transaction.atomic
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
     """Evaluate the gate for `stage`, sign, store and audit the decision. The workspace's audit head
@@ -498,14 +517,7 @@ def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, sta
     the evidence its audit event follows (no change can commit in between: every change appends to
     the same chain). The evaluation itself is remembered per evidence sequence."""
     head = audit_head(workspace)
-    # At most one request is open per (version, stage); no ordering to compile or sort.
-    open_ids = list(
-        PromotionRequest.objects.filter(model_version=version, stage=stage, state=RequestState.OPEN)
-        .order_by()
-        .values_list("pk", flat=True)[:1]
-    )
-    open_request = open_ids[0] if open_ids else None
-    result = evaluate_at(version, stage, open_request, head.evidence_seq)
+    result = evaluate_at(version, stage, _gate_request_id(version, stage), head.evidence_seq)
     decision = _decide(version, stage, actor, head.evidence_seq, result)
     audit_append(
         workspace=workspace,

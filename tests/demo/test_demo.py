@@ -184,6 +184,10 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         third = ModelVersion.objects.get(registered_model__workspace=workspace, version="3")
         assert PromotionRequest.objects.filter(model_version=third, state=RequestState.OPEN).exists()
         assert Job.objects.filter(model_node=third.node, state=JobState.SUCCEEDED).count() == 3
+        # `up.sh` again after the quickstart registered @3: the seed leaves the user's version alone.
+        after_example = _run(seed_command, process_env(env), timeout=420)
+        assert after_example.returncode == 0, after_example.stdout[-4000:] + after_example.stderr[-4000:]
+        assert Job.objects.filter(model_node=third.node).count() == 3
 
         mlgov = str(ROOT / ".venv" / "bin" / "mlgov")
         ci_env = {

@@ -173,6 +173,13 @@ def test_the_whole_path_to_production(
     ):
         assert action in actions, action
     assert Node.objects.get(key="income@1").properties["stage"] == "production"
+    # The deploy that follows: CI asks the gate again and passes on the approvals that moved it there.
+    deploy = author.post(gate_url, {"stage": "production"}, format="json").json()
+    assert deploy["passed"] is True, _failed(deploy)
+    reviewers_rule = next(r for r in deploy["statement"]["rules"] if r["rule"] == "reviewers")
+    assert reviewers_rule["evidence"]["approvers"] == ["ravi", "rita"]
+    assert reviewers_rule["evidence"]["request"] == request_id
+    assert reviewers_rule["evidence"]["request_state"] == "completed"
 
 
 def test_the_author_cannot_approve_even_as_a_reviewer(acme, alice, registered):
@@ -232,6 +239,17 @@ def test_promoting_archives_the_previous_production_version(acme, ada, alice, re
         )
     stages = dict(ModelVersion.objects.values_list("version", "stage"))
     assert stages == {"1": Stage.ARCHIVED, "2": Stage.PRODUCTION}
+    # The archived version's old approvals no longer carry it to production: a new request is needed.
+    archived = ModelVersion.objects.get(pk=registered.pk)
+    decision = services.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=archived, stage="production"
+    )
+    assert decision.passed is False
+    assert "no open promotion request" in decision.statement["rules"][0]["reason"]
+    current = ModelVersion.objects.get(version="2")
+    assert services.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=current, stage="production"
+    ).passed
 
 
 @pytest.mark.slow
