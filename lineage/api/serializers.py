@@ -9,6 +9,8 @@ from lineage.models import Node
 
 class NodeOutput(serializers.ModelSerializer):
     artifact = serializers.UUIDField(source="artifact_id", allow_null=True)
+    # Node.properties is JSON kept as text in the database: served as the object it holds.
+    properties = serializers.JSONField(read_only=True)
 
     class Meta:
         model = Node
