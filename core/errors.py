@@ -33,6 +33,11 @@ class ApplicationError(Exception):
             self.errors.append(FieldError(field, detail))
 
 
+class Forbidden(ApplicationError):
+    status = 403
+    title = "Forbidden"
+
+
 class NotFound(ApplicationError):
     status = 404
     title = "Not found"

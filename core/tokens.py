@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_append
-from core.errors import ApplicationError, FieldError
+from core.errors import ApplicationError, FieldError, Forbidden
 from core.models import ApiToken, Membership, Workspace
 from core.roles import SCOPES, Role, scopes_for_role
 
@@ -37,22 +37,41 @@ def api_token_create(
     name: str,
     scopes: list[str],
     expires_in_days: int | None = None,
+    caller_scopes: frozenset[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for `user` in `workspace`. Returns the token and its secret, shown only once.
 
-    A member may create tokens for themself; only a workspace admin may create one for another member.
-    The scopes must be ones the owner's role allows.
+    A member may create tokens for themself. A workspace admin may also create them for members with
+    the `ci` role (pipelines' service accounts); a person's token is made by that person, so that no
+    one can act, or approve, as another. The scopes must be ones the owner's role allows and, where
+    the request came with a token (`caller_scopes`), ones that token holds: a token never mints a
+    wider one.
     """
     actor_membership = Membership.objects.filter(workspace=workspace, user=actor.user).first()
     if actor.user is None or actor_membership is None:
         raise ApplicationError("you are not a member of this workspace")
-    if user.pk != actor.user.pk and actor_membership.role != Role.ADMIN:
-        raise ApplicationError("only a workspace admin may create tokens for another member", field="user")
     owner_membership = Membership.objects.filter(workspace=workspace, user=user).first()
+    if user.pk != actor.user.pk:
+        if actor_membership.role != Role.ADMIN or (
+            caller_scopes is not None and "workspace:admin" not in caller_scopes
+        ):
+            raise Forbidden("only a workspace admin may create tokens for another member", field="user")
+        if owner_membership is not None and owner_membership.role != Role.CI:
+            raise Forbidden(
+                f"{user.get_username()} is a person ({owner_membership.role}): they create their own "
+                "tokens; an admin creates tokens only for members with the ci role",
+                field="user",
+            )
     if owner_membership is None:
         raise ApplicationError(f"{user.get_username()} is not a member of this workspace", field="user")
 
     errors = _scope_errors(scopes, scopes_for_role(owner_membership.role), owner_membership.role)
+    if caller_scopes is not None:
+        errors += [
+            FieldError(f"scopes[{i}]", f"the token making this request does not hold {scope!r}")
+            for i, scope in enumerate(scopes)
+            if scope in scopes_for_role(owner_membership.role) and scope not in caller_scopes
+        ]
     days = settings.API_TOKEN_DEFAULT_DAYS if expires_in_days is None else expires_in_days
     if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
         errors.append(

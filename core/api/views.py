@@ -160,7 +160,7 @@ class TokenListView(TokensMixin):
         data = self.validated(s.TokenCreateInput, request.data)
         owner = request.user
         if data.get("user") and data["user"] != request.user.get_username():
-            if self.access.role != Role.ADMIN:
+            if self.access.role != Role.ADMIN:  # before saying who is a member
                 raise exceptions.PermissionDenied(
                     "only a workspace admin may create tokens for another member"
                 )
@@ -180,6 +180,8 @@ class TokenListView(TokensMixin):
             name=data["name"],
             scopes=data["scopes"],
             expires_in_days=data.get("expires_in_days"),
+            # a token's own scopes (a session's are its role's): a token never mints a wider one
+            caller_scopes=self.access.scopes,
         )
         body = s.TokenOutput(token).data
         body["token"] = raw

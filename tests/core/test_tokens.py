@@ -165,3 +165,39 @@ def test_malformed_authorization_headers(acme, header):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)
     assert client.get(reverse("artifact-list")).status_code == 401
+
+
+def test_a_token_never_mints_a_wider_token(acme, alice):
+    narrow = bearer(make_token(acme, alice, ["token:manage", "artifact:read"]))
+    response = narrow.post(
+        reverse("token-list"), {"name": "wide", "scopes": ["artifact:read", "lineage:write"]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"field": "scopes[1]", "message": "the token making this request does not hold 'lineage:write'"}
+    ]
+    assert ApiToken.objects.filter(user=alice).count() == 1
+    same = narrow.post(reverse("token-list"), {"name": "same", "scopes": ["artifact:read"]}, format="json")
+    assert same.status_code == 201, same.content
+    # Signed in, a member's tokens may hold anything their role allows.
+    wide = session(alice).post(
+        reverse("token-list"), {"name": "w", "scopes": ["lineage:write"]}, format="json"
+    )
+    assert wide.status_code == 201
+
+
+def test_an_admin_makes_tokens_for_ci_members_only(acme, ada, alice, bob, ci_user):
+    """No one acts as another person: tokens for people are made by those people."""
+    as_bob = {"name": "as-bob", "scopes": ["model:read"], "user": bob.get_username()}
+    refused = session(ada).post(reverse("token-list"), as_bob, format="json")
+    assert refused.status_code == 403
+    assert "they create their own tokens" in refused.json()["detail"]
+    assert not ApiToken.objects.filter(user=bob).exists()
+    # An admin's token without workspace:admin cannot make tokens for anyone else, even the ci member.
+    pipeline = {"name": "pipeline", "scopes": ["gate:check"], "user": "ci"}
+    admin_token = bearer(make_token(acme, ada, ["token:manage", "gate:check"]))
+    assert admin_token.post(reverse("token-list"), pipeline, format="json").status_code == 403
+    full = bearer(make_token(acme, ada, ["token:manage", "workspace:admin", "gate:check"]))
+    made = full.post(reverse("token-list"), pipeline, format="json")
+    assert made.status_code == 201, made.content
+    assert ApiToken.objects.get(pk=made.json()["id"]).user == ci_user

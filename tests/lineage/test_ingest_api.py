@@ -165,7 +165,9 @@ def test_node_lookup_by_kind_and_key(writer, acme):
     assert found["results"][0]["key"] == "income@3"
     assert writer.get(reverse("lineage-node-list"), {"q": "adult"}).json()["count"] == 1
     # Properties are served as the JSON object they are, in the list and on the node.
-    post(writer, {"type": "node", "kind": "Dataset", "key": "census", "properties": {"rows": 3, "tags": ["a"]}})
+    post(
+        writer, {"type": "node", "kind": "Dataset", "key": "census", "properties": {"rows": 3, "tags": ["a"]}}
+    )
     listed = writer.get(reverse("lineage-node-list"), {"key": "census"}).json()["results"][0]
     assert listed["properties"] == {"rows": 3, "tags": ["a"]}
     detail = writer.get(reverse("lineage-node-detail", kwargs={"node_id": listed["id"]})).json()
