@@ -183,6 +183,8 @@ def report_export(request, workspace, name: str, version: str):
 
 @workspace_page
 def report_page(request, workspace, report_id):
+    if "report:export" not in request.scopes:  # as the API's report endpoints
+        return render(request, "core/forbidden.html", page_context(request), status=403)
     report = (
         Report.objects.filter(workspace=workspace, pk=report_id)
         .select_related("model_version__registered_model")

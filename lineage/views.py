@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import BadRequest
 from django.http import Http404
 from django.shortcuts import render
 
@@ -15,6 +16,16 @@ from lineage import selectors
 from lineage.figures import network_figure
 from lineage.models import Node
 from lineage.stores import get_graph_store
+
+# The audit targets that name a lineage node by its key (the registry's, datasheets', privacy's).
+NODE_TARGET_PREFIXES = ("model", "model_card", "datasheet", "dataset")
+
+
+def _depth(request) -> int:
+    try:
+        return max(1, min(int(request.GET.get("depth") or 3), 10))
+    except ValueError:
+        raise BadRequest("depth must be a whole number") from None
 
 
 @workspace_page
@@ -29,7 +40,7 @@ def explorer(request, workspace, node_id: int | None = None):
         node = Node.objects.filter(workspace=workspace, pk=node_id).first()
         if node is None:
             raise Http404("no such node")
-        depth = min(int(request.GET.get("depth", 3) or 3), 10)
+        depth = _depth(request)
         store = get_graph_store(workspace)
         context.update(
             node=node,
@@ -41,8 +52,13 @@ def explorer(request, workspace, node_id: int | None = None):
                 title="Upstream (left) and downstream (right)",
                 height=460,
             ),
-            trail=AuditEvent.objects.filter(workspace=workspace, target__endswith=node.key).order_by("-seq")[
-                :50
-            ],
+            # The audit trail is the audit log's: shown to members who may read it.
+            trail=(
+                AuditEvent.objects.filter(
+                    workspace=workspace, target__in=[f"{p}:{node.key}" for p in NODE_TARGET_PREFIXES]
+                ).order_by("-seq")[:50]
+                if "audit:read" in request.scopes
+                else None
+            ),
         )
     return render(request, "lineage/explorer.html", page_context(request, **context))

@@ -96,3 +96,7 @@ def test_auditors_export_from_the_dashboard_and_others_cannot(
     denied = session(alice, acme).post(url, follow=True)
     assert "cannot export reports" in denied.content.decode()
     assert Report.objects.count() == 1
+    # The report page, like the API's report endpoints, is for roles that export reports.
+    report_url = response["Location"]
+    assert session(alice, acme).get(report_url).status_code == 403
+    assert auditor.get(report_url).status_code == 200
