@@ -19,5 +19,6 @@ if [ "$verdict" -eq 2 ]; then
 fi
 # The decision is signed with the service's Ed25519 key; anyone can check it later, offline, with
 # the public key (here fetched from the service; pin it in CI with --public-key key.json).
-"$mlgov" verify-decision "$out" || exit 2
+# It must also be about this model, version and stage.
+"$mlgov" verify-decision "$out" --model "$model" --version "$version" --stage "$stage" || exit 2
 exit "$verdict"

@@ -419,6 +419,18 @@ def evaluate(version: ModelVersion, stage: str, request: PromotionRequest | None
                     "evidence": outcome.evidence,
                 }
             )
+    if not policies:  # fail closed: a gate with nothing to check says no, and why
+        rules.append(
+            {
+                "policy": "gate",
+                "policy_revision": None,
+                "rule": "policy-coverage",
+                "type": "policy_coverage",
+                "passed": False,
+                "reason": f"no active policy covers the stage {str(stage)!r}: upload one that lists it",
+                "evidence": {},
+            }
+        )
     return {
         "passed": all(r["passed"] for r in rules),
         "rules": rules,

@@ -1,7 +1,8 @@
 """The `mlgov` command. Reads MLGOV_URL and MLGOV_TOKEN.
 
 mlgov gate --model income --version 3 --stage production     # exit 0 pass, 1 fail, 2 error
-mlgov verify-decision decision.json [--public-key KEY]         # exit 0 valid, 1 invalid, 2 error
+mlgov verify-decision decision.json [--public-key KEY] [--model income --version 3 --stage production]
+                                                               # exit 0 valid, 1 invalid, 2 error
 mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
@@ -18,7 +19,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from mlgov.client import ApiError, Client, JobFailed, verify_decision, verify_report
+from mlgov.client import ApiError, Client, JobFailed, decision_problems, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
 INTERRUPTED = 130  # Ctrl-C, as shells report it
@@ -64,15 +65,25 @@ def _gate(args, client: Client) -> int:
 def _verify(args, client: Client) -> int:
     document = json.loads(Path(args.file).read_text())
     key = _public_key(args, client)
-    if verify_decision(document, key):
-        statement = document["statement"]
-        print(
-            f"valid: {statement['model']}@{statement['version']} -> {statement['stage']}: "
-            f"{'passed' if statement['passed'] else 'failed'} (key {statement.get('key_id')})"
-        )
-        return PASS
-    print("INVALID: the signature does not match this decision and key", file=sys.stderr)
-    return FAIL
+    expect = {
+        "workspace": args.workspace,
+        "model": args.model,
+        "version": args.version,
+        "stage": args.stage,
+        "artifact_sha256": args.sha256,
+    }
+    problems = decision_problems(document, key, expect)
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    statement = document["statement"]
+    print(
+        f"valid: {statement['workspace']}/{statement['model']}@{statement['version']} -> "
+        f"{statement['stage']}: {'passed' if statement['passed'] else 'failed'} "
+        f"(sha256 {statement['artifact_sha256'][:12]}…, key {statement.get('key_id')})"
+    )
+    return PASS
 
 
 def _verify_report(args, client: Client) -> int:
@@ -360,6 +371,14 @@ def parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify-decision", help="verify a saved gate decision's signature")
     verify.add_argument("file")
     verify.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
+    for option, what in (
+        ("--workspace", "workspace slug"),
+        ("--model", "model name"),
+        ("--version", "model version"),
+        ("--stage", "stage"),
+        ("--sha256", "SHA-256 of the model file being deployed"),
+    ):
+        verify.add_argument(option, help=f"the decision must be for this {what}")
     verify.set_defaults(handler=_verify)
     report = commands.add_parser("verify-report", help="verify a report bundle (signatures and audit hashes)")
     report.add_argument("file")

@@ -496,9 +496,39 @@ def verify_report(document: dict[str, Any], public_key_b64: str) -> list[str]:
     return problems
 
 
+# Top-level copies of signed fields, as the API serves a decision: `id` is the statement's `decision`.
+_DECISION_COPIES = {"id": "decision", "stage": "stage", "passed": "passed", "key_id": "key_id"}
+
+
+def decision_problems(
+    document: dict[str, Any], public_key_b64: str, expect: dict[str, str] | None = None
+) -> list[str]:
+    """Everything wrong with a saved gate decision, checked offline; empty when it can be relied on.
+
+    Only `statement` is signed, so besides the signature every unsigned top-level copy of a signed
+    field must agree with it (a file edited to say `"passed": true` outside the statement is caught),
+    and the statement must be about what `expect` names (`workspace`, `model`, `version`, `stage`,
+    `artifact_sha256`): a valid decision for another workspace or file is not this one's."""
+    if not verify_decision(document, public_key_b64):
+        return ["the signature does not match this decision and key"]
+    statement = document["statement"]
+    problems = [
+        f"{key!r} outside the signed statement says {document[key]!r}, "
+        f"the statement says {statement.get(field)!r}"
+        for key, field in _DECISION_COPIES.items()
+        if key in document and str(document[key]) != str(statement.get(field))
+    ]
+    problems += [
+        f"the decision is for {field} {statement.get(field)!r}, not {wanted!r}"
+        for field, wanted in (expect or {}).items()
+        if wanted is not None and str(statement.get(field)) != str(wanted)
+    ]
+    return problems
+
+
 def verify_decision(document: dict[str, Any], public_key_b64: str) -> bool:
-    """Check a saved gate decision offline: the Ed25519 signature over the statement's canonical JSON
-    (sorted keys, no spaces, UTF-8), with a public key you trust."""
+    """Check a saved gate decision's Ed25519 signature over the statement's canonical JSON (sorted
+    keys, no spaces, UTF-8), with a public key you trust. `decision_problems` checks the rest."""
     import base64
 
     from cryptography.exceptions import InvalidSignature

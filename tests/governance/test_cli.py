@@ -169,7 +169,36 @@ def test_cli_exit_codes_and_commands(live_server, tmp_path):
         cwd=tmp_path,
     )
     assert valid.returncode == 0, valid.stderr
-    assert "valid: scorer@1 -> staging: passed" in valid.stdout
+    assert f"valid: {workspace.slug}/scorer@1 -> staging: passed" in valid.stdout
+
+    def verify(name: str, *expect: str):
+        return mlgov(
+            "verify-decision",
+            name,
+            "--public-key",
+            "key.json",
+            *expect,
+            url="http://127.0.0.1:9",
+            token="",
+            cwd=tmp_path,
+        )
+
+    # It must be about what the deploy is about.
+    sha = json.loads((tmp_path / "d.json").read_text())["statement"]["artifact_sha256"]
+    meant = ("--workspace", workspace.slug, "--model", "scorer", "--version", "1", "--stage", "staging")
+    assert verify("d.json", *meant, "--sha256", sha).returncode == 0
+    elsewhere = verify("d.json", "--stage", "production")
+    assert elsewhere.returncode == 1
+    assert "INVALID: the decision is for stage 'staging', not 'production'" in elsewhere.stderr
+    assert verify("d.json", "--workspace", "other").returncode == 1
+    assert verify("d.json", "--sha256", "0" * 64).returncode == 1
+    # Unsigned copies of signed fields cannot be edited to say something else.
+    edited = json.loads((tmp_path / "d.json").read_text())
+    edited["passed"] = not edited["statement"]["passed"]
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    outside = verify("edited.json")
+    assert outside.returncode == 1
+    assert "'passed' outside the signed statement says False" in outside.stderr
     saved = json.loads((tmp_path / "d.json").read_text())
     saved["statement"]["stage"] = "production"
     (tmp_path / "forged.json").write_text(json.dumps(saved))

@@ -137,3 +137,15 @@ def test_gate_evaluations_are_reused_only_while_the_evidence_is_unchanged(
     assert len(calls) == 2
     assert third["evidence_seq"] > second["evidence_seq"]
     assert next(r for r in third["rules"] if r["rule"] == "card")["passed"] is True
+
+
+def test_a_stage_no_policy_covers_fails_closed(acme, alice, registered):
+    client = bearer(make_token(acme, alice, ["gate:check"]))
+    decision = client.post(
+        reverse("model-gate", kwargs={"name": "income", "version": "1"}), {"stage": "staging"}, format="json"
+    ).json()
+    assert decision["passed"] is False
+    assert decision["statement"]["policies"] == []
+    [rule] = decision["statement"]["rules"]
+    assert (rule["policy"], rule["rule"], rule["passed"]) == ("gate", "policy-coverage", False)
+    assert rule["reason"] == "no active policy covers the stage 'staging': upload one that lists it"
