@@ -17,15 +17,40 @@ facets without dropping the earlier ones.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError
 from lineage.kinds import EdgeKind, NodeKind
-from lineage.specs import Batch, Checker, NodeRef, NodeSpec
+from lineage.specs import MAX_KEY, Batch, Checker, NodeRef, NodeSpec
 
 EVENT_TYPES = {"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"}
 ENVIRONMENT_FACETS = ("processing_engine", "environmentVariables", "environment-properties")
+# A run ends once: a START or RUNNING event that arrives late (a client's retry, events out of order)
+# does not take a finished run back.
+_STATE_RANK = {"START": 0, "RUNNING": 1, "OTHER": 1, "COMPLETE": 2, "FAIL": 2, "ABORT": 2}
+
+
+def settle_run_state(properties: dict[str, Any]) -> dict[str, Any]:
+    """A Run node's `state` from every event time it has seen (`event:<TYPE>`): the furthest state,
+    and of those the latest event. Applied whenever a Run's properties merge."""
+    times = {
+        key.removeprefix("event:"): value
+        for key, value in properties.items()
+        if key.startswith("event:") and isinstance(value, str) and key.removeprefix("event:") in _STATE_RANK
+    }
+    if not times:
+        return properties
+    state = max(times, key=lambda t: (_STATE_RANK[t], _instant(times[t])))
+    return {**properties, "state": state}
+
+
+def _instant(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (ValueError, TypeError, OverflowError):
+        return float("-inf")
 
 
 def _facets(checker: Checker, data: dict, path: str) -> dict[str, Any]:
@@ -48,7 +73,9 @@ def _dataset(checker: Checker, batch: Batch, data: Any, path: str) -> NodeRef | 
             facets.update({f"facet:{k}": v for k, v in obj[extra].items() if v is not None})
     if not namespace or not name:
         return None
-    key = f"{namespace}/{name}"
+    key = _key(checker, f"{namespace}/{name}", f"{path}.name")
+    if not key:
+        return None
     dataset = batch.node(
         NodeSpec(NodeKind.DATASET, key, name=name, properties={"namespace": namespace, **facets})
     )
@@ -58,10 +85,15 @@ def _dataset(checker: Checker, batch: Batch, data: Any, path: str) -> NodeRef | 
         and isinstance(version.get("datasetVersion"), str)
         and version["datasetVersion"]
     ):
+        version_key = _key(
+            checker, f"{key}@{version['datasetVersion']}", f"{path}.facets.version.datasetVersion"
+        )
+        if not version_key:
+            return None
         ref = batch.node(
             NodeSpec(
                 NodeKind.DATASET_VERSION,
-                f"{key}@{version['datasetVersion']}",
+                version_key,
                 name=name,
                 properties={"namespace": namespace, "version": version["datasetVersion"]},
             )
@@ -78,14 +110,19 @@ def _job(checker: Checker, batch: Batch, data: Any, path: str) -> tuple[NodeRef 
     namespace = checker.text(obj, "namespace", path)
     name = checker.text(obj, "name", path)
     facets = _facets(checker, obj, path)
-    if not namespace or not name:
+    key = _key(checker, f"{namespace}/{name}", f"{path}.name") if namespace and name else ""
+    if not key:
         return None, {}
-    ref = batch.node(
-        NodeSpec(
-            NodeKind.JOB, f"{namespace}/{name}", name=name, properties={"namespace": namespace, **facets}
-        )
-    )
+    ref = batch.node(NodeSpec(NodeKind.JOB, key, name=name, properties={"namespace": namespace, **facets}))
     return ref, facets
+
+
+def _key(checker: Checker, key: str, path: str) -> str:
+    """A node key made of several fields (`namespace/name`, `...@version`): within the key limit."""
+    if len(key) > MAX_KEY:
+        checker.fail(path, f"the node key it makes is {len(key)} characters; at most {MAX_KEY}")
+        return ""
+    return key
 
 
 def openlineage_batch(event: Any) -> Batch:
@@ -124,7 +161,7 @@ def _datasets(checker: Checker, batch: Batch, obj: dict, name: str) -> list[Node
 
 def _run_event(checker: Checker, batch: Batch, obj: dict) -> None:
     event_type = obj.get("eventType")
-    if event_type is not None and event_type not in EVENT_TYPES:
+    if event_type is not None and (not isinstance(event_type, str) or event_type not in EVENT_TYPES):
         checker.fail(
             "eventType",
             f"unknown event type {event_type!r}; expected one of {', '.join(sorted(EVENT_TYPES))}",
@@ -152,8 +189,14 @@ def _run_event(checker: Checker, batch: Batch, obj: dict) -> None:
         batch.edge(EdgeKind.PRODUCED, run_ref, ref)
 
     location = job_facets.get("facet:sourceCodeLocation")
+    commit_key = ""
     if isinstance(location, dict) and (location.get("version") or location.get("url")):
-        commit_key = str(location.get("version") or location.get("url"))
+        commit_key = _key(
+            checker,
+            str(location.get("version") or location.get("url")),
+            "job.facets.sourceCodeLocation.version",
+        )
+    if commit_key:
         commit = batch.node(
             NodeSpec(NodeKind.COMMIT, commit_key, properties={"sourceCodeLocation": location})
         )

@@ -20,8 +20,9 @@ from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Artifact, Workspace
 from lineage.bulk import insert_edges, insert_nodes, insert_outbox
-from lineage.kinds import dependency_ends
+from lineage.kinds import NodeKind, dependency_ends
 from lineage.models import Edge, Node
+from lineage.openlineage import settle_run_state
 from lineage.specs import Batch, NodeRef, merge_properties
 
 CHUNK = 500
@@ -157,6 +158,8 @@ def lineage_record(
     for ref, (pk, old_name, old_properties, old_artifact) in existing.items():
         spec = batch.nodes[ref]
         properties = merge_properties(old_properties, spec.properties)
+        if ref[0] == NodeKind.RUN:
+            properties = settle_run_state(properties)
         name = spec.name or old_name
         artifact = artifacts[spec.artifact].pk if spec.artifact else old_artifact
         if properties != old_properties or name != old_name or artifact != old_artifact:
@@ -195,7 +198,7 @@ def lineage_record(
         if payloads:
             transaction.on_commit(_schedule_projection)
 
-    if not audit:
+    if not audit or not any(counts.values()):  # a batch that changed nothing is not a change
         return counts
     audit_append(
         workspace=workspace,

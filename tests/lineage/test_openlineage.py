@@ -145,3 +145,57 @@ def test_event_over_the_size_limit(acme, alice, settings):
     response = client.post(reverse("openlineage"), event, format="json")
     assert response.status_code == 413
     assert "LINEAGE_MAX_EVENT_BYTES" in response.json()["detail"]
+
+
+def _run_event(event_type: str, time: str, run_id: str = "r-1") -> dict:
+    return {
+        "eventType": event_type,
+        "eventTime": time,
+        "producer": PRODUCER,
+        "run": {"runId": run_id},
+        "job": {"namespace": "ml", "name": "train"},
+    }
+
+
+def test_a_late_or_repeated_start_does_not_reopen_a_finished_run(acme, alice):
+    from core.models import AuditEvent
+
+    client = bearer(make_token(acme, alice, ["lineage:write"]))
+    start = _run_event("START", "2026-11-25T10:00:00Z")
+    complete = _run_event("COMPLETE", "2026-11-25T10:05:00+00:00")
+    for event in (start, complete):
+        assert client.post(reverse("openlineage"), event, format="json").status_code == 201
+    events = AuditEvent.objects.filter(workspace=acme, action="lineage.record").count()
+    # The client retries START: nothing changes, and no audit event is written for nothing.
+    again = client.post(reverse("openlineage"), start, format="json")
+    assert again.status_code == 201
+    assert again.json()["nodes_updated"] == 0
+    run = Node.objects.get(workspace=acme, kind="Run", key="r-1")
+    assert run.properties["state"] == "COMPLETE"
+    assert run.properties["event:START"] == "2026-11-25T10:00:00Z"
+    assert AuditEvent.objects.filter(workspace=acme, action="lineage.record").count() == events
+
+    # Out of order: RUNNING arrives after FAIL; the run stays failed.
+    for event in (
+        _run_event("FAIL", "2026-11-25T11:00:00Z", "r-2"),
+        _run_event("RUNNING", "2026-11-25T10:30:00Z", "r-2"),
+    ):
+        assert client.post(reverse("openlineage"), event, format="json").status_code == 201
+    assert Node.objects.get(workspace=acme, kind="Run", key="r-2").properties["state"] == "FAIL"
+
+
+def test_keys_made_of_several_fields_are_bounded(acme, alice):
+    client = bearer(make_token(acme, alice, ["lineage:write"]))
+    event = _run_event("START", "2026-11-25T10:00:00Z")
+    event["job"] = {"namespace": "n" * 400, "name": "j" * 400}
+    response = client.post(reverse("openlineage"), event, format="json")
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"job.name"}
+    event = _run_event("START", "2026-11-25T10:00:00Z")
+    event["inputs"] = [
+        {"namespace": "s3://lake", "name": "d", "facets": {"version": {"datasetVersion": "v" * 5000}}}
+    ]
+    response = client.post(reverse("openlineage"), event, format="json")
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"inputs[0].facets.version.datasetVersion"}
+    assert not Node.objects.filter(workspace=acme).exists()
