@@ -67,6 +67,18 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
+def discard_request_spools(request) -> None:
+    """Delete the spool files of a request's multipart parts (a consumed spool is gone already)."""
+    for spool in getattr(getattr(request, "_request", request), "_upload_spools", ()):
+        spool.discard()
+
+
+def clean_filename(name: str) -> str:
+    """The base name of an uploaded file, without control characters (NUL included), 255 at most."""
+    base = os.path.basename(name.replace("\\", "/"))
+    return "".join(c for c in base if c.isprintable())[:255]
+
+
 class SpooledUpload(UploadedFile):
     """What a multipart upload becomes: the finished spool, with the part's name and content type."""
 
@@ -84,6 +96,9 @@ class HashingUploadHandler(FileUploadHandler):
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
         self.spool = Spool()
+        # Every part's spool is known to the request, so whatever the view does not consume (an
+        # unexpected part, a part before one that was too large) is deleted when the request ends.
+        self.request.__dict__.setdefault("_upload_spools", []).append(self.spool)
 
     def receive_data_chunk(self, raw_data, start):
         self.spool.write(raw_data)
@@ -136,6 +151,7 @@ def artifact_store(
         if existing is not None:
             return existing, False
         key = storage_key(spool.sha256)
+        stored_before = default_storage.exists(key)
         _put_blob(key, spool.path)
         try:
             with transaction.atomic():
@@ -144,7 +160,7 @@ def artifact_store(
                     sha256=spool.sha256,
                     size=spool.size,
                     media_type=media_type,
-                    filename=os.path.basename(filename)[:255],
+                    filename=clean_filename(filename),
                     storage_key=key,
                     created_by=actor.user,
                 )
@@ -163,6 +179,11 @@ def artifact_store(
         except IntegrityError:
             # The same bytes arrived concurrently in another request, which won the race.
             return Artifact.objects.get(workspace=workspace, sha256=spool.sha256), False
+        except BaseException:
+            # Nothing recorded: a blob this call stored and no row refers to is not kept.
+            if not stored_before and not Artifact.objects.filter(storage_key=key).exists():
+                default_storage.delete(key)
+            raise
         return artifact, True
     finally:
         spool.discard()

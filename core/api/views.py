@@ -19,7 +19,14 @@ from core import selectors
 from core.actors import actor_from_request
 from core.api import serializers as s
 from core.api.base import UserAPIView, WorkspaceAPIView, declared_length, paginated, validated
-from core.artifacts import ArtifactBodyParser, SpooledUpload, artifact_open, artifact_store, too_large_error
+from core.artifacts import (
+    ArtifactBodyParser,
+    SpooledUpload,
+    artifact_open,
+    artifact_store,
+    discard_request_spools,
+    too_large_error,
+)
 from core.audit import audit_verify
 from core.models import ApiToken, Artifact, AuditEvent, Membership
 from core.roles import Role
@@ -231,6 +238,12 @@ class ArtifactListView(WorkspaceAPIView):
         ),
     )
     def post(self, request):
+        try:
+            return self._post(request)
+        finally:
+            discard_request_spools(request)  # parts not consumed, whatever happened
+
+    def _post(self, request):
         if declared_length(request) > request_limit():
             raise too_large_error()
         spool, filename, declared = self._upload(request)
@@ -256,8 +269,6 @@ class ArtifactListView(WorkspaceAPIView):
         upload = request.FILES.get("file")
         if not isinstance(upload, SpooledUpload):
             raise exceptions.ValidationError({"file": ["send the file as the multipart part 'file'"]})
-        for other in request.FILES.getlist("file")[1:]:
-            other.spool.discard()
         return upload.spool, upload.name or "", upload.content_type or ""
 
 

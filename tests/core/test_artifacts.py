@@ -232,3 +232,61 @@ def test_reviewer_can_read_but_not_upload(acme, bob):
     client = session(bob)
     assert client.get(reverse("artifact-list")).status_code == 200
     assert _upload(client, CSV_BYTES).status_code == 403
+
+
+def test_refused_multipart_uploads_leave_no_spool_behind(writer, acme, settings):
+    settings.ARTIFACT_MAX_BYTES = 1000
+    wrong_part = writer.post(
+        reverse("artifact-list"),
+        {"data": SimpleUploadedFile("d.csv", CSV_BYTES, content_type="text/csv")},
+        format="multipart",
+    )
+    assert wrong_part.status_code == 400
+    assert wrong_part.json()["errors"][0]["field"] == "file"
+    small_then_big = writer.post(
+        reverse("artifact-list"),
+        {
+            "file": [
+                SimpleUploadedFile("a.csv", CSV_BYTES, content_type="text/csv"),
+                SimpleUploadedFile("b.csv", b"x,y\n" + b"1,2\n" * 500, content_type="text/csv"),
+            ]
+        },
+        format="multipart",
+    )
+    assert small_then_big.status_code == 413
+    two = writer.post(
+        reverse("artifact-list"),
+        {
+            "file": [
+                SimpleUploadedFile("a.csv", CSV_BYTES, content_type="text/csv"),
+                SimpleUploadedFile("b.csv", b"p,q\n1,2\n", content_type="text/csv"),
+            ]
+        },
+        format="multipart",
+    )
+    assert two.status_code == 201  # the first part is the file; the others are dropped
+    assert _files_under(settings.FILE_UPLOAD_TEMP_DIR) == []
+    assert Artifact.objects.filter(workspace=acme).count() == 1
+
+
+def test_filenames_lose_control_characters_and_a_failed_insert_keeps_no_blob(
+    writer, acme, settings, monkeypatch
+):
+    response = writer.post(
+        reverse("artifact-list") + "?filename=" + "a%00b%0A..%2Fc.csv", CSV_BYTES, content_type="text/csv"
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["filename"] == "c.csv"
+
+    from core import artifacts
+
+    def broken_audit(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(artifacts, "audit_append", broken_audit)
+    with pytest.raises(RuntimeError):
+        writer.post(
+            reverse("artifact-list") + "?filename=d.csv", b"other,bytes\n1,2\n", content_type="text/csv"
+        )
+    assert Artifact.objects.filter(workspace=acme).count() == 1
+    assert len(_files_under(settings.ARTIFACT_ROOT)) == 1  # only the first upload's blob
