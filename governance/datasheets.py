@@ -13,7 +13,9 @@ the Markdown body, if any, becomes `notes`).
 
 from __future__ import annotations
 
+import datetime
 import html
+import math
 from typing import Any
 
 import jsonschema
@@ -91,7 +93,7 @@ def validate(kind: str, content: Any) -> dict[str, Any]:
         for error in errors[:50]:
             path = ".".join(str(p) for p in error.absolute_path)
             if error.validator == "additionalProperties":
-                extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+                extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
                 for name in extra:
                     field = f"{path}.{name}" if path else name
                     allowed = ", ".join(error.schema.get("properties", {}))
@@ -103,7 +105,8 @@ def validate(kind: str, content: Any) -> dict[str, Any]:
 
 
 def parse(text: str, fmt: str) -> Any:
-    """A document from its text: `json`, `yaml` or `markdown` (YAML front matter + body)."""
+    """A document from its text: `json`, `yaml` or `markdown` (YAML front matter + body), as JSON data
+    (see `as_json`)."""
     try:
         if fmt == "markdown":
             if not text.startswith("---"):
@@ -114,10 +117,33 @@ def parse(text: str, fmt: str) -> Any:
             content = yaml.safe_load(front) or {}
             if body.strip() and isinstance(content, dict):
                 content.setdefault("notes", body.strip())
-            return content
-        return yaml.safe_load(text)  # YAML is a superset of JSON
+            return as_json(content)
+        return as_json(yaml.safe_load(text))  # YAML is a superset of JSON
     except (yaml.YAMLError, ValueError) as error:
         raise ApplicationError(f"the {fmt} document cannot be parsed: {error}", field="document") from error
+
+
+def as_json(value: Any, path: str = "document") -> Any:
+    """YAML data as the JSON it will be stored as: dates and times (`date: 2026-01-15`, unquoted) become
+    their ISO text; keys must be strings and numbers finite, or the document is refused naming where."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ApplicationError(
+                    f"{path}: the key {key!r} is not a string (quote it)", field="document"
+                )
+            out[key] = as_json(item, f"{path}.{key}")
+        return out
+    if isinstance(value, list):
+        return [as_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApplicationError(f"{path}: {value!r} is not a finite number", field="document")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ApplicationError(f"{path}: a {type(value).__name__} cannot be stored as JSON", field="document")
 
 
 def _filled(value: Any) -> bool:

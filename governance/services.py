@@ -3,6 +3,7 @@ audit event (and lineage, where the graph should show it)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -93,6 +94,19 @@ def _check_model_artifact(workspace: Workspace, artifact_id: str) -> Artifact:
     return artifact
 
 
+# Model names, versions and aliases: they appear in lineage keys, URLs and audit targets.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+def _check_name(value: str, field: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise ApplicationError(
+            f"{field} {value[:60]!r} is not a valid name: 1 to 100 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+            field=field,
+        )
+
+
 @transaction.atomic
 def version_register(
     *,
@@ -111,6 +125,8 @@ def version_register(
     """Register `name@version` with its model artifact, writing its lineage in the same transaction:
     ModelVersion VERSION_OF Model, and when a run is given: the run produced it from the dataset
     versions (TRAINED_ON), from the commit, in the environment."""
+    _check_name(name, "name")
+    _check_name(version, "version")
     stored = _check_model_artifact(workspace, artifact)
     if ModelVersion.objects.filter(
         registered_model__workspace=workspace, registered_model__name=name, version=version
@@ -185,6 +201,7 @@ def version_register(
 
 @transaction.atomic
 def alias_set(*, workspace: Workspace, actor: Actor, name: str, alias: str, version: str) -> Alias:
+    _check_name(alias, "alias")
     target = version_get(workspace, name, version)
     if ModelVersion.objects.filter(registered_model=target.registered_model, version=alias).exists():
         raise ApplicationError(
@@ -312,7 +329,7 @@ POLICY_SCHEMA = {
     "additionalProperties": False,
     "required": ["name", "stages", "rules"],
     "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+        "name": {"type": "string", "pattern": NAME_PATTERN},
         "description": {"type": "string", "maxLength": 2000},
         "stages": {
             "type": "array",
@@ -349,7 +366,7 @@ def policy_validate(document: Any) -> dict[str, Any]:
         for error in jsonschema.Draft202012Validator(check.schema()).iter_errors(rule):
             path = ".".join(str(p) for p in error.absolute_path)
             if error.validator == "additionalProperties":
-                extra = sorted(set(rule) - set(check.schema()["properties"]))
+                extra = sorted(set(rule) - set(check.schema()["properties"]), key=str)
                 for name in extra:
                     errors.append(FieldError(f"rules.{index}.{name}", f"unknown field for {kind}"))
                 continue

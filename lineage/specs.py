@@ -106,7 +106,7 @@ class Checker:
 
     def kind(self, data: dict, path: str, allowed: frozenset[str], *, name: str = "kind") -> str:
         value = data.get(name)
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             self.fail(
                 f"{path}.{name}", f"unknown kind {value!r}; expected one of {', '.join(sorted(allowed))}"
             )

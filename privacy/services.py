@@ -56,8 +56,47 @@ def dataset_version_node(workspace: Workspace, name: str, version: str) -> Node:
 
 
 def metadata(node: Node) -> dict[str, Any]:
+    """The dataset version's public facts (`properties.privacy`), checked: a malformed entry is a 400
+    naming it (`dataset.privacy.bounds.age`), never a crash halfway through a release."""
     meta = node.properties.get("privacy") or {}
-    return meta if isinstance(meta, dict) else {}
+    if not isinstance(meta, dict):
+        raise ApplicationError("dataset.privacy must be an object", field="dataset.privacy")
+    errors: list[FieldError] = []
+    for section in ("bounds", "categories"):
+        value = meta.get(section)
+        if value is not None and not isinstance(value, dict):
+            errors.append(FieldError(f"dataset.privacy.{section}", "must be an object keyed by column"))
+    for column, bounds in (meta.get("bounds") or {}).items() if not errors else ():
+        if not _valid_bounds(bounds):
+            errors.append(
+                FieldError(
+                    f"dataset.privacy.bounds.{column}", "must be [lower, upper] numbers with lower < upper"
+                )
+            )
+    for column, categories in (meta.get("categories") or {}).items() if not errors else ():
+        problem = _categories_problem(categories)
+        if problem:
+            errors.append(FieldError(f"dataset.privacy.categories.{column}", problem))
+    rows = meta.get("public_rows")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        errors.append(FieldError("dataset.privacy.public_rows", "must be a whole number of rows"))
+    if errors:
+        raise ApplicationError(
+            f"the dataset version's privacy metadata is not valid ({errors[0].field}: {errors[0].message})",
+            errors=errors,
+        )
+    return meta
+
+
+def _categories_problem(categories: Any) -> str:
+    if not isinstance(categories, list) or not categories:
+        return "must be a non-empty list of values"
+    if not all(isinstance(c, (str, int, float, bool)) for c in categories):
+        return "values must be strings or numbers"
+    labels = [str(c) for c in categories]
+    if len(set(labels)) != len(labels):
+        return "values must be distinct"
+    return ""
 
 
 def privacy_unit(node: Node) -> int:
@@ -149,6 +188,8 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
         categories = query.get("categories") or (meta.get("categories") or {}).get(column)
         if not categories:
             errors.append(FieldError("categories", f"a histogram of {column!r} needs its public categories"))
+        elif _categories_problem(categories):
+            errors.append(FieldError("categories", _categories_problem(categories)))
         else:
             query["categories"] = [str(c) for c in categories]
     group_by = query.get("group_by")
@@ -206,6 +247,17 @@ def _values(node: Node, frame: pd.DataFrame, query: dict[str, Any]) -> list:
     return _whole_column(str(node.artifact_id), kind, query.get("column"))
 
 
+def _compute_checked(node: Node, query: dict[str, Any]) -> dict[str, Any]:
+    """`compute`, with what OpenDP refuses (e.g. bounds so wide a sum overflows) as a 400."""
+    from opendp.mod import OpenDPException
+
+    try:
+        return compute(node, query)
+    except OpenDPException as error:
+        reason = (getattr(error, "message", None) or str(error)).strip().splitlines()[0][:300]
+        raise ApplicationError(f"OpenDP cannot make this release: {reason}", field="query") from error
+
+
 def compute(node: Node, query: dict[str, Any]) -> dict[str, Any]:
     """Run the release (on the whole column or per public group) and describe it."""
     frame = _frame(node)
@@ -257,7 +309,7 @@ def release_request(
         # Computed before the budget is locked, so concurrent requests do not queue behind each
         # other's computation. A value computed for a request that is then refused is discarded
         # unseen: only what is returned (and stored) counts as released.
-        outcome = compute(node, query)
+        outcome = _compute_checked(node, query)
     refusal = None
     with transaction.atomic():
         budget = PrivacyBudget.objects.select_for_update().filter(dataset_node=node).first()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +37,12 @@ class WorkspaceAPIView(APIView):
 
     permission_classes = [HasWorkspaceScope]
     required_scopes: dict[str, str] = {}
+
+    def initial(self, request, *args, **kwargs):
+        # A name in the address with a NUL in it names nothing (and PostgreSQL refuses it in a query).
+        if any(isinstance(value, str) and "\x00" in value for value in kwargs.values()):
+            raise NotFound("nothing here: the address contains a NUL character")
+        super().initial(request, *args, **kwargs)
 
     @property
     def access(self) -> WorkspaceAccess:

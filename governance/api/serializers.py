@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from rest_framework import serializers
 
 from governance.models import (
@@ -11,13 +13,19 @@ from governance.models import (
     Report,
     Stage,
 )
-
-NAME = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
+from governance.services import NAME_PATTERN
 
 
 class RefInput(serializers.Serializer):
     key = serializers.CharField(max_length=500)
     properties = serializers.DictField(required=False)
+
+    def validate_properties(self, value):
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            raise serializers.ValidationError("numbers must be finite (no NaN or Infinity)") from None
+        return value
 
 
 class RunInput(RefInput):
@@ -25,7 +33,7 @@ class RunInput(RefInput):
 
 
 class RegisterInput(serializers.Serializer):
-    version = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
+    version = serializers.RegexField(NAME_PATTERN, max_length=100)
     artifact = serializers.UUIDField(help_text="the model file (skops), uploaded as an artifact")
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     metrics = serializers.DictField(child=serializers.FloatField(), required=False)

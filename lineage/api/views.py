@@ -27,6 +27,7 @@ class RecordView(WorkspaceAPIView):
 
     required_scopes = {"POST": "lineage:write"}
     source = ""
+    accepts_nul = True  # keys, names and properties keep NUL (lineage/fields.py)
     body_limit_setting = ""
     created_status = status.HTTP_200_OK
 

@@ -368,3 +368,61 @@ def test_large_releases_run_on_a_worker_and_a_failure_gives_the_budget_back(
     retried = client.post(URL, query, format="json")
     assert retried.status_code == 201
     assert spent(node) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("meta", "query", "field"),
+    [
+        (
+            {"categories": {"sex": 5}},
+            {"statistic": "histogram", "column": "sex"},
+            "dataset.privacy.categories.sex",
+        ),
+        ({"categories": {"sex": ["M", "M"]}}, {"statistic": "count"}, "dataset.privacy.categories.sex"),
+        ({"bounds": [17, 90]}, {"statistic": "sum", "column": "age"}, "dataset.privacy.bounds"),
+        ({"public_rows": "many"}, {"statistic": "mean", "column": "age"}, "dataset.privacy.public_rows"),
+        ("not an object", {"statistic": "count"}, "dataset.privacy"),
+    ],
+)
+def test_malformed_privacy_metadata_is_a_400_naming_it(acme, alice, ada, client, meta, query, field):
+    artifact = store_bytes(acme, alice, census(100).to_csv(index=False).encode(), "bad.csv")
+    record(
+        acme,
+        alice,
+        {
+            "type": "node",
+            "kind": "DatasetVersion",
+            "key": "bad@v1",
+            "artifact": str(artifact.pk),
+            "properties": {"privacy": meta},
+        },
+    )
+    node = Node.objects.get(key="bad@v1")
+    services.budget_set(workspace=acme, actor=Actor(user=ada), node=node, epsilon=1, delta=0)
+    response = client.post(
+        reverse("dp-releases", kwargs={"name": "bad", "version": "v1"}),
+        {**query, "epsilon": 0.1},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert field in {e["field"] for e in response.json()["errors"]}
+    summary = client.post(reverse("dp-summary", kwargs={"name": "bad", "version": "v1"}), {}, format="json")
+    assert summary.status_code == 400, summary.content
+    assert PrivacyBudget.objects.get(dataset_node=node).epsilon_spent == 0
+    assert not PrivacyRelease.objects.filter(dataset_node=node).exists()
+
+
+def test_what_opendp_refuses_is_a_400_and_spends_nothing(acme, client, node, budget):
+    duplicate = client.post(
+        URL,
+        {"statistic": "histogram", "column": "sex", "categories": ["Male", "Male"], "epsilon": 0.1},
+        format="json",
+    )
+    assert duplicate.status_code == 400
+    assert duplicate.json()["errors"] == [{"field": "categories", "message": "values must be distinct"}]
+    huge = client.post(
+        URL, {"statistic": "sum", "column": "age", "bounds": [-1e308, 1e308], "epsilon": 0.1}, format="json"
+    )
+    assert huge.status_code == 400, huge.content
+    assert huge.json()["detail"].startswith("OpenDP cannot make this release")
+    assert spent(node) == 0

@@ -1,0 +1,152 @@
+"""Malformed input is a 400 (or 415) naming the problem, never a 500, and nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from core.models import AuditEvent
+from governance.models import Alias, Datasheet, ModelVersion, Policy
+from lineage.models import Node
+from tests.conftest import bearer, session
+from tests.factories import make_token
+
+pytestmark = pytest.mark.django_db
+
+
+def _fields(response) -> set[str]:
+    return {e["field"] for e in response.json().get("errors", [])}
+
+
+def test_kinds_and_event_types_that_are_not_strings_are_400(acme, alice):
+    writer = bearer(make_token(acme, alice, ["lineage:write"]))
+    for event in (
+        {"type": "node", "kind": [], "key": "x"},
+        {
+            "type": "edge",
+            "kind": {},
+            "src": {"kind": "Dataset", "key": "a"},
+            "dst": {"kind": "Dataset", "key": "b"},
+        },
+    ):
+        response = writer.post(reverse("lineage-events"), {"events": [event]}, format="json")
+        assert response.status_code == 400, response.content
+        assert _fields(response) == {"events[0].kind"}
+    response = writer.post(
+        reverse("openlineage"),
+        {"eventType": ["COMPLETE"], "eventTime": "2026-11-26T00:00:00Z", "run": {"runId": "r"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "eventType" in _fields(response)
+    assert not Node.objects.exists()
+
+
+def test_json_nested_too_deeply_and_form_bodies_are_refused_clearly(acme, alice):
+    writer = bearer(make_token(acme, alice, ["lineage:write"]))
+    deep = "[" * 100_000 + "]" * 100_000
+    response = writer.generic("POST", reverse("lineage-events"), deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+    form = writer.post(
+        reverse("lineage-events"), "events=x", content_type="application/x-www-form-urlencoded"
+    )
+    assert form.status_code == 415
+    assert "application/x-www-form-urlencoded" in form.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"page": "abc"}, "page"),
+        ({"page": "0"}, "page"),
+        ({"page": "-1"}, "page"),
+        ({"page_size": "-5"}, "page_size"),
+    ],
+)
+def test_bad_page_parameters_are_400_naming_them(acme, alice, query, field):
+    client = bearer(make_token(acme, alice, ["artifact:read"]))
+    response = client.get(reverse("artifact-list"), query)
+    assert response.status_code == 400, response.content
+    assert _fields(response) == {field}
+    assert client.get(reverse("artifact-list"), {"page": "7"}).status_code == 404  # past the end
+
+
+def test_yaml_documents_become_json_or_are_refused_naming_where(acme, ada, alice, registered):
+    admin = session(ada, acme)
+    mixed_keys = "name: p\nstages: [staging]\nrules:\n - type: approvals\n   count: 1\n   1: x\n"
+    response = admin.post(reverse("policy-list"), {"text": mixed_keys}, format="json")
+    assert response.status_code == 400
+    assert "the key 1 is not a string" in response.json()["detail"]
+    infinite = "name: p\nstages: [staging]\nrules:\n - type: metric_threshold\n   metric: a\n   min: .inf\n"
+    response = admin.post(reverse("policy-list"), {"text": infinite}, format="json")
+    assert response.status_code == 400
+    assert "document.rules[0].min: inf is not a finite number" in response.json()["detail"]
+    assert not Policy.objects.exists()
+
+    # An unquoted date is the date's text, as it would be in JSON.
+    text = "model_details:\n  date: 2026-01-15\n  name: income\n  version: '1'\n"
+    author = session(alice, acme)
+    url = reverse("model-card", kwargs={"name": "income", "version": "1"})
+    response = author.put(url, {"document": text, "format": "yaml"}, format="json")
+    assert response.status_code == 200, response.content
+    assert Datasheet.objects.get().content["model_details"]["date"] == "2026-01-15"
+
+
+def test_register_and_alias_names_and_properties_are_checked(acme, alice, registered):
+    author = bearer(make_token(acme, alice, ["model:write", "model:read"]))
+    body = {"version": "2", "artifact": str(registered.artifact_id)}
+    long_name = author.post(reverse("model-versions", kwargs={"name": "a" * 300}), body, format="json")
+    assert long_name.status_code == 400
+    assert _fields(long_name) == {"name"}
+    spaced = author.post(reverse("model-versions", kwargs={"name": "has space"}), body, format="json")
+    assert spaced.status_code == 400
+    infinite = author.generic(
+        "POST",
+        reverse("model-versions", kwargs={"name": "income"}),
+        json.dumps({"version": "2", "artifact": str(registered.artifact_id), "run": {"key": "t"}})[:-2]
+        + ', "properties": {"lr": 1e400}}}',
+        content_type="application/json",
+    )
+    assert infinite.status_code == 400
+    assert _fields(infinite) == {"run.properties"}
+    assert ModelVersion.objects.count() == 1
+    alias = author.put(
+        reverse("model-alias", kwargs={"name": "income", "alias": "z" * 150}), {"version": "1"}, format="json"
+    )
+    assert alias.status_code == 400
+    assert _fields(alias) == {"alias"}
+    assert not Alias.objects.exists()
+    assert not AuditEvent.objects.filter(action="model.alias").exists()
+
+
+def test_nul_characters_are_refused_naming_where_except_in_lineage(acme, alice, registered):
+    author = bearer(
+        make_token(acme, alice, ["model:write", "model:read", "datasheet:write", "lineage:write"])
+    )
+    card = author.put(
+        reverse("model-card", kwargs={"name": "income", "version": "1"}),
+        {"content": {"model_details": {"name": "a\x00b"}}},
+        format="json",
+    )
+    assert card.status_code == 400
+    assert card.json()["detail"] == "content.model_details.name: text must not contain NUL (\\u0000)"
+    metrics = author.post(
+        reverse("model-versions", kwargs={"name": "income"}),
+        {"version": "2", "artifact": str(registered.artifact_id), "metrics": {"acc\x00": 0.5}},
+        format="json",
+    )
+    assert metrics.status_code == 400
+    assert metrics.json()["detail"].startswith("metrics: text must not contain NUL")
+    # A name in the address with a NUL names nothing.
+    assert author.get(reverse("model-versions", kwargs={"name": "a\x00b"})).status_code == 404
+    # Lineage keeps NUL verbatim (its own storage escapes it).
+    kept = author.post(
+        reverse("lineage-events"),
+        {"events": [{"type": "node", "kind": "Dataset", "key": "nul\x00key", "properties": {"p": "\x00"}}]},
+        format="json",
+    )
+    assert kept.status_code == 200, kept.content
+    assert Node.objects.get(workspace=acme, kind="Dataset").key == "nul\x00key"
