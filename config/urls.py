@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core import views as core_views
+from core.api.errors import api_not_found
 from lineage import views as lineage_views
 
 handler404 = "core.views.not_found"
@@ -26,4 +27,7 @@ urlpatterns = [
     path("api/v1/", include("governance.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # Any other /api/ address (a mistyped path, a job id that is not a UUID): a problem document, not
+    # an HTML page, with DEBUG on as well (whose 404 page bypasses handler404).
+    re_path(r"^api/", api_not_found),
 ]

@@ -141,4 +141,9 @@ def declaration_error(declared: str, detected: str) -> str | None:
     declared = canonical(declared)
     if declared in UNDECLARED or declared == detected or frozenset({declared, detected}) in COMPATIBLE:
         return None
+    if declared == SKOPS and detected == PICKLE:
+        return (
+            f"declared as {SKOPS} but the content is {PICKLE}: save the model with skops.io.dump "
+            "(pickle and joblib models run only where a workspace admin has allowed them)"
+        )
     return f"declared as {declared} but the content is {detected}"

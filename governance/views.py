@@ -62,7 +62,11 @@ def queue(request, workspace):
     requests = PromotionRequest.objects.filter(workspace=workspace, state=RequestState.OPEN).select_related(
         "model_version__registered_model", "requested_by"
     )
-    closed = PromotionRequest.objects.filter(workspace=workspace).exclude(state=RequestState.OPEN)[:20]
+    closed = (
+        PromotionRequest.objects.filter(workspace=workspace)
+        .exclude(state=RequestState.OPEN)
+        .select_related("model_version__registered_model")[:20]
+    )
     return render(request, "governance/queue.html", page_context(request, requests=requests, closed=closed))
 
 

@@ -6,7 +6,7 @@ mlgov verify-decision decision.json [--public-key KEY] [--model income --version
 mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
-mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income --sensitive sex
+mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income_over_50k --sensitive sex
 mlgov jobs [--state running]          # the latest jobs
 mlgov job JOB_ID [--wait | --cancel]   # exit 0 succeeded (or still running), 1 failed or cancelled, 2 error
 """
@@ -131,7 +131,7 @@ def _register(args, client: Client) -> int:
     if args.environment:
         details["environment"] = {"key": args.environment}
     if args.metric:
-        details["metrics"] = {k: float(v) for k, v in (m.split("=", 1) for m in args.metric)}
+        details["metrics"] = dict(args.metric)
     version = client.register(args.model, args.version, artifact["id"], **details)
     print(f"registered {version['model']}@{version['version']} (node {version['node']})")
     return PASS
@@ -400,7 +400,7 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--run")
     register.add_argument("--commit")
     register.add_argument("--environment")
-    register.add_argument("--metric", action="append", help="name=value (repeatable)")
+    register.add_argument("--metric", action="append", type=_metric, help="name=value (repeatable)")
     register.set_defaults(handler=_register)
     explain = commands.add_parser(
         "explain", help="SHAP values of a model version on a dataset version (a job)"
@@ -474,6 +474,18 @@ def _job_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-wait", action="store_true", help="print the job id and return at once")
     command.add_argument("--timeout", type=float, default=600, help="seconds to wait (default 600)")
     command.add_argument("--output", help="save the finished job (JSON, with its result) to this file")
+
+
+def _metric(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not (sep and name):
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a metric as name=number, e.g. accuracy=0.86"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

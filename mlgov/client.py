@@ -41,7 +41,26 @@ class ApiError(Exception):
             detail in (e.get("message"), f"{e.get('field')}: {e.get('message')}") for e in fields
         ):
             detail = ""  # said once, with its field
-        super().__init__(" ".join(f"{status} {problem.get('title', '')}: {detail} {errors}".split()))
+        said = "; ".join(part for part in (detail, errors) if part)
+        super().__init__(" ".join(f"{status} {problem.get('title', '')}: {said}".split()))
+
+
+class ServiceUnreachable(OSError):
+    """No answer from the service at all (wrong MLGOV_URL, server down, network)."""
+
+
+class _SameOriginAuthorization(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send the token only to the origin it was meant for."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        origin = urllib.parse.urlsplit(req.full_url)[:2]
+        if new is not None and urllib.parse.urlsplit(newurl)[:2] != origin:
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_SameOriginAuthorization)
 
 
 def node(kind: str, key: str, **extra: Any) -> dict[str, Any]:
@@ -104,7 +123,7 @@ class Client:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
         try:
-            response = urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310
+            response = _OPENER.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as error:
             raw = error.read()
             try:
@@ -112,6 +131,10 @@ class Client:
             except ValueError:
                 problem = {"title": error.reason, "detail": raw.decode(errors="replace")[:500]}
             raise ApiError(error.code, problem) from None
+        except urllib.error.URLError as error:
+            raise ServiceUnreachable(
+                f"cannot reach the service at {self.url} ({error.reason}); is MLGOV_URL right?"
+            ) from None
         with response:
             yield response
 

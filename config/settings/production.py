@@ -1,5 +1,7 @@
 """Production: secrets and hosts are required from the environment; `check --deploy` is clean."""
 
+import base64
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, envbool, envint
@@ -13,6 +15,19 @@ if len(SECRET_KEY) < 50:
     )
 if not env("ALLOWED_HOSTS"):
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production")
+# Every web process and worker must sign with the same key: not one generated per machine.
+if GATE_SIGNING_KEY:  # noqa: F405
+    try:
+        _key_length = len(base64.b64decode(GATE_SIGNING_KEY, validate=True))  # noqa: F405
+    except ValueError:
+        _key_length = -1
+    if _key_length != 32:
+        raise ImproperlyConfigured("GATE_SIGNING_KEY must be the base64 of a raw 32-byte Ed25519 private key")
+elif not env("GATE_SIGNING_KEY_FILE"):
+    raise ImproperlyConfigured(
+        "GATE_SIGNING_KEY must be set when DJANGO_ENV=production (or GATE_SIGNING_KEY_FILE, naming a "
+        "key file every process shares)"
+    )
 
 DEBUG = False
 REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]  # noqa: F405

@@ -258,7 +258,18 @@ class RejectView(ReviewView):
 class ReportsView(WorkspaceAPIView):
     """Ask for a lineage-and-audit report of a version (rendered by a worker): 202 + its URL."""
 
-    required_scopes = {"POST": "report:export"}
+    required_scopes = {"GET": "report:export", "POST": "report:export"}
+
+    @extend_schema(responses=s.ReportOutput(many=True), description="The version's reports, newest first.")
+    def get(self, request, name: str, version: str):
+        found = services.version_get(self.access.workspace, name, version)
+        return self.paginated(
+            request,
+            Report.objects.filter(workspace=self.access.workspace, model_version=found)
+            .select_related("model_version__registered_model")
+            .order_by("-created_at"),
+            s.ReportOutput,
+        )
 
     @extend_schema(request=None, responses={202: s.ReportOutput})
     def post(self, request, name: str, version: str):

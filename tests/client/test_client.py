@@ -179,3 +179,63 @@ def test_an_api_error_says_each_problem_once():
         "409 Conflict: Idempotency-Key: used before"
     )
     assert str(ApiError(404, {"title": "Not found", "detail": "no such job"})) == "404 Not found: no such job"
+    # A detail and a different field error are told apart.
+    card = [{"field": "content.model_details.bogus", "message": "unknown field"}]
+    assert str(
+        ApiError(400, {"title": "Bad request", "detail": "the card is not valid", "errors": card})
+    ) == ("400 Bad request: the card is not valid; content.model_details.bogus: unknown field")
+
+
+def test_an_unreachable_service_is_named_with_its_address():
+    from mlgov.client import ServiceUnreachable
+
+    with pytest.raises(
+        ServiceUnreachable, match=r"cannot reach the service at http://127\.0\.0\.1:9 .*MLGOV_URL"
+    ):
+        Client("http://127.0.0.1:9", token="mlg_x").request("GET", "me")
+
+
+def test_the_token_is_not_sent_to_another_origin_on_a_redirect():
+    import http.server
+    import threading
+
+    seen: dict[str, str | None] = {}
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen[self.path] = self.headers.get("Authorization")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            return None
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(Elsewhere):
+        def do_GET(self):
+            seen[self.path] = self.headers.get("Authorization")
+            target = (
+                f"http://127.0.0.1:{other.server_port}/away" if "away" in self.path else "/api/v1/here-too"
+            )
+            if self.path.endswith("here-too"):
+                return super().do_GET()
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+    origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (origin, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = Client(f"http://127.0.0.1:{origin.server_port}", token="mlg_secret")
+        client.request("GET", "same")  # redirected within the origin: the token goes along
+        assert seen["/api/v1/here-too"] == "Bearer mlg_secret"
+        client.request("GET", "away")  # redirected to another origin: it does not
+        assert seen["/api/v1/away"] == "Bearer mlg_secret"
+        assert seen["/away"] is None
+    finally:
+        origin.shutdown()
+        other.shutdown()

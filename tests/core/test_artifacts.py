@@ -141,6 +141,12 @@ def test_wrong_declared_type_is_caught(writer, acme, settings, name, declared):
     assert _files_under(settings.ARTIFACT_ROOT) == []
 
 
+def test_a_pickle_sent_as_skops_says_how_to_save_a_skops_file(writer):
+    response = _upload(writer, pickle.dumps(_model()), name="m.pkl", content_type=media_types.SKOPS)
+    assert response.status_code == 400
+    assert "save the model with skops.io.dump" in response.json()["errors"][0]["message"]
+
+
 def test_media_type_query_parameter_is_checked_too(writer):
     response = writer.post(
         reverse("artifact-list") + "?media_type=application/x-skops", CSV_BYTES, content_type="text/csv"

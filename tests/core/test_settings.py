@@ -11,6 +11,7 @@ from config.env import default_settings_module, envbool, envchoice, envint, loca
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_SECRET = "p" * 20 + "roduction-secret-key-with-enough-entropy-0123456789-XYZ"
+SIGNING_KEY = "A" * 43 + "="  # base64 of 32 bytes (a test key, not a secret)
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -37,11 +38,36 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
             "DJANGO_ENV": "production",
             "SECRET_KEY": PRODUCTION_SECRET,
             "ALLOWED_HOSTS": "mlgov.example.org",
+            "GATE_SIGNING_KEY": SIGNING_KEY,
             "MLGOV_VAR_DIR": str(tmp_path),
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("", "GATE_SIGNING_KEY must be set when DJANGO_ENV=production"),
+        ("c2hvcnQ=", "GATE_SIGNING_KEY must be the base64 of a raw 32-byte Ed25519 private key"),
+    ],
+)
+def test_production_refuses_to_start_without_a_shared_signing_key(tmp_path, key, message):
+    result = _manage(
+        "check",
+        env={
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": PRODUCTION_SECRET,
+            "ALLOWED_HOSTS": "x",
+            "GATE_SIGNING_KEY": key,
+            "GATE_SIGNING_KEY_FILE": "",
+            "MLGOV_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 @pytest.mark.slow

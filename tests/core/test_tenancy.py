@@ -160,7 +160,7 @@ ROUTES: dict[str, Route] = {
     "promotion-reject": Route(
         ("POST",), kwargs=lambda w: {"request_id": w["request"].pk}, body={"comment": "x"}
     ),
-    "model-reports": Route(("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
+    "model-reports": Route(("GET", "POST"), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
     "report-detail": Route(("GET",), kwargs=lambda w: {"report_id": w["report"].pk}),
     "job-list": Route(("GET",), leaks=lambda w, r: str(w["job"].id) in _ids(r)),
     "job-detail": Route(("GET",), kwargs=lambda w: {"job_id": w["job"].id}),

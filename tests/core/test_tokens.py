@@ -201,3 +201,13 @@ def test_an_admin_makes_tokens_for_ci_members_only(acme, ada, alice, bob, ci_use
     made = full.post(reverse("token-list"), pipeline, format="json")
     assert made.status_code == 201, made.content
     assert ApiToken.objects.get(pk=made.json()["id"]).user == ci_user
+
+
+def test_an_unknown_api_address_is_a_problem_document_even_with_debug(acme, alice, settings):
+    settings.DEBUG = True  # the development server's setting, whose 404 page is HTML
+    client = bearer(make_token(acme, alice, ["explain:run"]))
+    for path in ("/api/v1/jobs/not-a-uuid", "/api/v1/no-such-thing"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["instance"] == path

@@ -142,7 +142,23 @@ def test_cli_exit_codes_and_commands(live_server, tmp_path):
         cwd=tmp_path,
     )
     assert unreachable.returncode == 2
-    assert "error" in unreachable.stderr
+    assert "error: cannot reach the service at http://127.0.0.1:9" in unreachable.stderr
+    bad_metric = mlgov(
+        "register",
+        "--model",
+        "m",
+        "--version",
+        "1",
+        "--file",
+        "x",
+        "--metric",
+        "accuracy",
+        url=url,
+        token=token,
+        cwd=tmp_path,
+    )
+    assert bad_metric.returncode == 2
+    assert "'accuracy': give a metric as name=number" in bad_metric.stderr
 
     # The saved decision verifies offline with the public key, and fails once touched.
     key = json.loads(

@@ -94,6 +94,9 @@ def test_reviewer_approves_with_a_comment_and_the_stage_changes(acme, bob, pendi
     )
     assert "is now production" in response.content.decode()
     assert ModelVersion.objects.get(pk=pending.model_version_id).stage == Stage.PRODUCTION
+    # The closed request stays one click away from the queue (an auditor exports from its page).
+    queue = client.get(reverse("dashboard-queue", kwargs={"slug": "acme"})).content.decode()
+    assert f'<a href="{url}">' in queue.split('id="closed"')[1]
 
 
 def test_the_author_sees_no_approve_button_and_cannot_post_one(acme, alice, pending):

@@ -37,6 +37,17 @@ def _report(acme, ada, alice, carol, registered, eager_celery, django_capture_on
     body = client.get(response["Location"]).json()
     assert body["state"] == "succeeded", body["error"]
     assert body["progress"] == 1.0
+    # The version's reports are listed where they are asked for; the bundle downloads as an artifact.
+    listed = client.get(reverse("model-reports", kwargs={"name": "income", "version": "1"})).json()
+    assert [r["id"] for r in listed["results"]] == [body["id"]]
+    bundle = client.get(reverse("artifact-content", kwargs={"artifact_id": body["bundle"]}))
+    assert bundle.status_code == 200
+    assert (
+        bearer(make_token(acme, alice, ["model:read"]))
+        .get(reverse("model-reports", kwargs={"name": "income", "version": "1"}))
+        .status_code
+        == 403
+    )
     return Report.objects.get(pk=body["id"])
 
 
