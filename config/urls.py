@@ -12,6 +12,18 @@ handler500 = "core.views.server_error"
 
 urlpatterns = [
     path("", core_views.home, name="home"),
+    path(
+        "invitations/<uuid:invitation_id>/accept/",
+        core_views.invitation_answer_page,
+        {"accept": True},
+        name="dashboard-invitation-accept",
+    ),
+    path(
+        "invitations/<uuid:invitation_id>/decline/",
+        core_views.invitation_answer_page,
+        {"accept": False},
+        name="dashboard-invitation-decline",
+    ),
     path("w/<slug:slug>/audit/", core_views.audit_log, name="dashboard-audit"),
     path("w/<slug:slug>/lineage/", lineage_views.explorer, name="dashboard-lineage"),
     path("w/<slug:slug>/lineage/<int:node_id>/", lineage_views.explorer, name="dashboard-lineage-node"),

@@ -53,6 +53,42 @@ class Membership(models.Model):
         return f"{self.user} in {self.workspace} as {self.role}"
 
 
+class InvitationState(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+
+
+class Invitation(models.Model):
+    """An admin's offer of a role in a workspace; the membership exists once the user accepts it.
+    Kept by username, so inviting says nothing about whether such a user exists."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=32, choices=Role.choices)
+    state = models.CharField(max_length=16, choices=InvitationState.choices, default=InvitationState.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "username"],
+                condition=models.Q(state="pending"),
+                name="invitation_one_pending_per_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} invited to {self.workspace} as {self.role} ({self.state})"
+
+
 class ApiToken(models.Model):
     """A bearer token bound to one user in one workspace. Only the SHA-256 of the secret is kept."""
 

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
 from core.api.errors import api_not_found, api_server_error
 from core.audit import audit_verify
+from core.errors import ApplicationError
 from core.models import AuditEvent
 from core.web import page_context, workspace_page
-from core.workspaces import workspaces_of_user
+from core.workspaces import invitation_answer, invitations_pending, workspaces_of_user
 
 
 @login_required
 def home(request):
     memberships = workspaces_of_user(user=request.user)
-    return render(request, "core/home.html", {"memberships": memberships})
+    invitations = invitations_pending(username=request.user.get_username())
+    return render(request, "core/home.html", {"memberships": memberships, "invitations": invitations})
+
+
+@require_POST
+@login_required
+def invitation_answer_page(request, invitation_id, accept: bool):
+    try:
+        invitation = invitation_answer(invitation_id=invitation_id, user=request.user, accept=accept)
+    except ApplicationError as error:
+        messages.error(request, error.detail)
+    else:
+        verb = "joined" if accept else "declined the invitation to"
+        messages.success(request, f"You {verb} {invitation.workspace.name}.")
+    return redirect("home")
 
 
 @workspace_page

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_append
-from core.errors import ApplicationError, Conflict
-from core.models import Membership, Workspace
+from core.errors import ApplicationError, Conflict, NotFound
+from core.models import Invitation, InvitationState, Membership, Workspace
 from core.roles import Role
 
 
@@ -68,10 +69,101 @@ def _membership_create(*, workspace: Workspace, actor: Actor, user, role: str) -
 
 @transaction.atomic
 def membership_add(*, workspace: Workspace, actor: Actor, username: str, role: str) -> Membership:
+    """Make `username` a member at once: for operators and the demo seed. The API invites instead."""
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise ApplicationError(f"no active user called {username!r}", field="username")
     return _membership_create(workspace=workspace, actor=actor, user=user, role=role)
+
+
+# --- invitations: an admin offers a role, the user accepts it -------------------------------------------
+
+
+@transaction.atomic
+def invitation_create(*, workspace: Workspace, actor: Actor, username: str, role: str) -> Invitation:
+    """Invite `username` to the workspace with `role`. Nobody becomes a member without accepting, and the
+    answer is the same whether or not such a user exists (no one learns who has an account). Inviting
+    again while an invitation is pending changes its role."""
+    if Membership.objects.filter(workspace=workspace, user__username=username).exists():
+        raise Conflict(f"{username} is already a member", field="username")
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(workspace=workspace, username=username, state=InvitationState.PENDING)
+        .first()
+    )
+    if invitation is not None and invitation.role == role:
+        return invitation
+    if invitation is None:
+        invitation = Invitation.objects.create(
+            workspace=workspace, username=username, role=role, invited_by=actor.user
+        )
+    else:
+        invitation.role = role
+        invitation.save(update_fields=["role"])
+    audit_append(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.create",
+        target=f"user:{username}",
+        payload={"role": role, "invitation": str(invitation.pk)},
+    )
+    return invitation
+
+
+def _pending(invitation_id, **where) -> Invitation:
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("workspace")
+        .filter(pk=invitation_id, state=InvitationState.PENDING, **where)
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("no pending invitation with this id")
+    return invitation
+
+
+@transaction.atomic
+def invitation_answer(*, invitation_id, user, accept: bool) -> Invitation:
+    """The invited user accepts (the membership is made) or declines. Only the invited user can."""
+    invitation = _pending(invitation_id, username=user.get_username())
+    invitation.state = InvitationState.ACCEPTED if accept else InvitationState.DECLINED
+    invitation.decided_at = timezone.now()
+    invitation.save(update_fields=["state", "decided_at"])
+    if accept:
+        _membership_create(
+            workspace=invitation.workspace, actor=Actor(user=user), user=user, role=invitation.role
+        )
+    else:
+        audit_append(
+            workspace=invitation.workspace,
+            actor=Actor(user=user),
+            action="invitation.decline",
+            target=f"user:{invitation.username}",
+            payload={"invitation": str(invitation.pk)},
+        )
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, workspace: Workspace, actor: Actor, invitation_id) -> Invitation:
+    invitation = _pending(invitation_id, workspace=workspace)
+    invitation.state = InvitationState.REVOKED
+    invitation.decided_at = timezone.now()
+    invitation.save(update_fields=["state", "decided_at"])
+    audit_append(
+        workspace=workspace,
+        actor=actor,
+        action="invitation.revoke",
+        target=f"user:{invitation.username}",
+        payload={"invitation": str(invitation.pk)},
+    )
+    return invitation
+
+
+def invitations_pending(**where) -> QuerySet[Invitation]:
+    return Invitation.objects.select_related("workspace", "invited_by").filter(
+        state=InvitationState.PENDING, **where
+    )
 
 
 @transaction.atomic

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from core.models import ApiToken, Artifact, AuditEvent, Membership, Workspace
+from core.models import ApiToken, Artifact, AuditEvent, Invitation, Membership, Workspace
 from core.roles import Role
 
 
@@ -37,6 +37,15 @@ class MembershipOutput(serializers.ModelSerializer):
 class MembershipCreateInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationOutput(serializers.ModelSerializer):
+    workspace = serializers.CharField(source="workspace.slug")
+    invited_by = serializers.CharField(source="invited_by.username", allow_null=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "workspace", "username", "role", "state", "invited_by", "created_at", "decided_at"]
 
 
 class MembershipUpdateInput(serializers.Serializer):

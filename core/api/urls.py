@@ -8,6 +8,23 @@ urlpatterns = [
     path("workspaces", views.WorkspaceListView.as_view(), name="workspace-list"),
     path("workspace", views.WorkspaceDetailView.as_view(), name="workspace-detail"),
     path("members", views.MemberListView.as_view(), name="member-list"),
+    path("members/invitations", views.WorkspaceInvitationListView.as_view(), name="member-invitation-list"),
+    path(
+        "members/invitations/<uuid:invitation_id>",
+        views.WorkspaceInvitationDetailView.as_view(),
+        name="member-invitation-detail",
+    ),
+    path("invitations", views.MyInvitationListView.as_view(), name="invitation-list"),
+    path(
+        "invitations/<uuid:invitation_id>/accept",
+        views.MyInvitationAnswerView.as_view(accept=True),
+        name="invitation-accept",
+    ),
+    path(
+        "invitations/<uuid:invitation_id>/decline",
+        views.MyInvitationAnswerView.as_view(accept=False),
+        name="invitation-decline",
+    ),
     path("members/<str:username>", views.MemberDetailView.as_view(), name="member-detail"),
     path("tokens", views.TokenListView.as_view(), name="token-list"),
     path("tokens/<uuid:token_id>", views.TokenDetailView.as_view(), name="token-detail"),

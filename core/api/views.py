@@ -32,7 +32,10 @@ from core.models import ApiToken, Artifact, AuditEvent, Membership
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
 from core.workspaces import (
-    membership_add,
+    invitation_answer,
+    invitation_create,
+    invitation_revoke,
+    invitations_pending,
     membership_change_role,
     membership_remove,
     workspace_create,
@@ -118,11 +121,62 @@ class MemberListView(WorkspaceAPIView):
     def get(self, request):
         return self.paginated(request, workspace_members(workspace=self.access.workspace), s.MembershipOutput)
 
-    @extend_schema(request=s.MembershipCreateInput, responses={201: s.MembershipOutput})
+    @extend_schema(
+        request=s.MembershipCreateInput,
+        responses={202: s.InvitationOutput},
+        description="Invite a user: they become a member once they accept (GET /api/v1/invitations).",
+    )
     def post(self, request):
         data = self.validated(s.MembershipCreateInput, request.data)
-        membership = membership_add(workspace=self.access.workspace, actor=self.access.actor, **data)
-        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+        invitation = invitation_create(workspace=self.access.workspace, actor=self.access.actor, **data)
+        return Response(s.InvitationOutput(invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class WorkspaceInvitationListView(WorkspaceAPIView):
+    required_scopes = {"GET": "workspace:read"}
+
+    @extend_schema(
+        responses=s.InvitationOutput(many=True), description="The workspace's pending invitations."
+    )
+    def get(self, request):
+        return self.paginated(
+            request, invitations_pending(workspace=self.access.workspace), s.InvitationOutput
+        )
+
+
+class WorkspaceInvitationDetailView(WorkspaceAPIView):
+    required_scopes = {"DELETE": "workspace:admin"}
+
+    @extend_schema(responses=s.InvitationOutput, description="Withdraw a pending invitation.")
+    def delete(self, request, invitation_id):
+        invitation = invitation_revoke(
+            workspace=self.access.workspace, actor=self.access.actor, invitation_id=invitation_id
+        )
+        return Response(s.InvitationOutput(invitation).data)
+
+
+class MyInvitationListView(UserAPIView):
+    @extend_schema(
+        responses=s.InvitationOutput(many=True), description="Invitations waiting for your answer."
+    )
+    def get(self, request):
+        if isinstance(request.auth, ApiToken):  # a token acts in its own workspace only
+            raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
+        return paginated(
+            self, request, invitations_pending(username=request.user.get_username()), s.InvitationOutput
+        )
+
+
+class MyInvitationAnswerView(UserAPIView):
+    accept = True
+
+    @extend_schema(request=None, responses=s.InvitationOutput)
+    def post(self, request, invitation_id):
+        get_object_or_404(invitations_pending(username=request.user.get_username()), pk=invitation_id)
+        if isinstance(request.auth, ApiToken):
+            raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
+        invitation = invitation_answer(invitation_id=invitation_id, user=request.user, accept=self.accept)
+        return Response(s.InvitationOutput(invitation).data)
 
 
 class MemberDetailView(WorkspaceAPIView):

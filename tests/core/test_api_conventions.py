@@ -82,12 +82,14 @@ def test_last_admin_cannot_be_removed_or_demoted(acme, ada):
     assert acme.memberships.get(user=ada).role == "admin"
 
 
-def test_adding_an_unknown_user_names_the_username(acme, ada):
-    response = session(ada).post(
-        reverse("member-list"), {"username": "ghost", "role": "auditor"}, format="json"
-    )
-    assert response.status_code == 400
-    assert response.json()["errors"] == [{"field": "username", "message": "no active user called 'ghost'"}]
+def test_inviting_says_nothing_about_who_has_an_account(acme, ada, carol):
+    """An unknown username and a known one get the same answer: an invitation, pending."""
+    client = session(ada)
+    ghost = client.post(reverse("member-list"), {"username": "ghost", "role": "auditor"}, format="json")
+    known = client.post(reverse("member-list"), {"username": "dora", "role": "auditor"}, format="json")
+    make_user("dora")
+    assert ghost.status_code == known.status_code == 202
+    assert {k for k in ghost.json() if ghost.json()[k] != known.json()[k]} <= {"id", "username", "created_at"}
 
 
 def test_only_admins_manage_members(acme, alice):

@@ -17,6 +17,7 @@ from core.artifacts import Spool, artifact_store
 from core.audit import audit_append
 from core.models import ApiToken, Membership, Workspace
 from core.roles import SCOPES, Role
+from core.workspaces import invitation_create
 from explain.models import Job, JobKind
 from governance.models import Report
 from lineage.models import Node
@@ -70,6 +71,11 @@ ROUTES: dict[str, Route] = {
     "member-detail": Route(
         ("GET", "PATCH", "DELETE"), kwargs=lambda w: {"username": "alice"}, body={"role": "admin"}
     ),
+    "member-invitation-list": Route(("GET",), leaks=lambda w, r: str(w["invitation"].id) in _ids(r)),
+    "member-invitation-detail": Route(("DELETE",), kwargs=lambda w: {"invitation_id": w["invitation"].id}),
+    "invitation-list": Route(("GET",), leaks=lambda w, r: str(w["invitation"].id) in _ids(r)),
+    "invitation-accept": Route(("POST",), kwargs=lambda w: {"invitation_id": w["invitation"].id}),
+    "invitation-decline": Route(("POST",), kwargs=lambda w: {"invitation_id": w["invitation"].id}),
     "token-list": Route(
         ("GET", "POST"),
         leaks=lambda w, r: str(w["token"].id) in _ids(r),
@@ -222,8 +228,11 @@ def world(acme, alice, mallory):
         model_artifact_id=Node.objects.get(workspace=acme, key="acme-model@1").artifact_id,
         dataset_artifact_id=Node.objects.get(workspace=acme, key="acme-data@1").artifact_id,
     )
+    invitation = invitation_create(workspace=acme, actor=Actor(user=alice), username="newbie", role="auditor")
+    acme.refresh_from_db()
     return {
         "acme": acme,
+        "invitation": invitation,
         "token": ApiToken.objects.get(workspace=acme),
         "artifact": artifact,
         "node": node,
@@ -262,7 +271,7 @@ def test_anonymous_request_is_refused_with_401(name, method, world):
         assert response["Content-Type"] == "application/problem+json"
 
 
-USER_LEVEL = {"me", "workspace-list"}
+USER_LEVEL = {"me", "workspace-list", "invitation-list"}
 
 
 @pytest.mark.parametrize(("name", "method"), [c for c in CASES if c[0] not in PUBLIC])
