@@ -68,6 +68,9 @@ def test_request_page_has_the_evidence_and_charts(acme, bob, pending):
     page = response.content.decode()
     assert response.status_code == 200
     assert "0 of 1 required approvals" in page  # the gate, with its reasons
+    # Evidence reads as name and value, not a Python dict.
+    assert '<span class="muted">needed</span> 1</span>' in page
+    assert "{'" not in page
     assert 'id="approve"' in page
     # Charts come as JSON blocks (data, not code) and the plotly bundle is served locally.
     assert '<script id="figure-provenance" type="application/json">' in page
