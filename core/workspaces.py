@@ -94,9 +94,15 @@ def invitation_create(*, workspace: Workspace, actor: Actor, username: str, role
     if invitation is not None and invitation.role == role:
         return invitation
     if invitation is None:
-        invitation = Invitation.objects.create(
-            workspace=workspace, username=username, role=role, invited_by=actor.user
-        )
+        try:
+            with transaction.atomic():
+                invitation = Invitation.objects.create(
+                    workspace=workspace, username=username, role=role, invited_by=actor.user
+                )
+        except IntegrityError:  # the same invitation made at the same moment by another request
+            return Invitation.objects.get(
+                workspace=workspace, username=username, state=InvitationState.PENDING
+            )
     else:
         invitation.role = role
         invitation.save(update_fields=["role"])
@@ -112,7 +118,7 @@ def invitation_create(*, workspace: Workspace, actor: Actor, username: str, role
 
 def _pending(invitation_id, **where) -> Invitation:
     invitation = (
-        Invitation.objects.select_for_update()
+        Invitation.objects.select_for_update(of=("self",))
         .select_related("workspace")
         .filter(pk=invitation_id, state=InvitationState.PENDING, **where)
         .first()
