@@ -98,6 +98,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             if isinstance(exc.detail, str)
             else "; ".join(e["message"] for e in flatten_errors(exc.detail))
         )
+        if isinstance(exc, exceptions.UnsupportedMediaType):
+            detail = f"{detail} Send JSON with the header Content-Type: application/json."
         title = _TITLES.get(exc.status_code, "Error")
         body = problem(status_code=exc.status_code, title=title, detail=str(detail), instance=instance)
     return _response(body, exc.status_code, headers)

@@ -55,6 +55,7 @@ def test_json_nested_too_deeply_and_form_bodies_are_refused_clearly(acme, alice)
     )
     assert form.status_code == 415
     assert "application/x-www-form-urlencoded" in form.json()["detail"]
+    assert form.json()["detail"].endswith("Send JSON with the header Content-Type: application/json.")
 
 
 @pytest.mark.parametrize(
