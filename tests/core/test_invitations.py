@@ -112,3 +112,20 @@ def test_the_dashboard_home_page_offers_accept_and_decline(acme, ada):
     joined = strict.post(accept, {"csrfmiddlewaretoken": token.group(1)}, follow=True).content.decode()
     assert "You joined Acme." in joined
     assert Membership.objects.filter(workspace=acme, user__username="dora").exists()
+
+
+def test_operators_add_a_service_account_at_once(acme):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="no user 'ci-bot'"):
+        call_command("member_add", "--workspace", "acme", "--user", "ci-bot", "--role", "ci")
+    call_command("member_add", "--workspace", "acme", "--user", "ci-bot", "--role", "ci", "--create")
+    bot = get_user_model().objects.get(username="ci-bot")
+    assert not bot.has_usable_password()
+    assert Membership.objects.get(workspace=acme, user=bot).role == "ci"
+    assert AuditEvent.objects.filter(
+        workspace=acme, action="membership.create", actor="system:mlgov"
+    ).exists()
+    with pytest.raises(CommandError, match="already a member"):
+        call_command("member_add", "--workspace", "acme", "--user", "ci-bot", "--role", "ci")
