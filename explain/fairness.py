@@ -281,6 +281,8 @@ def assess(
             for key, row in frame.to_dict(orient="index").items()
         },
         "warnings": warnings,
+        # Key order is lost where the result is stored as jsonb (PostgreSQL): readers print in this one.
+        "order": {"metrics": list(names), "disparities": list(disparity_out)},
     }
     result["figure"] = fairness_figure(result)
     return _clean(result)

@@ -24,27 +24,6 @@ from mlgov.client import ApiError, Client, JobFailed, decision_problems, verify_
 PASS, FAIL, ERROR = 0, 1, 2
 INTERRUPTED = 130  # Ctrl-C, as shells report it
 FINISHED = ("succeeded", "failed", "cancelled")
-# The order fairness results are printed in (a JSON column on PostgreSQL does not keep key order).
-FAIRNESS_ORDER = (
-    "selection_rate",
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "false_positive_rate",
-    "false_negative_rate",
-    "mean_absolute_error",
-    "root_mean_squared_error",
-    "r2",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "mean_absolute_error_difference",
-    "root_mean_squared_error_difference",
-    "r2_difference",
-)
 
 
 def _gate(args, client: Client) -> int:
@@ -313,13 +292,14 @@ def _print_fairness(result: dict) -> None:
     print(
         f"{result['task']} by {', '.join(result['sensitive_features'])}: {result['rows']:,} rows{intervals}"
     )
-    disparities = _ordered(result["disparities"])
+    order = result.get("order", {})
+    disparities = _ordered(result["disparities"], order.get("disparities"))
     width = max(len(name) for name in disparities)
     for name in disparities:
         print(f"  {name:<{width}}  {_value(result['disparities'][name])}")
     groups = result["groups"]
     if groups:
-        metrics = _ordered(groups[0]["metrics"])
+        metrics = _ordered(groups[0]["metrics"], order.get("metrics"))
         table = [["group", "size", *metrics]]
         for g in groups:
             table.append(
@@ -330,9 +310,9 @@ def _print_fairness(result: dict) -> None:
         print(f"warning: {warning}")
 
 
-def _ordered(names) -> list[str]:
-    """Known names in FAIRNESS_ORDER, then any others alphabetically."""
-    rank = {name: i for i, name in enumerate(FAIRNESS_ORDER)}
+def _ordered(names, order: list[str] | None) -> list[str]:
+    """The names in the order the service gave (a result's `order`), then any others alphabetically."""
+    rank = {name: i for i, name in enumerate(order or ())}
     return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
 

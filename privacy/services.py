@@ -99,8 +99,9 @@ def _categories_problem(categories: Any) -> str:
     return ""
 
 
-def privacy_unit(node: Node) -> int:
-    unit = metadata(node).get("unit", 1)
+def privacy_unit(meta: dict[str, Any]) -> int:
+    """How many rows one person may contribute, from the checked metadata (default 1)."""
+    unit = meta.get("unit", 1)
     return int(unit) if isinstance(unit, int) and unit >= 1 else 1
 
 
@@ -214,7 +215,7 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
         )
     if errors:
         raise ApplicationError("the release cannot be made as asked", errors=errors)
-    query["unit"] = privacy_unit(node)
+    query["unit"] = privacy_unit(meta)
     return query
 
 

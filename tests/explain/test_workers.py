@@ -44,6 +44,21 @@ def _wait(predicate, timeout: float, worker=None) -> bool:
     return predicate()
 
 
+def _until_succeeded(job: Job, worker, start=None, timeout: float = 120) -> str:
+    """Run `start` (if any), wait for the job to finish, stop the worker whatever happened, and check
+    the job succeeded; returns the worker's log."""
+    try:
+        if start is not None:
+            start()
+        done = _wait(lambda: Job.objects.get(pk=job.pk).finished, timeout, worker)
+    finally:
+        log = stop_worker(worker)
+    job.refresh_from_db()
+    assert done, log[-3000:]
+    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    return log
+
+
 def _job(settings, queue: str, rows: int, chunk_rows: int, monkeypatch) -> Job:
     """A committed explanation job on `queue`, not yet sent anywhere."""
     monkeypatch.setattr(services, "_dispatch_start", lambda job: None)
@@ -79,15 +94,11 @@ def test_a_job_runs_on_a_real_worker_with_the_embedded_broker(settings, tmp_path
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
     job = _job(settings, queue, rows=600, chunk_rows=250, monkeypatch=monkeypatch)
     worker = start_worker(_worker_env(broker, settings, monkeypatch), [queue])
-    try:
-        app = client_app(broker)
-        app.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
-        done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 120, worker)
-    finally:
-        log = stop_worker(worker)
-    job.refresh_from_db()
-    assert done, log[-3000:]
-    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    _until_succeeded(
+        job,
+        worker,
+        start=lambda: client_app(broker).send_task("explain.run_job", args=[str(job.pk)], queue=queue),
+    )
     assert (job.chunks_total, job.chunks_done) == (3, 3)
     assert job.result["rows"] == 600
 
@@ -158,13 +169,7 @@ def test_the_beat_sends_a_job_whose_start_message_never_reached_the_broker(setti
         "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "beat-schedule"),
     }
     worker = start_worker(env, [queue], beat=True)
-    try:
-        done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 120, worker)
-    finally:
-        log = stop_worker(worker)
-    job.refresh_from_db()
-    assert done, log[-3000:]
-    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    log = _until_succeeded(job, worker)
     assert job.dispatched_at is not None
     assert "explain.dispatch_pending" in log
     assert job.result["rows"] == 400
