@@ -19,8 +19,8 @@ import math
 from typing import Any
 
 import jsonschema
-import yaml
 
+from core.documents import yaml_load
 from core.errors import ApplicationError, FieldError
 
 MODEL_CARD_SECTIONS: dict[str, list[str]] = {
@@ -104,35 +104,35 @@ def validate(kind: str, content: Any) -> dict[str, Any]:
     return content
 
 
-def parse(text: str, fmt: str) -> Any:
+def parse(text: str, fmt: str, *, field: str = "document") -> Any:
     """A document from its text: `json`, `yaml` or `markdown` (YAML front matter + body), as JSON data
-    (see `as_json`)."""
-    try:
-        if fmt == "markdown":
-            if not text.startswith("---"):
-                raise ApplicationError(
-                    "a Markdown datasheet starts with YAML front matter (---)", field="document"
-                )
+    (see `as_json`). `field` is the request field that carried the text: errors name it, and where in
+    the document the problem is (`document.model_details.name`)."""
+    if fmt == "markdown":
+        if not text.startswith("---"):
+            raise ApplicationError("a Markdown datasheet starts with YAML front matter (---)", field=field)
+        try:
             _, front, body = text.split("---", 2)
-            content = yaml.safe_load(front) or {}
-            if body.strip() and isinstance(content, dict):
-                content.setdefault("notes", body.strip())
-            return as_json(content)
-        return as_json(yaml.safe_load(text))  # YAML is a superset of JSON
-    except (yaml.YAMLError, ValueError) as error:
-        raise ApplicationError(f"the {fmt} document cannot be parsed: {error}", field="document") from error
+        except ValueError:
+            raise ApplicationError("the YAML front matter has no closing ---", field=field) from None
+        content = yaml_load(front, field=field) or {}
+        if body.strip() and isinstance(content, dict):
+            content.setdefault("notes", body.strip())
+        return as_json(content, field)
+    return as_json(yaml_load(text, field=field), field)  # YAML is a superset of JSON
 
 
 def as_json(value: Any, path: str = "document") -> Any:
     """YAML data as the JSON it will be stored as: dates and times (`date: 2026-01-15`, unquoted) become
-    their ISO text; keys must be strings and numbers finite, or the document is refused naming where."""
+    their ISO text; keys must be strings without NUL, text without NUL (`\\0` in YAML; PostgreSQL
+    cannot store it) and numbers finite, or the document is refused naming where."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ApplicationError(
-                    f"{path}: the key {key!r} is not a string (quote it)", field="document"
-                )
+                raise ApplicationError(f"{path}: the key {key!r} is not a string (quote it)", field=path)
+            if "\x00" in key:
+                raise ApplicationError(f"{path}: a key contains a NUL character (\\0)", field=path)
             out[key] = as_json(item, f"{path}.{key}")
         return out
     if isinstance(value, list):
@@ -140,10 +140,12 @@ def as_json(value: Any, path: str = "document") -> Any:
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
-        raise ApplicationError(f"{path}: {value!r} is not a finite number", field="document")
+        raise ApplicationError(f"{path}: {value!r} is not a finite number", field=path)
+    if isinstance(value, str) and "\x00" in value:
+        raise ApplicationError(f"{path}: text must not contain NUL (\\0)", field=path)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    raise ApplicationError(f"{path}: a {type(value).__name__} cannot be stored as JSON", field="document")
+    raise ApplicationError(f"{path}: a {type(value).__name__} cannot be stored as JSON", field=path)
 
 
 def _filled(value: Any) -> bool:

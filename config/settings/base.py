@@ -183,6 +183,15 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 31 * 60)
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_DEFAULT_QUEUE", "default")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Memory of worker processes: a prefork child that holds more than WORKER_MAX_MEMORY_MB after a task is
+# replaced (tables cached per process are freed with it), and every worker process's address space is
+# capped at WORKER_MAX_ADDRESS_SPACE_MB (default: half the machine's memory; 0 for none, e.g. on GPU
+# workers, where CUDA reserves large address ranges).
+WORKER_MAX_MEMORY_MB = envint("WORKER_MAX_MEMORY_MB", 4096)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_MB * 1024 if WORKER_MAX_MEMORY_MB > 0 else None
+WORKER_MAX_ADDRESS_SPACE_MB = envint(
+    "WORKER_MAX_ADDRESS_SPACE_MB", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**21
+)
 # Periodic work, run by `celery -A config beat` (or a single worker started with -B, as scripts/up.sh
 # does). The outbox drain is a safety net behind the drain queued at each commit; the job dispatch
 # sends jobs whose start message could not reach the broker when they were asked for.
@@ -247,6 +256,20 @@ SPECTACULAR_SETTINGS = {
 # API tokens: how long a new token lives unless asked otherwise, and the longest allowed.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 366)
+
+# --- Limits on what requests and workers parse -------------------------------------------------------
+# YAML and Markdown documents (model cards, datasheets, policies): bytes of text, values once anchors
+# and aliases are expanded, nesting depth. JSON bodies: bytes (413 past it) and nesting depth.
+DOCUMENT_MAX_BYTES = envint("DOCUMENT_MAX_BYTES", 1024 * 1024)
+DOCUMENT_MAX_NODES = envint("DOCUMENT_MAX_NODES", 100_000)
+DOCUMENT_MAX_DEPTH = envint("DOCUMENT_MAX_DEPTH", 50)
+API_MAX_JSON_BYTES = envint("API_MAX_JSON_BYTES", 64 * 1024 * 1024)
+API_MAX_JSON_DEPTH = envint("API_MAX_JSON_DEPTH", 64)
+# Datasets (CSV or Parquet) that jobs and DP releases read: Parquet files are checked from their
+# metadata before anything is loaded; CSV is read in pieces and stopped at the limit.
+DATA_MAX_ROWS = envint("DATA_MAX_ROWS", 20_000_000)
+DATA_MAX_COLUMNS = envint("DATA_MAX_COLUMNS", 10_000)
+DATA_MAX_CELLS = envint("DATA_MAX_CELLS", 200_000_000)
 
 LOGGING = {
     "version": 1,

@@ -154,7 +154,9 @@ class PolicyListView(WorkspaceAPIView):
     @extend_schema(request=s.PolicyInput, responses={201: s.PolicyOutput})
     def post(self, request):
         data = self.validated(s.PolicyInput, request.data)
-        document = data["document"] if "document" in data else datasheets.parse(data["text"], "yaml")
+        document = (
+            data["document"] if "document" in data else datasheets.parse(data["text"], "yaml", field="text")
+        )
         policy = services.policy_upload(
             workspace=self.access.workspace, actor=self.access.actor, document=document
         )

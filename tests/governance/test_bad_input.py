@@ -84,7 +84,8 @@ def test_yaml_documents_become_json_or_are_refused_naming_where(acme, ada, alice
     infinite = "name: p\nstages: [staging]\nrules:\n - type: metric_threshold\n   metric: a\n   min: .inf\n"
     response = admin.post(reverse("policy-list"), {"text": infinite}, format="json")
     assert response.status_code == 400
-    assert "document.rules[0].min: inf is not a finite number" in response.json()["detail"]
+    assert "text.rules[0].min: inf is not a finite number" in response.json()["detail"]
+    assert _fields(response) == {"text.rules[0].min"}
     assert not Policy.objects.exists()
 
     # An unquoted date is the date's text, as it would be in JSON.
@@ -151,3 +152,103 @@ def test_nul_characters_are_refused_naming_where_except_in_lineage(acme, alice, 
     )
     assert kept.status_code == 200, kept.content
     assert Node.objects.get(workspace=acme, kind="Dataset").key == "nul\x00key"
+
+
+# Nine levels of nine aliases: 342 bytes that stand for 9**9 (387 million) strings.
+ALIAS_BOMB = "\n".join(
+    ["a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    + [f"{n}: &{n} [{','.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)]
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_as_a_policy_and_as_a_model_card(acme, ada, alice, registered):
+    assert len(ALIAS_BOMB) < 400
+    admin = session(ada, acme)
+    before = AuditEvent.objects.count()
+    policy = admin.post(reverse("policy-list"), {"text": ALIAS_BOMB}, format="json")
+    assert policy.status_code == 400, policy.content
+    assert _fields(policy) == {"text"}
+    assert "expands to more than" in policy.json()["detail"]
+    card = session(alice, acme).put(
+        reverse("model-card", kwargs={"name": "income", "version": "1"}),
+        {"document": f"---\n{ALIAS_BOMB}\n---\nbody", "format": "markdown"},
+        format="json",
+    )
+    assert card.status_code == 400, card.content
+    assert _fields(card) == {"document"}
+    assert not Policy.objects.exists()
+    assert not Datasheet.objects.exists()
+    assert AuditEvent.objects.count() == before
+
+
+def test_yaml_nesting_and_self_reference_are_refused_but_small_aliases_work(acme, ada):
+    admin = session(ada, acme)
+    deep = "name: p\nstages: [staging]\nrules: " + "[" * 5000 + "]" * 5000 + "\n"
+    response = admin.post(reverse("policy-list"), {"text": deep}, format="json")
+    assert response.status_code == 400
+    assert "nested more than" in response.json()["detail"]
+    cycle = admin.post(reverse("policy-list"), {"text": "a: &x [1, *x]\n"}, format="json")
+    assert cycle.status_code == 400
+    assert _fields(cycle) == {"text"}
+    # A policy that shares a rule's settings through an anchor is fine.
+    shared = (
+        "name: p\nstages: [staging, production]\nrules:\n"
+        " - &rule {id: acc, type: metric_threshold, metric: accuracy, min: 0.5}\n"
+        " - {<<: *rule, id: acc2}\n"
+    )
+    response = admin.post(reverse("policy-list"), {"text": shared}, format="json")
+    assert response.status_code == 201, response.content
+    assert [r["id"] for r in Policy.objects.get().document["rules"]] == ["acc", "acc2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"document": 'model_details:\n  name: "a\\0b"\n', "format": "yaml"}, "document.model_details.name"),
+        (
+            {"document": '---\nmodel_details: {"k\\0": 1}\n---\n', "format": "markdown"},
+            "document.model_details",
+        ),
+    ],
+)
+def test_nul_written_as_a_yaml_escape_is_a_400_naming_the_field(acme, alice, registered, body, field):
+    response = session(alice, acme).put(
+        reverse("model-card", kwargs={"name": "income", "version": "1"}), body, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert _fields(response) == {field}
+    assert not Datasheet.objects.exists()
+
+
+def test_nul_in_a_yaml_policy_is_a_400_naming_the_field(acme, ada):
+    text = 'name: "p\\0"\nstages: [staging]\nrules: []\n'
+    response = session(ada, acme).post(reverse("policy-list"), {"text": text}, format="json")
+    assert response.status_code == 400, response.content
+    assert _fields(response) == {"text.name"}
+    assert not Policy.objects.exists()
+
+
+def test_json_bodies_past_the_size_or_depth_limit_are_refused(acme, alice, settings):
+    writer = bearer(make_token(acme, alice, ["lineage:write"]))
+    settings.API_MAX_JSON_BYTES = 1000
+    big = writer.post(
+        reverse("lineage-events"),
+        {"events": [{"type": "node", "kind": "Dataset", "key": "k" * 2000}]},
+        format="json",
+    )
+    assert big.status_code == 413, big.content
+    assert "API_MAX_JSON_BYTES" in big.json()["detail"]
+    settings.API_MAX_JSON_BYTES = 10**6
+    nested: dict = {}
+    inner = nested
+    for _ in range(100):
+        inner["x"] = {}
+        inner = inner["x"]
+    deep = writer.post(
+        reverse("lineage-events"),
+        {"events": [{"type": "node", "kind": "Dataset", "key": "k", "properties": nested}]},
+        format="json",
+    )
+    assert deep.status_code == 400, deep.content
+    assert "nested more than 64 levels" in deep.json()["detail"]
+    assert not Node.objects.exists()
