@@ -14,12 +14,20 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.actors import Actor
 from core.canonical_json import canonical_json, normalise
+from core.errors import Conflict
 from core.models import GENESIS_HASH, AuditEvent, Workspace
+
+
+class AuditChainBroken(Conflict):
+    """The next event's place in the chain is taken by a row the service did not write: nothing can
+    be recorded (the caller's whole change rolls back) until an operator has looked at the chain."""
+
+    title = "Audit chain broken"
 
 
 def event_document(event: AuditEvent) -> dict[str, Any]:
@@ -82,7 +90,16 @@ def audit_append(
             prev_hash=head.audit_head_hash,
         )
         event.hash = event_hash(event.prev_hash, event_document(event))
-        event.save(force_insert=True)
+        try:
+            event.save(force_insert=True)
+        except IntegrityError:
+            # Appends hold the head's lock, so the only row that can be at head + 1 is one written
+            # past the service (a forged or restored row). The caller's transaction rolls back.
+            raise AuditChainBroken(
+                f"this workspace's audit chain is broken: an event the service did not write lies at "
+                f"seq {event.seq}, past the recorded head ({head.audit_head_seq}); nothing was changed. "
+                "An operator must verify the chain (manage.py audit_verify)."
+            ) from None
         seq, digest = event.seq, event.hash
         changes: dict[str, Any] = {"audit_head_seq": seq, "audit_head_hash": digest}
         if action not in READ_ONLY_ACTIONS:
@@ -121,29 +138,49 @@ class ChainReport:
 def chain_check(
     events: Iterable[AuditEvent], *, head_seq: int, head_hash: str, workspace: str
 ) -> ChainReport:
-    """Walk events in sequence order and report the first link that does not hold."""
+    """Walk events in sequence order and report the first link that does not hold; the chain must
+    end exactly at the recorded head (its sequence number and hash)."""
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     for event in events:
         if event.seq != expected_seq:
+            if event.seq < expected_seq:
+                reason = f"an extra event at seq {event.seq}"
+                return ChainReport(workspace, False, count, event.seq, reason)
             return ChainReport(workspace, False, count, expected_seq, f"event {expected_seq} is missing")
         if event.prev_hash != prev_hash:
             return ChainReport(workspace, False, count, event.seq, "its previous hash does not match")
         if event_hash(prev_hash, event_document(event)) != event.hash:
             return ChainReport(workspace, False, count, event.seq, "its content does not match its hash")
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
-    if count != head_seq or prev_hash != head_hash:
+    if count != head_seq:
         return ChainReport(
             workspace, False, count, count + 1, f"the chain ends at {count} but the head says {head_seq}"
+        )
+    if prev_hash != head_hash:
+        return ChainReport(
+            workspace, False, count, count, "the last event's hash is not the hash the head records"
         )
     return ChainReport(workspace, True, count)
 
 
 def audit_verify(*, workspace: Workspace) -> ChainReport:
-    """Verify one workspace's chain from the first event to the recorded head."""
+    """Verify one workspace's chain from the first event to the recorded head, and that no event lies
+    past the head (a row the service did not write)."""
     with transaction.atomic():
         # An event and the head that points at it commit together, so every event up to the head
         # read here is visible; later appends are left for the next verification.
         head = Workspace.objects.only("audit_head_seq", "audit_head_hash", "slug").get(pk=workspace.pk)
+        foreign = _events_past_head(workspace)
+        if foreign:
+            first, count, head_seq = foreign
+            return ChainReport(
+                head.slug,
+                False,
+                head_seq,
+                first,
+                f"{count} event{'s' if count != 1 else ''} past the recorded head ({head_seq}), "
+                f"from seq {first}: not written by the service",
+            )
         events = AuditEvent.objects.filter(workspace_id=workspace.pk, seq__lte=head.audit_head_seq)
         events = events.order_by("seq")
         return chain_check(
@@ -152,3 +189,20 @@ def audit_verify(*, workspace: Workspace) -> ChainReport:
             head_hash=head.audit_head_hash,
             workspace=head.slug,
         )
+
+
+def _events_past_head(workspace: Workspace) -> tuple[int, int, int] | None:
+    """(first seq, how many, head seq) of the events that lie past the workspace's head, or None.
+
+    Read without locking the head: events are read first and the head after, and an append commits
+    its event and the head together, so an event the service wrote is never past the head read after
+    it; a concurrent append is not mistaken for a foreign row."""
+    events = AuditEvent.objects.filter(workspace_id=workspace.pk)
+    heads = Workspace.objects.filter(pk=workspace.pk).values_list("audit_head_seq", flat=True)
+    high = events.order_by("-seq").values_list("seq", flat=True).first()
+    if high is None or high <= heads.get():
+        return None
+    beyond = list(events.filter(seq__gt=heads.get()).order_by("seq").values_list("seq", flat=True))
+    head_seq = heads.get()  # appends that committed meanwhile are the service's own
+    foreign = [seq for seq in beyond if seq > head_seq]
+    return (foreign[0], len(foreign), head_seq) if foreign else None

@@ -179,3 +179,27 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of where a workspace's audit chain stood: its head's sequence number and hash
+    at a time, signed with the service's Ed25519 key. Whoever keeps a copy can later prove that the
+    chain still extends it (`mlgov verify-audit --checkpoint`): rewriting the table, even as the
+    database's administrator, changes the hash at that sequence number."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="audit_checkpoints")
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    signature = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "seq"], name="audit_checkpoint_unique_seq")
+        ]
+        ordering = ["workspace", "-seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint of {self.workspace_id} at #{self.seq}"

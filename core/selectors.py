@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.db.models import QuerySet
 
-from core.models import ApiToken, Artifact, AuditEvent, Workspace
+from core.audit import event_document
+from core.models import ApiToken, Artifact, AuditCheckpoint, AuditEvent, Workspace
 from core.roles import Role
 
 
@@ -51,3 +53,29 @@ def api_token_list(*, workspace: Workspace, user, role: str) -> QuerySet[ApiToke
     if role != Role.ADMIN:
         queryset = queryset.filter(user=user)
     return queryset.order_by("-created_at")
+
+
+def audit_chain_page(*, workspace: Workspace, after: int = 0, limit: int = 500) -> dict[str, Any]:
+    """Up to `limit` events after seq `after`, in order and up to the head, each with the document its
+    hash covers; `next_after` is where the next page starts (None at the head)."""
+    head = Workspace.objects.only("slug", "audit_head_seq", "audit_head_hash").get(pk=workspace.pk)
+    events = list(
+        AuditEvent.objects.filter(workspace=head, seq__gt=after, seq__lte=head.audit_head_seq).order_by(
+            "seq"
+        )[:limit]
+    )
+    last = events[-1].seq if events else None
+    return {
+        "workspace": head.slug,
+        "workspace_id": str(head.pk),
+        "head": {"seq": head.audit_head_seq, "hash": head.audit_head_hash},
+        "events": [
+            {"seq": e.seq, "document": event_document(e), "prev_hash": e.prev_hash, "hash": e.hash}
+            for e in events
+        ],
+        "next_after": last if last is not None and last < head.audit_head_seq else None,
+    }
+
+
+def audit_checkpoint_list(*, workspace: Workspace) -> QuerySet[AuditCheckpoint]:
+    return AuditCheckpoint.objects.filter(workspace=workspace).select_related("workspace").order_by("-seq")

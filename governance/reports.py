@@ -17,9 +17,9 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from core import signing
 from core.audit import event_document
 from core.models import AuditEvent
-from governance import signing
 from governance.models import GateDecision, ModelVersion
 from lineage import exports
 from lineage.stores import get_graph_store

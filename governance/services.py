@@ -14,12 +14,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from core import signing
 from core.actors import Actor
 from core.audit import audit_append, audit_head
 from core.errors import ApplicationError, Conflict, FieldError, NotFound
 from core.models import Artifact, Membership, Workspace
 from core.roles import Role
-from governance import checks, datasheets, signing
+from governance import checks, datasheets
 from governance.models import (
     TRANSITIONS,
     Alias,

@@ -7,6 +7,8 @@ mlgov datasheet push card.md [--kind model_card --name income --version 3]
 mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
 mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income_over_50k --sensitive sex
+mlgov verify-audit [--checkpoint cp.json ...] [--public-key KEY]   # exit 0 intact, 1 not, 2 error
+mlgov audit-checkpoint --output cp.json   # have the service sign its audit chain's head; keep the file
 mlgov jobs [--state running]          # the latest jobs
 mlgov job JOB_ID [--wait | --cancel]   # exit 0 succeeded (or still running), 1 failed or cancelled, 2 error
 """
@@ -19,6 +21,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
+from mlgov.audit import chain_walk, checkpoint_problems
 from mlgov.client import ApiError, Client, JobFailed, decision_problems, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
@@ -78,6 +81,38 @@ def _verify_report(args, client: Client) -> int:
         f"valid: report of {report['model']}@{report['version']} "
         f"({len(report['audit_events'])} audit events, {len(report['gate_decisions'])} gate decisions, "
         f"key {report['key_id']})"
+    )
+    return PASS
+
+
+def _verify_audit(args, client: Client) -> int:
+    """Recompute the whole chain the service serves, then check it against each checkpoint kept."""
+    checkpoints = [(name, json.loads(Path(name).read_text())) for name in args.checkpoint or []]
+    watch = [c.get("statement", {}).get("seq") for _, c in checkpoints if isinstance(c, dict)]
+    check, page = chain_walk(client.audit_chain(), watch=[s for s in watch if isinstance(s, int)])
+    problems = list(check.problems)
+    if checkpoints:
+        key = _public_key(args, client)
+        for name, checkpoint in checkpoints:
+            found = checkpoint_problems(checkpoint, key, check, str(page.get("workspace_id")))
+            problems += [f"{name}: {problem}" for problem in found]
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    extends = "".join(f"; extends {name} (event {c['statement']['seq']})" for name, c in checkpoints)
+    print(f"intact: {page.get('workspace')}, {check.events} events, head {check.last_hash[:12]}…{extends}")
+    return PASS
+
+
+def _audit_checkpoint(args, client: Client) -> int:
+    checkpoint = client.audit_checkpoint()
+    statement = checkpoint["statement"]
+    Path(args.output).write_text(json.dumps(checkpoint, indent=2, sort_keys=True) + "\n")
+    print(
+        f"checkpoint of {statement['workspace']} at event {statement['seq']} "
+        f"(hash {statement['hash'][:12]}…, signed {statement['time']}, key {statement['key_id']}) "
+        f"saved to {args.output}"
     )
     return PASS
 
@@ -364,6 +399,15 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("file")
     report.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
     report.set_defaults(handler=_verify_report)
+    audit = commands.add_parser(
+        "verify-audit", help="recompute the workspace's audit chain and check it extends saved checkpoints"
+    )
+    audit.add_argument("--checkpoint", action="append", help="a saved checkpoint file (repeatable)")
+    audit.add_argument("--public-key", help="base64 key, or a file saved from /api/v1/gate/public-key")
+    audit.set_defaults(handler=_verify_audit)
+    checkpoint = commands.add_parser("audit-checkpoint", help="have the service sign its audit chain's head")
+    checkpoint.add_argument("--output", required=True, help="the file to save the signed checkpoint to")
+    checkpoint.set_defaults(handler=_audit_checkpoint)
     sheet = commands.add_parser("datasheet", help="datasheets")
     sheet_commands = sheet.add_subparsers(dest="action", required=True)
     push = sheet_commands.add_parser("push", help="push a model card or datasheet (YAML, JSON, Markdown)")

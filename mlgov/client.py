@@ -431,6 +431,19 @@ class Client:
     def public_key(self) -> dict[str, Any]:
         return self.request("GET", "gate/public-key")
 
+    def audit_chain(self, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """The workspace's audit chain, page by page from the first event to the head, each event
+        with the document its hash covers (`mlgov.audit.chain_walk` checks it)."""
+        after: int | None = 0
+        while after is not None:
+            page = self.request("GET", f"audit/chain?after={after}&limit={page_size}")
+            yield page
+            after = page.get("next_after")
+
+    def audit_checkpoint(self) -> dict[str, Any]:
+        """Have the service sign its chain's head now; the checkpoint file to keep."""
+        return self.request("POST", "audit/checkpoints")
+
     def request_promotion(self, name: str, version: str, stage: str, comment: str = "") -> dict[str, Any]:
         path = f"models/{_quote(name)}/versions/{_quote(version)}/promotion-requests"
         return self.request("POST", path, json_body={"stage": stage, "comment": comment})

@@ -204,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "explain.dispatch_pending",
         "schedule": float(envint("EXPLAIN_DISPATCH_INTERVAL", 60)),
     },
+    # Signed checkpoints of every audit chain that moved (see core/audit_checkpoints.py).
+    "audit-checkpoints": {
+        "task": "core.audit_checkpoints",
+        "schedule": float(envint("AUDIT_CHECKPOINT_INTERVAL", 3600)),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 

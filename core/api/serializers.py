@@ -130,6 +130,55 @@ class AuditFilterInput(serializers.Serializer):
         return attrs
 
 
+class CheckpointStatementOutput(serializers.Serializer):
+    type = serializers.CharField()
+    workspace = serializers.CharField()
+    workspace_id = serializers.UUIDField()
+    seq = serializers.IntegerField()
+    hash = serializers.CharField()
+    time = serializers.CharField()
+    key_id = serializers.CharField()
+
+
+class CheckpointOutput(serializers.Serializer):
+    """An audit checkpoint as a file to keep: `mlgov verify-audit --checkpoint FILE` checks it."""
+
+    id = serializers.UUIDField()
+    statement = CheckpointStatementOutput()
+    signature = serializers.CharField()
+    algorithm = serializers.CharField()
+    key_id = serializers.CharField()
+
+
+class ChainInput(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="events with a sequence number above this"
+    )
+    limit = serializers.IntegerField(required=False, default=500, min_value=1, max_value=2000)
+
+
+class ChainEventOutput(serializers.Serializer):
+    """An event with exactly the document its hash covers: hash = sha256(prev_hash + canonical JSON)."""
+
+    seq = serializers.IntegerField()
+    document = serializers.DictField()
+    prev_hash = serializers.CharField()
+    hash = serializers.CharField()
+
+
+class ChainHeadOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    hash = serializers.CharField()
+
+
+class ChainOutput(serializers.Serializer):
+    workspace = serializers.CharField()
+    workspace_id = serializers.UUIDField()
+    head = ChainHeadOutput()
+    events = ChainEventOutput(many=True)
+    next_after = serializers.IntegerField(allow_null=True, help_text="pass as `after` for the next events")
+
+
 class ChainReportOutput(serializers.Serializer):
     workspace = serializers.CharField()
     intact = serializers.BooleanField()

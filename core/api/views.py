@@ -28,6 +28,7 @@ from core.artifacts import (
     too_large_error,
 )
 from core.audit import audit_verify
+from core.audit_checkpoints import audit_checkpoint_create, checkpoint_document
 from core.models import ApiToken, Artifact, AuditEvent, Membership
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
@@ -382,3 +383,40 @@ class AuditVerifyView(WorkspaceAPIView):
     @extend_schema(responses=s.ChainReportOutput)
     def get(self, request):
         return Response(audit_verify(workspace=self.access.workspace).as_dict())
+
+
+class AuditChainView(WorkspaceAPIView):
+    """The chain in sequence order, each event with the exact document its hash covers, for
+    verifying it outside the service (`mlgov verify-audit`)."""
+
+    required_scopes = {"GET": "audit:read"}
+
+    @extend_schema(parameters=[s.ChainInput], responses=s.ChainOutput)
+    def get(self, request):
+        query = self.validated(s.ChainInput, request.query_params)
+        return Response(selectors.audit_chain_page(workspace=self.access.workspace, **query))
+
+
+class AuditCheckpointListView(WorkspaceAPIView):
+    required_scopes = {"GET": "audit:read", "POST": "audit:read"}
+
+    @extend_schema(responses=s.CheckpointOutput(many=True))
+    def get(self, request):
+        checkpoints = selectors.audit_checkpoint_list(workspace=self.access.workspace)
+        return self.paginated(request, checkpoints, _CheckpointDocument)
+
+    @extend_schema(
+        request=None,
+        responses={201: s.CheckpointOutput, 200: s.CheckpointOutput},
+        description="Sign the chain's current head (200 with the existing checkpoint when it has one).",
+    )
+    def post(self, request):
+        checkpoint, created = audit_checkpoint_create(workspace=self.access.workspace)
+        return Response(
+            checkpoint_document(checkpoint), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class _CheckpointDocument(serializers.BaseSerializer):
+    def to_representation(self, instance):
+        return checkpoint_document(instance)

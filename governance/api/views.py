@@ -11,9 +11,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import signing
 from core.api.base import WorkspaceAPIView
 from core.errors import ApplicationError, NotFound
-from governance import datasheets, reports, services, signing
+from governance import datasheets, reports, services
 from governance.api import serializers as s
 from governance.models import (
     Datasheet,

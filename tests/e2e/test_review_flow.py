@@ -200,7 +200,7 @@ def test_lineage_explorer_expands_a_node_on_click(world, live_server, page_facto
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_auditor_exports_a_report_that_verifies(world, live_server, page_factory, eager_celery):
-    from governance import signing
+    from core import signing
     from mlgov.client import verify_report
 
     auditor = make_member(world["workspace"], Role.AUDITOR, "carol")

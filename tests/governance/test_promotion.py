@@ -10,11 +10,12 @@ import pytest
 from django.db import connections
 from django.urls import reverse
 
+from core import signing
 from core.actors import Actor
 from core.errors import ApplicationError
 from core.models import AuditEvent
 from core.roles import Role
-from governance import services, signing
+from governance import services
 from governance.models import ModelVersion, PromotionRequest, Stage
 from lineage.models import Node
 from tests.conftest import bearer, session

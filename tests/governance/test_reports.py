@@ -12,8 +12,9 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from pypdf import PdfReader
 
+from core import signing
 from core.actors import Actor
-from governance import services, signing
+from governance import services
 from governance.models import Report
 from mlgov.cli import main as mlgov_main
 from mlgov.client import verify_report

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.urls import reverse
 
+from core import signing
 from core.actors import Actor
-from governance import services, signing
+from governance import services
 from mlgov.client import verify_decision
 from tests.conftest import bearer, session
 from tests.factories import make_token

@@ -1,4 +1,4 @@
-"""Ed25519 signatures for gate decisions (and, later, reports).
+"""Ed25519 signatures for gate decisions, report bundles and audit checkpoints.
 
 The private key comes from GATE_SIGNING_KEY (base64 of the 32-byte raw key, from the environment or
 a secrets manager) or, for local use, from a file generated once under ./var with mode 0600. The
