@@ -120,6 +120,9 @@ class ArtifactBodyParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         spool = Spool()
+        request = (parser_context or {}).get("request")
+        if request is not None:  # deleted when the request ends unless the view stored it
+            request._request.__dict__.setdefault("_upload_spools", []).append(spool)
         if stream is not None:
             while chunk := stream.read(CHUNK):
                 spool.write(chunk)
@@ -131,22 +134,32 @@ def storage_key(sha256: str) -> str:
 
 
 def artifact_store(
-    *, workspace: Workspace, actor: Actor, spool: Spool, filename: str = "", declared_media_type: str = ""
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    spool: Spool,
+    filename: str = "",
+    declared_media_type: str = "",
+    known_media_type: str = "",
 ) -> tuple[Artifact, bool]:
     """Store a finished spool as an artifact of the workspace. Returns (artifact, created).
 
     Raises ApplicationError when the declared media type does not fit the content. The spool is
-    consumed either way.
+    consumed either way. `known_media_type` is for what the service wrote itself (a report's HTML or
+    PDF): stored as given, since detection from the bytes only knows the kinds people upload.
     """
     try:
         if spool.size == 0:
             raise ApplicationError("the upload is empty", field="file")
-        detected = media_types.detect(spool.path)
-        problem = media_types.declaration_error(declared_media_type, detected)
-        if problem:
-            raise ApplicationError(problem, field="media_type")
-        declared = media_types.canonical(declared_media_type)
-        media_type = detected if declared in media_types.UNDECLARED else declared
+        if known_media_type:
+            media_type = known_media_type
+        else:
+            detected = media_types.detect(spool.path)
+            problem = media_types.declaration_error(declared_media_type, detected)
+            if problem:
+                raise ApplicationError(problem, field="media_type")
+            declared = media_types.canonical(declared_media_type)
+            media_type = detected if declared in media_types.UNDECLARED else declared
         existing = Artifact.objects.filter(workspace=workspace, sha256=spool.sha256).first()
         if existing is not None:
             return existing, False
@@ -189,11 +202,16 @@ def artifact_store(
         spool.discard()
 
 
-def artifact_store_bytes(*, workspace: Workspace, actor: Actor, data: bytes, filename: str = "") -> Artifact:
-    """Store bytes the service produced itself (job results, reports) as an artifact."""
+def artifact_store_bytes(
+    *, workspace: Workspace, actor: Actor, data: bytes, filename: str = "", media_type: str = ""
+) -> Artifact:
+    """Store bytes the service produced itself (job results, reports) as an artifact, with the media
+    type it knows them to have (detected from the bytes when not given)."""
     spool = Spool()
     spool.write(data)
-    artifact, _ = artifact_store(workspace=workspace, actor=actor, spool=spool.finish(), filename=filename)
+    artifact, _ = artifact_store(
+        workspace=workspace, actor=actor, spool=spool.finish(), filename=filename, known_media_type=media_type
+    )
     return artifact
 
 

@@ -62,6 +62,10 @@ PEOPLE = [
     ("audrey", Role.AUDITOR, "reads the audit log, exports reports"),
     ("ci-bot", Role.CI, "the CI pipeline's account (gate checks)"),
 ]
+# Accounts that never sign in: a pipeline acts with its token only (docs/guide-ci.md).
+SERVICE_ACCOUNTS = {"ci-bot"}
+# The demo tokens' scopes: the data scientist's role's, and the CI pipeline's gate check only.
+TOKEN_SCOPES = {"dana": sorted(scopes_for_role(Role.DATA_SCIENTIST)), "ci-bot": ["gate:check"]}
 TERMINAL_JOB_STATES = ("succeeded", "failed")
 RELEASE_STATES = {str(ReleaseState.DONE): "succeeded", str(ReleaseState.FAILED): "failed"}
 
@@ -230,7 +234,11 @@ class Seeder:
         for username, role, what in PEOPLE:
             user = users.objects.filter(username=username).first()
             shown = "(unchanged; --reset-passwords sets new ones)"
-            if user is None or self.reset_passwords:
+            if username in SERVICE_ACCOUNTS:
+                if user is None:
+                    user = users.objects.create_user(username=username, password=None)
+                shown = "(none: it never signs in; it uses its token)"
+            elif user is None or self.reset_passwords:
                 password = self.password or secrets.token_urlsafe(9)
                 if user is None:
                     user = users.objects.create_user(username=username, password=password)
@@ -576,13 +584,12 @@ class Seeder:
                 workspace=self.ws, user=self.users[username], name=name, revoked_at=None
             ).exists():
                 continue
-            role = Membership.objects.get(workspace=self.ws, user=self.users[username]).role
             _, raw = api_token_create(
                 workspace=self.ws,
                 actor=self.actor(username),
                 user=self.users[username],
                 name=name,
-                scopes=sorted(scopes_for_role(role)),
+                scopes=TOKEN_SCOPES[username],
             )
             self.outcome.tokens[username] = raw
 

@@ -240,8 +240,10 @@ def report_render(report_id: str) -> None:
         return
     Report.objects.filter(pk=report.pk).update(state=ReportState.RUNNING)
 
-    def store(data: bytes, name: str):
-        return artifact_store_bytes(workspace=report.workspace, actor=SYSTEM, data=data, filename=name)
+    def store(data: bytes, name: str, media_type: str):
+        return artifact_store_bytes(
+            workspace=report.workspace, actor=SYSTEM, data=data, filename=name, media_type=media_type
+        )
 
     try:
         _step(report, 0.1, "collecting provenance, audit events and decisions")
@@ -253,9 +255,9 @@ def report_render(report_id: str) -> None:
         pdf = to_pdf(document)
         _step(report, 0.8, "storing")
         stored = (
-            store(canonical_bytes(document), f"{name}.json"),
-            store(html_page.encode(), f"{name}.html"),
-            store(pdf, f"{name}.pdf"),
+            store(canonical_bytes(document), f"{name}.json", "application/json"),
+            store(html_page.encode(), f"{name}.html", "text/html; charset=utf-8"),
+            store(pdf, f"{name}.pdf", "application/pdf"),
         )
     except Exception as error:
         Report.objects.filter(pk=report.pk).update(

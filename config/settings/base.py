@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.PrivateResponseMiddleware",
 ]
 
 # Everything from this origin; plotly.js is served by the service itself (no CDN). Plotly sets
@@ -55,6 +56,9 @@ CONTENT_SECURITY_POLICY = env(
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'",
 )
+
+# The Django admin at /admin/ (read-only for audited records; see core/admin.py).
+ADMIN_ENABLED = envbool("ADMIN_ENABLED", True)
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

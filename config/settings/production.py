@@ -30,6 +30,7 @@ elif not env("GATE_SIGNING_KEY_FILE"):
     )
 
 DEBUG = False
+ADMIN_ENABLED = envbool("ADMIN_ENABLED", False)
 REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]  # noqa: F405
 
 STORAGES["staticfiles"] = {  # noqa: F405

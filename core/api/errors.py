@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from core.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+DATABASE_RETRY_AFTER = 5  # seconds, in the Retry-After of a 503 when the database cannot be reached
 
 
 def problem(
@@ -38,6 +40,9 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # a list's item (ListField, DictField errors keyed by position)
+                out.extend(flatten_errors(value, f"{prefix}[{key}]"))
+                continue
             name = "" if key == "non_field_errors" else str(key)
             path = f"{prefix}.{name}" if prefix and name else (name or prefix)
             out.extend(flatten_errors(value, path))
@@ -72,6 +77,17 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         body = problem(status_code=413, title="Payload too large", detail=str(exc), instance=instance)
         return _response(body, 413, headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database cannot be reached (or dropped the connection): the service is unavailable,
+        # not broken; say so without the error's text, which can carry the database's address.
+        logger.error("database unavailable answering %s: %s", instance, exc)
+        body = problem(
+            status_code=503,
+            title="Service unavailable",
+            detail="the database cannot be reached; try again shortly",
+            instance=instance,
+        )
+        return _response(body, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)})
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let Django log it and answer 500 (handler500 keeps the format)
 

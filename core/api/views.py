@@ -52,8 +52,14 @@ class HealthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=inline_serializer("Health", {"status": serializers.CharField()}))
+    @extend_schema(
+        responses={
+            200: inline_serializer("Health", {"status": serializers.CharField()}),
+            503: OpenApiTypes.OBJECT,
+        }
+    )
     def get(self, request):
+        # A database that cannot be reached is a 503 problem document (core/api/errors.py).
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Response({"status": "ok"})

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.api.fields import NumberField
 from explain.models import Job, JobKind, JobState
 
 
@@ -47,7 +48,7 @@ class FairnessInput(JobInput):
     sensitive_features = _columns(help_text="one or more columns; several give intersectional groups")
     positive_label = serializers.JSONField(required=False, default=1)
     resamples = serializers.IntegerField(min_value=0, max_value=5000, default=200)
-    confidence_level = serializers.FloatField(min_value=0.5, max_value=0.999, default=0.95)
+    confidence_level = NumberField(min_value=0.5, max_value=0.999, default=0.95)
     min_group_size = serializers.IntegerField(min_value=1, default=30)
 
     def validate_sensitive_features(self, value):

@@ -4,6 +4,7 @@ import json
 
 from rest_framework import serializers
 
+from core.api.fields import NumberField
 from governance.models import (
     GateDecision,
     ModelVersion,
@@ -36,7 +37,7 @@ class RegisterInput(serializers.Serializer):
     version = serializers.RegexField(NAME_PATTERN, max_length=100)
     artifact = serializers.UUIDField(help_text="the model file (skops), uploaded as an artifact")
     description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    metrics = serializers.DictField(child=serializers.FloatField(), required=False)
+    metrics = serializers.DictField(child=NumberField(), required=False)
     run = RunInput(required=False)
     datasets = serializers.ListField(
         child=serializers.CharField(max_length=500), required=False, max_length=100

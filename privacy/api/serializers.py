@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api.fields import NumberField
 from privacy.mechanisms import MECHANISMS, STATISTICS
 from privacy.models import PrivacyBudget, PrivacyRelease
 
 
 class BudgetInput(serializers.Serializer):
-    epsilon = serializers.FloatField(min_value=0.0, max_value=1000.0)
-    delta = serializers.FloatField(min_value=0.0, max_value=0.01, default=0.0)
+    epsilon = NumberField(min_value=0.0, max_value=1000.0)
+    delta = NumberField(min_value=0.0, max_value=0.01, default=0.0)
 
 
 class BudgetOutput(serializers.ModelSerializer):
@@ -31,7 +32,7 @@ class BudgetOutput(serializers.ModelSerializer):
 
 
 class BoundsField(serializers.ListField):
-    child = serializers.FloatField()
+    child = NumberField()
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -44,13 +45,13 @@ class ReleaseInput(serializers.Serializer):
     statistic = serializers.ChoiceField(choices=STATISTICS)
     column = serializers.CharField(max_length=200, required=False)
     mechanism = serializers.ChoiceField(choices=MECHANISMS, default="laplace")
-    epsilon = serializers.FloatField()
-    delta = serializers.FloatField(required=False, min_value=0.0)
+    epsilon = NumberField()
+    delta = NumberField(required=False, min_value=0.0)
     bounds = BoundsField(required=False, help_text="[lower, upper]; default: the dataset's metadata")
     categories = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, allow_empty=False, max_length=1000
     )
-    q = serializers.FloatField(required=False, help_text="quantile in (0, 1)")
+    q = NumberField(required=False, help_text="quantile in (0, 1)")
     group_by = serializers.CharField(max_length=200, required=False)
 
     def validate_epsilon(self, value: float) -> float:
@@ -76,7 +77,7 @@ class ReleaseInput(serializers.Serializer):
 
 
 class SummaryInput(serializers.Serializer):
-    epsilon = serializers.FloatField(min_value=1e-6, max_value=100.0)
+    epsilon = NumberField(min_value=1e-6, max_value=100.0)
     mechanism = serializers.ChoiceField(choices=["laplace"], default="laplace")
 
 

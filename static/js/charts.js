@@ -2,11 +2,30 @@
 // figure is <script type="application/json" id="ID"> (data, never run: the CSP forbids inline scripts).
 (function () {
   "use strict";
+  // Plotly reads a few HTML tags in any text it draws (<a href>, <b>, <br>): text that comes from
+  // users (lineage keys, feature and group names) must be shown as text, so every string of a figure
+  // has &, < and > escaped (Plotly shows entities as the characters). Templates keep their markup.
+  function plotText(value) {
+    return typeof value === "string"
+      ? value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      : value;
+  }
+  function asText(value, key) {
+    if (key === "hovertemplate" || key === "texttemplate") { return value; }
+    if (Array.isArray(value)) { return value.map(function (item) { return asText(item); }); }
+    if (value && typeof value === "object") {
+      var out = {};
+      Object.keys(value).forEach(function (k) { out[k] = asText(value[k], k); });
+      return out;
+    }
+    return plotText(value);
+  }
+  window.mlgovPlotText = plotText;
   function draw() {
     document.querySelectorAll("div.chart[data-figure]").forEach(function (div) {
       var source = document.getElementById(div.dataset.figure);
       if (!source || typeof Plotly === "undefined") { return; }
-      var figure = JSON.parse(source.textContent);
+      var figure = asText(JSON.parse(source.textContent));
       var layout = Object.assign({margin: {l: 60, r: 20, t: 40, b: 60}, height: 360}, figure.layout || {});
       // Long category names (features, groups) get the room they need instead of being cut off.
       layout.xaxis = Object.assign({automargin: true}, layout.xaxis || {});

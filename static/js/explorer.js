@@ -22,8 +22,8 @@
             nodes.customdata.push(n.id);
             nodes.x.push(x + sign);
             nodes.y.push(y + added - 0.5);
-            nodes.text.push(n.key);
-            nodes.hovertext.push(n.kind + ": " + n.key);
+            nodes.text.push(window.mlgovPlotText(n.key));
+            nodes.hovertext.push(window.mlgovPlotText(n.kind + ": " + n.key));
             nodes.marker.size.push(11);
             nodes.marker.color.push("#9b59b6");
             added += 1;

@@ -296,3 +296,51 @@ def test_filenames_lose_control_characters_and_a_failed_insert_keeps_no_blob(
         )
     assert Artifact.objects.filter(workspace=acme).count() == 1
     assert len(_files_under(settings.ARTIFACT_ROOT)) == 1  # only the first upload's blob
+
+
+def _refusals(acme, alice, bob):
+    """(what, client, expected status) for every way an upload is refused before the view runs. A
+    browser holds a CSRF cookie, so Django reads the form (and with it the upload) to look for the
+    token before refusing, or before the scope check refuses."""
+    from rest_framework.test import APIClient
+
+    secret = "a" * 32
+
+    def browser(user, *, token: bool) -> APIClient:
+        client = APIClient(enforce_csrf_checks=True)
+        client.force_login(user)
+        client.cookies["csrftoken"] = secret
+        if token:
+            client.credentials(HTTP_X_CSRFTOKEN=secret)
+        return client
+
+    return [
+        ("a session without the CSRF token", browser(alice, token=False), 403),
+        ("a member whose role has no artifact:write", browser(bob, token=True), 403),
+        ("a token without artifact:write", bearer(make_token(acme, alice, ["artifact:read"])), 403),
+        ("no credentials", APIClient(), 401),
+    ]
+
+
+def test_uploads_refused_for_csrf_scope_or_credentials_leave_no_spool_behind(acme, alice, bob, settings):
+    part = b"age,income\n" + b"39,<=50K\n" * 5000
+    for what, client, expected in _refusals(acme, alice, bob):
+        multipart = client.post(
+            reverse("artifact-list"),
+            {"file": SimpleUploadedFile("d.csv", part, content_type="text/csv")},
+            format="multipart",
+        )
+        assert multipart.status_code == expected, what
+        assert _files_under(settings.FILE_UPLOAD_TEMP_DIR) == [], f"multipart, {what}"
+        raw = client.post(reverse("artifact-list") + "?filename=d.csv", part, content_type="text/csv")
+        assert raw.status_code == expected, what
+        assert _files_under(settings.FILE_UPLOAD_TEMP_DIR) == [], f"raw body, {what}"
+    assert not Artifact.objects.exists()
+
+
+def test_answers_to_signed_in_people_and_tokens_are_not_cached(acme, alice, writer, client):
+    assert writer.get(reverse("artifact-list"))["Cache-Control"] == "no-store"
+    client.force_login(alice)
+    assert client.get(reverse("home"))["Cache-Control"] == "no-store"
+    client.logout()
+    assert "Cache-Control" not in client.get(reverse("health"))  # public answers may be cached

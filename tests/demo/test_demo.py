@@ -13,11 +13,12 @@ import sys
 import uuid
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from core.models import Workspace
+from core.models import ApiToken, Workspace
 from explain.models import Job, JobState
 from governance.models import ModelVersion, PromotionRequest, Report, ReportState, RequestState, Stage
 from lineage.models import Node
@@ -92,8 +93,13 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         assert seed.returncode == 0, seed.stdout[-4000:] + seed.stderr[-4000:]
         output = seed.stdout
         assert "[10/10]" in output
-        for username in ("dana", "rita", "ravi", "audrey", "ci-bot"):
+        for username in ("dana", "rita", "ravi", "audrey"):
             assert re.search(rf"{username}\s+.*password: {PASSWORD}", output), output
+        # The pipeline's account has no password and its token checks gates, nothing else.
+        assert re.search(r"ci-bot\s+.*password: \(none: it never signs in", output), output
+        ci_bot = get_user_model().objects.get(username="ci-bot")
+        assert not ci_bot.has_usable_password()
+        assert ApiToken.objects.get(user=ci_bot, revoked_at=None).scopes == ["gate:check"]
         tokens = dict(re.findall(r"export (MLGOV_TOKEN|MLGOV_CI_TOKEN)=(mlg_\S+)", output))
         assert set(tokens) == {"MLGOV_TOKEN", "MLGOV_CI_TOKEN"}
         assert f"Dashboard:        {live_server.url}/w/demo/" in output

@@ -295,3 +295,34 @@ def test_a_data_scientist_cancels_a_queued_job_in_the_browser(world, live_server
     queued.refresh_from_db()
     assert queued.state == JobState.CANCELLED
     assert page.console_errors == []
+
+
+def test_chart_labels_from_users_are_text_not_links(world, live_server, page_factory):
+    from tests.lineage.helpers import record
+
+    hostile = '<a href="https://evil.example/">click me</a><b>bold</b>'
+    record(
+        world["workspace"],
+        world["author"],
+        {"type": "node", "kind": "Dataset", "key": hostile},
+        {
+            "type": "edge",
+            "kind": "VERSION_OF",
+            "src": {"kind": "DatasetVersion", "key": "adult@v1"},
+            "dst": {"kind": "Dataset", "key": hostile},
+        },
+    )
+    node = Node.objects.get(workspace=world["workspace"], kind="DatasetVersion", key="adult@v1")
+    base = live_server.url
+    page = page_factory()
+    _login(page, base, world["reviewer"])
+    page.goto(f"{base}/w/acme/lineage/{node.pk}/?depth=1")
+    page.wait_for_selector("#lineage-graph[data-rendered=true]", timeout=20_000)
+    links = page.evaluate("() => Array.from(document.querySelectorAll('#lineage-graph svg a')).length")
+    assert links == 0
+    labels = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#lineage-graph .textpoint text'))"
+        ".map(t => t.textContent)"
+    )
+    assert hostile in labels  # shown as the characters it is made of
+    assert page.console_errors == []

@@ -89,6 +89,15 @@ def test_the_pdf_and_html_hold_the_name_gate_results_and_provenance(
     assert "production-readiness/reviewers" in text
     assert "adult@v1" in text  # provenance: the training data
     page = _read(report.html).decode()
+    # Each form carries its own media type (the HTML was stored as text/csv, judged from its commas).
+    assert (report.bundle.media_type, report.html.media_type, report.pdf.media_type) == (
+        "application/json",
+        "text/html; charset=utf-8",
+        "application/pdf",
+    )
+    client = bearer(make_token(acme, carol, ["artifact:read"]))
+    served = client.get(reverse("artifact-content", kwargs={"artifact_id": report.html_id}))
+    assert served["Content-Type"] == "text/html; charset=utf-8"
     assert "<script" not in page
     assert "income@1" in page
     assert "production-readiness/card" in page

@@ -185,6 +185,10 @@ def test_no_budget_no_release(client, node):
         ({"statistic": "count", "group_by": "note", "epsilon": 1}, "group_by", "must be public"),
         ({"statistic": "quantile", "column": "age", "epsilon": 1}, "q", "strictly between"),
         ({"statistic": "sum", "column": "age", "epsilon": 1, "bounds": [5, 1]}, "bounds", "lower < upper"),
+        # JSON true is not the number 1 (it spent 1.0 of a budget).
+        ({"statistic": "count", "epsilon": True}, "epsilon", "must be a number, not true or false"),
+        ({"statistic": "count", "epsilon": "0.5"}, "epsilon", "must be a number, not a string"),
+        ({"statistic": "sum", "column": "age", "epsilon": 1, "bounds": [False, 9]}, "bounds[0]", "not true"),
     ],
 )
 def test_bad_queries_are_400_naming_the_field(client, node, budget, query, field, message):
