@@ -26,7 +26,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     fields = ["user", "role", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["user", "role", "created_at"]
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -88,6 +88,8 @@ ROUTES: dict[str, Route] = {
     "audit-event-list": Route(("GET",), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
     "audit-event-detail": Route(("GET",), kwargs=lambda w: {"seq": w["acme"].audit_head_seq}),
     "audit-verify": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
+    "audit-chain": Route(("GET",), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
+    "audit-checkpoint-list": Route(("GET", "POST"), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
     # Writes without an object to aim at: mallory's land in her own workspace, never in acme.
     "lineage-events": Route(
         ("POST",),
