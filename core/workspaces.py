@@ -35,7 +35,9 @@ def workspace_create(*, slug: str, name: str, actor: Actor, admin=None) -> Works
 
 @transaction.atomic
 def workspace_update(*, workspace: Workspace, actor: Actor, **changes) -> Workspace:
-    allowed = {"name", "allow_pickle_models"}
+    """Change what a workspace's admins may change: its name. (Pickle models are the operator's
+    decision: `workspace_allow_pickle`.)"""
+    allowed = {"name"}
     changed = {k: v for k, v in changes.items() if k in allowed and getattr(workspace, k) != v}
     if not changed:
         return workspace
@@ -49,6 +51,26 @@ def workspace_update(*, workspace: Workspace, actor: Actor, **changes) -> Worksp
         payload={"changes": changed},
     )
     return workspace
+
+
+@transaction.atomic
+def workspace_allow_pickle(*, workspace: Workspace, actor: Actor, allowed: bool) -> bool:
+    """Let the workspace use pickle models (where the server allows them: MODELS_ALLOW_PICKLE), or stop
+    it. For operators (`manage.py workspace_allow_pickle`); no API reaches this. Returns whether it
+    changed; a change is audited once, however many times it is asked for."""
+    changed = Workspace.objects.filter(pk=workspace.pk, allow_pickle_models=not allowed).update(
+        allow_pickle_models=allowed
+    )
+    workspace.refresh_from_db(fields=["allow_pickle_models"])
+    if changed:
+        audit_append(
+            workspace=workspace,
+            actor=actor,
+            action="workspace.update",
+            target=f"workspace:{workspace.slug}",
+            payload={"changes": {"allow_pickle_models": allowed}},
+        )
+    return bool(changed)
 
 
 def _membership_create(*, workspace: Workspace, actor: Actor, user, role: str) -> Membership:

@@ -1,9 +1,15 @@
-"""Loading models and datasets for jobs, safely.
+"""Checking and loading models, and loading datasets, for jobs.
 
-Models: skops files only, by default. `skops.io` lists the types a file would instantiate that it
-does not trust out of the box; each must be on ALLOWED_TYPES (or a prefix in ALLOWED_PREFIXES),
-otherwise the file is refused and the type is named. Pickle and joblib files run arbitrary code
-when loaded, so they are refused unless the workspace has opted in (Workspace.allow_pickle_models).
+Models: skops files, whose types `skops.io` lists without loading them; each type skops does not
+trust out of the box must be on ALLOWED_TYPES (or start with one of ALLOWED_PREFIXES), otherwise the
+file is refused and the type named. Registration (`model_artifact_check`, in the web process) only
+checks; workers load skops files in-process with that allow-list (`load_model_bytes`).
+
+Pickle and joblib files run code when they are loaded. They are refused unless the operator turned
+them on for the server (MODELS_ALLOW_PICKLE) and for the workspace (`manage.py
+workspace_allow_pickle`); no API can. Even then no process of the service unpickles one: registration
+accepts the file without opening it, and workers hand it to a sandboxed child process
+(explain/sandbox.py), which `load_model_bytes` returns as a SandboxedModel.
 
 Datasets: CSV or Parquet, with the target and feature columns the request declares. Problems are
 reported as DataError naming the column (missing, not numeric, with missing values) or the file
@@ -12,31 +18,33 @@ reported as DataError naming the column (missing, not numeric, with missing valu
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 
 from core import media_types
 from core.artifacts import artifact_open
 from core.models import Artifact, Workspace
 from core.tables import DataError, cached_table, read_table, read_table_bytes
 
-# Types skops does not trust by default that scikit-learn estimators we explain are made of.
 __all__ = [
     "DataError",
     "Dataset",
     "ModelLoadError",
     "cached_table",
-    "load_model",
     "load_model_bytes",
+    "model_artifact_check",
+    "model_bytes_check",
+    "pickle_allowed",
     "read_table",
     "read_table_bytes",
     "select",
 ]
 
+# Types skops does not trust by default that scikit-learn estimators we explain are made of.
 ALLOWED_TYPES = frozenset(
     {
         "sklearn._loss.link.Interval",
@@ -65,36 +73,34 @@ ALLOWED_PREFIXES = (
     "sklearn.neighbors._ball_tree.",
 )
 MAX_ERROR_TYPES = 5
+PICKLE_FORMATS = (media_types.PICKLE, media_types.JOBLIB)
 
 
 class ModelLoadError(ValueError):
-    """The model file cannot be loaded safely; the message says why (and names refused types)."""
+    """The model file cannot be used safely; the message says why (and names refused types)."""
 
 
 def _allowed(type_name: str) -> bool:
     return type_name in ALLOWED_TYPES or type_name.startswith(ALLOWED_PREFIXES)
 
 
-def load_model(artifact: Artifact, workspace: Workspace) -> Any:
-    """Load the model stored in `artifact`, refusing anything not known to be safe."""
-    with artifact_open(artifact) as handle:
-        data = handle.read()
-    return load_model_bytes(data, media_type=artifact.media_type, allow_pickle=workspace.allow_pickle_models)
+def pickle_allowed(workspace: Workspace) -> bool:
+    """Pickle models are accepted in this workspace: the operator allows them on the server and for it."""
+    return bool(settings.MODELS_ALLOW_PICKLE and workspace.allow_pickle_models)
 
 
-def load_model_bytes(data: bytes, *, media_type: str, allow_pickle: bool) -> Any:
-    if media_type in (media_types.PICKLE, media_types.JOBLIB):
-        if not allow_pickle:
-            raise ModelLoadError(
-                f"the model is a {media_type} file; pickle and joblib files can run arbitrary code when "
-                "loaded, so they are refused unless the workspace allows them (allow_pickle_models). "
-                "Save the model with skops.io.dump instead."
-            )
-        import joblib
+def _pickle_refused(media_type: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"the model is a {media_type} file: pickle and joblib files run code when they are loaded, so "
+        "they are not accepted here. Save the model with skops.io.dump(model, 'model.skops') and upload "
+        "that file. (Pickle models are the operator's decision, per server and workspace, and even then "
+        "they run only in a sandbox.)"
+    )
 
-        return joblib.load(io.BytesIO(data))
-    if media_type != media_types.SKOPS:
-        raise ModelLoadError(f"the model artifact is {media_type}, not a skops file ({media_types.SKOPS})")
+
+def _skops_trusted(data: bytes) -> list[str]:
+    """The untrusted types of a skops file, all on our allow-list (else ModelLoadError), read from the
+    file's schema without loading any object."""
     import skops.io as sio
 
     try:
@@ -105,8 +111,47 @@ def load_model_bytes(data: bytes, *, media_type: str, allow_pickle: bool) -> Any
     if refused:
         shown = ", ".join(refused[:MAX_ERROR_TYPES]) + (" ..." if len(refused) > MAX_ERROR_TYPES else "")
         raise ModelLoadError(f"the skops file contains types that are not trusted: {shown}")
+    return list(untrusted)
+
+
+def model_bytes_check(data: bytes, *, media_type: str, allow_pickle: bool) -> None:
+    """Check a model file without deserialising anything (for the web process): a skops file's types
+    against the allow-list; a pickle or joblib file only where `allow_pickle`."""
+    if media_type in PICKLE_FORMATS:
+        if not allow_pickle:
+            raise _pickle_refused(media_type)
+        return
+    if media_type != media_types.SKOPS:
+        raise ModelLoadError(f"the model artifact is {media_type}, not a skops file ({media_types.SKOPS})")
+    _skops_trusted(data)
+
+
+def model_artifact_check(artifact: Artifact, workspace: Workspace) -> None:
+    """Registration's check of the model stored in `artifact`; nothing in it is loaded or run."""
+    if artifact.media_type in PICKLE_FORMATS:
+        model_bytes_check(b"", media_type=artifact.media_type, allow_pickle=pickle_allowed(workspace))
+        return
+    with artifact_open(artifact) as handle:
+        data = handle.read()
+    model_bytes_check(data, media_type=artifact.media_type, allow_pickle=False)
+
+
+def load_model_bytes(data: bytes, *, media_type: str, allow_pickle: bool) -> Any:
+    """The model, for a worker: a skops file loaded here with the allow-list; a pickle or joblib file
+    (only where `allow_pickle`) as a SandboxedModel, which runs it in a confined child process."""
+    if media_type in PICKLE_FORMATS:
+        if not allow_pickle:
+            raise _pickle_refused(media_type)
+        from explain.sandbox import SandboxedModel
+
+        return SandboxedModel(data, media_type=media_type)
+    if media_type != media_types.SKOPS:
+        raise ModelLoadError(f"the model artifact is {media_type}, not a skops file ({media_types.SKOPS})")
+    import skops.io as sio
+
+    trusted = _skops_trusted(data)
     try:
-        return sio.loads(data, trusted=list(untrusted))
+        return sio.loads(data, trusted=trusted)
     except Exception as error:
         raise ModelLoadError(f"the skops file cannot be loaded: {error}") from error
 

@@ -36,6 +36,7 @@ from core.errors import ApplicationError, Conflict, NotFound
 from core.models import Artifact, Workspace
 from explain import explainers, fairness, loading
 from explain.models import BACKEND_DETAIL_LENGTH, Job, JobChunk, JobKind, JobState
+from explain.sandbox import SandboxedModel, SandboxError
 from explain.treeshap import UnsupportedModel
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
@@ -206,6 +207,7 @@ def jobs_redispatch(jobs: Iterable[Job]) -> list[Job]:
 
 @functools.lru_cache(maxsize=4)
 def _model_cached(artifact_id: str, allow_pickle: bool) -> Any:
+    """A skops model loaded here, or a pickle as a SandboxedModel (never unpickled in this process)."""
     artifact = Artifact.objects.get(pk=artifact_id)
     from core.artifacts import artifact_open
 
@@ -217,8 +219,8 @@ def _model_cached(artifact_id: str, allow_pickle: bool) -> Any:
 def _inputs(job: Job) -> tuple[Any, loading.Dataset]:
     """The job's model and the declared columns of its dataset (cached per worker process)."""
     try:
-        model = _model_cached(str(job.model_artifact_id), job.workspace.allow_pickle_models)
-    except loading.ModelLoadError as error:
+        model = _model_cached(str(job.model_artifact_id), loading.pickle_allowed(job.workspace))
+    except (loading.ModelLoadError, SandboxError) as error:
         raise JobFailure(f"model: {error}") from error
     try:
         frame = loading.cached_table(str(job.dataset_artifact_id))
@@ -248,6 +250,32 @@ def _rows(job: Job, n: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=wanted, replace=False))
 
 
+def _choose_backend(model: Any, requested: str) -> tuple[str, str]:
+    if isinstance(model, SandboxedModel):  # the sandbox has no GPU
+        note = "gpu requested, ran on cpu: a pickle model runs in the sandbox" if requested == "gpu" else ""
+        return "cpu", note
+    return explainers.choose_backend(model, requested)
+
+
+def _shap_block(model: Any, X: np.ndarray, backend: str, background: np.ndarray | None) -> explainers.Block:
+    if isinstance(model, SandboxedModel):
+        return model.shap_block(X, background)
+    return explainers.shap_block(
+        model,
+        X,
+        backend,
+        background,
+        cpu_tree=settings.EXPLAIN_CPU_TREESHAP,
+        threads=settings.EXPLAIN_CPU_THREADS,
+    )
+
+
+def _supports_paths(model: Any) -> bool:
+    if isinstance(model, SandboxedModel):
+        return model.supports_paths
+    return explainers.supports_paths(model)
+
+
 def _background(job: Job, X: np.ndarray) -> np.ndarray:
     size = min(job.params.get("background_rows", 100), len(X))
     rng = np.random.default_rng(job.params.get("seed", 0) + 1)
@@ -255,6 +283,17 @@ def _background(job: Job, X: np.ndarray) -> np.ndarray:
 
 
 # --- worker side: execution ---------------------------------------------------------------------------
+
+
+def out_of_memory() -> str:
+    """What a job that ran out of its worker's memory says (the limit and the setting that sets it)."""
+    limit = settings.WORKER_MAX_ADDRESS_SPACE_MB
+    return (
+        f"the worker ran out of memory: its processes may use {limit:,} MB (WORKER_MAX_ADDRESS_SPACE_MB); "
+        "explain fewer rows (rows, chunk_rows) or give workers more memory"
+        if limit > 0
+        else "the worker ran out of memory"
+    )
 
 
 def _fail(job_id: str, message: str) -> None:
@@ -328,9 +367,15 @@ def job_start(job_id: str) -> list[int]:
             result = _fairness(job, model, data)
             job_finalize(job_id, fairness_result=result, load_seconds=time.perf_counter() - started)
             return []
-        backend, note = explainers.choose_backend(model, job.params.get("backend", "auto"))
+        backend, note = _choose_backend(model, job.params.get("backend", "auto"))
     except JobFailure as error:
         _fail(job_id, str(error))
+        return []
+    except SandboxError as error:
+        _fail(job_id, f"model: {error}")
+        return []
+    except MemoryError:
+        _fail(job_id, out_of_memory())
         return []
     except (UnsupportedModel, ValueError) as error:
         _fail(job_id, f"{type(error).__name__}: {error}")
@@ -387,18 +432,17 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
     try:
         model, data = _inputs(job)
         rows = _rows(job, len(data.X))[chunk.start : chunk.stop]
-        backend = job.backend or explainers.choose_backend(model, job.params.get("backend", "auto"))[0]
-        background = None if explainers.supports_paths(model) else _background(job, data.X)
-        block = explainers.shap_block(
-            model,
-            data.X[rows],
-            backend,
-            background,
-            cpu_tree=settings.EXPLAIN_CPU_TREESHAP,
-            threads=settings.EXPLAIN_CPU_THREADS,
-        )
+        backend = job.backend or _choose_backend(model, job.params.get("backend", "auto"))[0]
+        background = None if _supports_paths(model) else _background(job, data.X)
+        block = _shap_block(model, data.X[rows], backend, background)
     except JobFailure as error:
         _fail(job_id, str(error))
+        return False
+    except SandboxError as error:
+        _fail(job_id, f"chunk {index}: model: {error}")
+        return False
+    except MemoryError:
+        _fail(job_id, f"chunk {index}: {out_of_memory()}")
         return False
     except Exception as error:  # a model that cannot be explained: say what happened
         logger.exception("explanation chunk %s/%s failed", job_id, index)

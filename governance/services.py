@@ -83,13 +83,14 @@ def version_get(
 
 
 def _check_model_artifact(workspace: Workspace, artifact_id: str) -> Artifact:
-    from explain.loading import ModelLoadError, load_model
+    """The model file, checked without deserialising it: the web process never loads a model."""
+    from explain.loading import ModelLoadError, model_artifact_check
 
     artifact = Artifact.objects.filter(workspace=workspace, pk=artifact_id).first()
     if artifact is None:
         raise ApplicationError(f"no artifact {artifact_id} in this workspace", field="artifact")
     try:
-        load_model(artifact, workspace)
+        model_artifact_check(artifact, workspace)
     except ModelLoadError as error:
         raise ApplicationError(str(error), field="artifact") from error
     return artifact

@@ -308,6 +308,18 @@ EXPLAIN_CPU_TREESHAP = envchoice("EXPLAIN_CPU_TREESHAP", "auto", ("auto", "shap"
 # concurrency N on C cores, C // N keeps the machine from being oversubscribed.
 EXPLAIN_CPU_THREADS = envint("EXPLAIN_CPU_THREADS", 0)
 
+# --- Pickle models (operator only) --------------------------------------------------------------------
+# Pickle and joblib files run code when they are loaded. Off: only skops files are accepted. On: a
+# workspace enabled with `manage.py workspace_allow_pickle` may register them, and workers run them only
+# in a sandboxed child process (explain/sandbox.py) with these limits per run.
+MODELS_ALLOW_PICKLE = envbool("MODELS_ALLOW_PICKLE", False)
+MODELS_SANDBOX_MEMORY_MB = envint("MODELS_SANDBOX_MEMORY_MB", 4096)  # address space (RLIMIT_AS)
+MODELS_SANDBOX_CPU_SECONDS = envint("MODELS_SANDBOX_CPU_SECONDS", 600)  # RLIMIT_CPU
+MODELS_SANDBOX_WALL_SECONDS = envint("MODELS_SANDBOX_WALL_SECONDS", 600)  # then the child is killed
+MODELS_SANDBOX_OPEN_FILES = envint("MODELS_SANDBOX_OPEN_FILES", 64)  # RLIMIT_NOFILE
+MODELS_SANDBOX_FILE_MB = envint("MODELS_SANDBOX_FILE_MB", 2048)  # largest file it may write (RLIMIT_FSIZE)
+MODELS_SANDBOX_TMPDIR = env("MODELS_SANDBOX_TMPDIR", "")  # where its private directories go (default: TMPDIR)
+
 # --- Gates --------------------------------------------------------------------------------------------
 # Ed25519 key that signs gate decisions: base64 of the raw 32-byte private key. Unset: a key generated
 # once into GATE_SIGNING_KEY_FILE (local use; production requires GATE_SIGNING_KEY).

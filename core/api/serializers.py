@@ -22,7 +22,17 @@ class WorkspaceCreateInput(serializers.Serializer):
 
 class WorkspaceUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    allow_pickle_models = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        # Pickle models run code when loaded: only the operator can allow them (docs/operations.md).
+        if "allow_pickle_models" in self.initial_data:
+            raise serializers.ValidationError(
+                {
+                    "allow_pickle_models": "is set by the operator of the service "
+                    "(manage.py workspace_allow_pickle), not through the API"
+                }
+            )
+        return attrs
 
 
 class MembershipOutput(serializers.ModelSerializer):

@@ -37,3 +37,52 @@ def test_a_fairness_job_on_a_545_kb_file_of_60_million_rows_fails_naming_the_lim
     assert job["state"] == "failed"
     assert "60,000,000 rows; the limit is 20,000,000 (DATA_MAX_ROWS)" in job["error"]
     assert AuditEvent.objects.filter(action="fairness.fail", target=f"job:{job['id']}").count() == 1
+
+
+def test_a_job_that_runs_out_of_memory_fails_naming_the_limit(
+    acme, alice, eager_celery, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    """What a worker at its address-space limit meets is a MemoryError: the job fails saying so (it
+    stayed `running` before), with one failure event."""
+    from explain import fairness
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(fairness, "assess", exhausted)
+    settings.WORKER_MAX_ADDRESS_SPACE_MB = 6000
+    frame = planted_bias(500)
+    register(
+        acme, alice, DecisionTreeClassifier(max_depth=3).fit(frame[["score", "sex"]], frame["label"]), frame
+    )
+    client = bearer(make_token(acme, alice, ["explain:run", "model:read"]))
+    url = reverse("model-fairness-assessments", kwargs={"name": "income", "version": "1"})
+    body = {"dataset_version": "adult@v1", "features": ["score", "sex"], "target": "label"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {**body, "sensitive_features": ["sex"]}, format="json")
+    job = client.get(response["Location"]).json()
+    assert job["state"] == "failed"
+    assert "ran out of memory: its processes may use 6,000 MB (WORKER_MAX_ADDRESS_SPACE_MB)" in job["error"]
+    assert AuditEvent.objects.filter(action="fairness.fail", target=f"job:{job['id']}").count() == 1
+
+
+@pytest.mark.slow
+def test_a_real_worker_process_runs_with_its_address_space_capped(tmp_path):
+    import time
+    from pathlib import Path
+
+    from tests.workers import embedded_broker, start_worker, stop_worker
+
+    env = {**embedded_broker(tmp_path / "broker"), "WORKER_MAX_ADDRESS_SPACE_MB": "6000"}
+    worker = start_worker(env, ["limits-test"])
+    try:
+        wanted = str(6000 * 1024 * 1024)
+        deadline = time.monotonic() + 60
+        line = ""
+        while time.monotonic() < deadline and wanted not in line:
+            limits = Path(f"/proc/{worker.pid}/limits").read_text().splitlines()
+            line = next(row for row in limits if row.startswith("Max address space"))
+            time.sleep(0.2)
+        assert wanted in line, line
+    finally:
+        stop_worker(worker)

@@ -1,5 +1,5 @@
-"""Safe model loading (skops with an allow-list; pickle refused unless the workspace opts in) and
-dataset checks that name the problem."""
+"""Safe model checks and loading (skops with an allow-list; pickle refused unless the operator allows
+it, and never unpickled by the service itself) and dataset checks that name the problem."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.preprocessing import FunctionTransformer
 
 from core import media_types
-from explain.loading import DataError, ModelLoadError, load_model_bytes, read_table_bytes, select
+from explain.loading import (
+    DataError,
+    ModelLoadError,
+    load_model_bytes,
+    model_bytes_check,
+    read_table_bytes,
+    select,
+)
 
 
 def _fitted():
@@ -33,25 +40,39 @@ def test_skops_models_load_including_types_on_the_allow_list():
 
 
 def test_a_skops_file_with_an_untrusted_type_is_refused_and_the_type_named():
-    sneaky = FunctionTransformer(func=os.system)
-    with pytest.raises(ModelLoadError) as error:
-        load_model_bytes(sio.dumps(sneaky), media_type=media_types.SKOPS, allow_pickle=False)
-    assert "not trusted" in str(error.value)
-    assert "system" in str(error.value)
+    sneaky = sio.dumps(FunctionTransformer(func=os.system))
+    for check in (model_bytes_check, load_model_bytes):
+        with pytest.raises(ModelLoadError) as error:
+            check(sneaky, media_type=media_types.SKOPS, allow_pickle=False)
+        assert "not trusted" in str(error.value)
+        assert "system" in str(error.value)
+    model_bytes_check(sio.dumps(_fitted()), media_type=media_types.SKOPS, allow_pickle=False)  # no error
+
+
+class WritesAMarker:
+    """Unpickling this runs a command (as any pickle may): it leaves a file behind if it ever runs."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.parametrize("kind", [media_types.PICKLE, media_types.JOBLIB])
-def test_pickle_and_joblib_are_refused_by_default(kind):
+def test_pickle_and_joblib_are_refused_unless_allowed_and_never_unpickled_here(kind, tmp_path):
     buffer = io.BytesIO()
     if kind == media_types.PICKLE:
-        pickle.dump(_fitted(), buffer)
+        pickle.dump(WritesAMarker(tmp_path / "marker"), buffer)
     else:
-        joblib.dump(_fitted(), buffer)
-    with pytest.raises(ModelLoadError) as error:
-        load_model_bytes(buffer.getvalue(), media_type=kind, allow_pickle=False)
-    assert "allow_pickle_models" in str(error.value)
-    model = load_model_bytes(buffer.getvalue(), media_type=kind, allow_pickle=True)
-    assert hasattr(model, "predict")
+        joblib.dump(WritesAMarker(tmp_path / "marker"), buffer)
+    for check in (model_bytes_check, load_model_bytes):
+        with pytest.raises(ModelLoadError) as error:
+            check(buffer.getvalue(), media_type=kind, allow_pickle=False)
+        assert "skops.io.dump" in str(error.value)
+        assert "operator" in str(error.value)
+    assert model_bytes_check(buffer.getvalue(), media_type=kind, allow_pickle=True) is None
+    assert not (tmp_path / "marker").exists()  # checked, not loaded
 
 
 def test_other_files_are_not_models():
