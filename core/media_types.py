@@ -144,6 +144,6 @@ def declaration_error(declared: str, detected: str) -> str | None:
     if declared == SKOPS and detected == PICKLE:
         return (
             f"declared as {SKOPS} but the content is {PICKLE}: save the model with skops.io.dump "
-            "(pickle and joblib models run only where a workspace admin has allowed them)"
+            "(pickle and joblib models run only where the operator has allowed them, in a sandbox)"
         )
     return f"declared as {declared} but the content is {detected}"
