@@ -79,8 +79,10 @@ def yaml_load(
         raise ApplicationError(
             f"the document is {size} bytes; the limit is {max_bytes} (DOCUMENT_MAX_BYTES)", field=field
         )
-    loader = BudgetedLoader(text, max_nodes=max_nodes, max_depth=max_depth)
+    loader = None
     try:
+        # The reader checks the characters as the loader is made: control characters are a YAMLError.
+        loader = BudgetedLoader(text, max_nodes=max_nodes, max_depth=max_depth)
         return loader.get_single_data()
     except _BudgetExceeded as error:
         raise ApplicationError(f"the document is refused: {error}", field=field) from None
@@ -89,4 +91,5 @@ def yaml_load(
     except RecursionError:  # only with limits set far above the defaults
         raise ApplicationError("the document is nested too deeply", field=field) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -252,3 +252,10 @@ def test_json_bodies_past_the_size_or_depth_limit_are_refused(acme, alice, setti
     assert deep.status_code == 400, deep.content
     assert "nested more than 64 levels" in deep.json()["detail"]
     assert not Node.objects.exists()
+
+
+def test_control_characters_in_yaml_are_a_400_naming_the_field(acme, ada):
+    response = session(ada, acme).post(reverse("policy-list"), {"text": "a: \x87\x15"}, format="json")
+    assert response.status_code == 400, response.content
+    assert _fields(response) == {"text"}
+    assert "cannot be parsed as YAML" in response.json()["detail"]
