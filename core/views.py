@@ -9,11 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
+from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_POST
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
-from core.api.errors import api_not_found, api_server_error
+from core.api.errors import api_csrf_failure, api_not_found, api_server_error
 from core.audit import audit_verify
 from core.errors import ApplicationError
 from core.models import AuditEvent
@@ -75,3 +76,10 @@ def server_error(request):
     if request.path.startswith("/api/"):
         return api_server_error(request)
     return html_server_error(request)
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a problem document under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return api_csrf_failure(request, reason)
+    return html_csrf_failure(request, reason)

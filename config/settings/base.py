@@ -243,6 +243,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.errors.problem_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# A CSRF failure under /api/ (outside DRF's views, which answer it themselves) is a problem document.
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlgov API",

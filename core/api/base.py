@@ -15,7 +15,8 @@ from core.permissions import HasWorkspaceScope, WorkspaceAccess
 
 
 def paginated(view: APIView, request: Request, queryset: Any, serializer_class: type) -> Response:
-    paginator = Pagination()
+    """One page of `queryset` as the view's `pagination_class` answers it (and the schema says)."""
+    paginator = (getattr(view, "pagination_class", None) or Pagination)()
     page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -37,6 +38,8 @@ class WorkspaceAPIView(APIView):
 
     permission_classes = [HasWorkspaceScope]
     required_scopes: dict[str, str] = {}
+    # drf-spectacular documents a list that the view answers as one page of it (core/api/pagination.py)
+    pagination_class: type[Pagination] | None = Pagination
 
     def initial(self, request, *args, **kwargs):
         # A name in the address with a NUL in it names nothing (and PostgreSQL refuses it in a query).
@@ -60,3 +63,4 @@ class UserAPIView(APIView):
     """A view about the signed-in user across workspaces (a token still sees only its own)."""
 
     permission_classes = [IsAuthenticated]
+    pagination_class: type[Pagination] | None = Pagination

@@ -145,6 +145,18 @@ def api_not_found(request, exception=None):
     return JsonResponse(body, status=404, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def api_csrf_failure(request, reason: str = ""):
+    """A session's write without its CSRF token, outside DRF's views (CSRF_FAILURE_VIEW under /api/)."""
+    body = problem(
+        status_code=403,
+        title="Forbidden",
+        detail=f"CSRF Failed: {reason} Send the csrftoken cookie's value in the X-CSRFToken header, or "
+        "authenticate with an API token.",
+        instance=request.path,
+    )
+    return JsonResponse(body, status=403, content_type=PROBLEM_CONTENT_TYPE)
+
+
 def api_server_error(request):
     body = problem(status_code=500, title="Internal server error", detail="the error has been logged")
     return JsonResponse(body, status=500, content_type=PROBLEM_CONTENT_TYPE)

@@ -350,7 +350,8 @@ class ArtifactDetailView(WorkspaceAPIView):
 class ArtifactContentView(WorkspaceAPIView):
     required_scopes = {"GET": "artifact:read"}
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    # The bytes as uploaded, with the media type detected from them (text/csv, application/zip, ...).
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
     def get(self, request, artifact_id):
         artifact = get_object_or_404(Artifact, workspace=self.access.workspace, pk=artifact_id)
         response = FileResponse(

@@ -3,7 +3,9 @@ then follow the job."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from collections.abc import Callable
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -54,15 +56,25 @@ class JobRequestView(WorkspaceAPIView):
         answer = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK  # 200: asked before
         return Response(body, status=answer, headers={"Location": body["url"]})
 
+    @extend_schema(responses=s.JobOutput(many=True))
     def get(self, request, name: str, version: str):
         node = services.model_version_node(self.access.workspace, name, version)
         jobs = Job.objects.filter(workspace=self.access.workspace, kind=self.kind, model_node=node)
         return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
 
 
-@extend_schema(
-    request=s.ExplanationInput, responses={202: s.JobOutput, 200: s.JobOutput}, parameters=[IDEMPOTENCY_KEY]
-)
+def job_request_schema(input_class: type) -> Callable:
+    """The POST of a JobRequestView (its GET, the list, is declared on the base class)."""
+    return extend_schema_view(
+        post=extend_schema(
+            request=input_class,
+            responses={202: s.JobOutput, 200: s.JobOutput},
+            parameters=[IDEMPOTENCY_KEY],
+        )
+    )
+
+
+@job_request_schema(s.ExplanationInput)
 class ExplanationsView(JobRequestView):
     """SHAP explanations of a model version on a dataset version (runs on a worker)."""
 
@@ -70,9 +82,7 @@ class ExplanationsView(JobRequestView):
     input_class = s.ExplanationInput
 
 
-@extend_schema(
-    request=s.FairnessInput, responses={202: s.JobOutput, 200: s.JobOutput}, parameters=[IDEMPOTENCY_KEY]
-)
+@job_request_schema(s.FairnessInput)
 class FairnessAssessmentsView(JobRequestView):
     """Fairness assessment (fairlearn metrics by group, disparities, bootstrap intervals)."""
 

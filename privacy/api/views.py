@@ -65,6 +65,7 @@ class ReleasesView(DatasetView):
 
 class SummaryView(DatasetView):
     required_scopes = {"GET": "lineage:read", "POST": "privacy:release"}
+    pagination_class = None  # POST answers the releases it made, all of them: a list, not a page
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str):
