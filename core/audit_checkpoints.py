@@ -113,7 +113,7 @@ def audit_checkpoint_verify(document: dict[str, Any], *, workspace: Workspace) -
         problems.append(f"the chain is broken: {report.summary()}")
     seq = statement.get("seq")
     if not isinstance(seq, int) or seq < 1:
-        return problems + ["the checkpoint names no event"]
+        return [*problems, "the checkpoint names no event"]
     found = AuditEvent.objects.filter(workspace=workspace, seq=seq).values_list("hash", flat=True).first()
     if found is None:
         problems.append(f"the chain has no event {seq}: events certified by the checkpoint were removed")
