@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from core import views as core_views
 from core.api.errors import api_not_found
+from core.login import ThrottledLoginView
 from lineage import views as lineage_views
 
 handler404 = "core.views.not_found"
@@ -31,7 +32,7 @@ urlpatterns = [
     path("w/<slug:slug>/lineage/<int:node_id>/", lineage_views.explorer, name="dashboard-lineage-node"),
     path("", include("governance.urls")),
     path("", include("explain.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("lineage.api.urls")),

@@ -24,7 +24,7 @@ if [ "${MLGOV_DEMO:-1}" != "0" ]; then
   $PY manage.py demo_seed --base-url "$url"
 fi
 echo "==> starting the web server (log: var/log/web.log)"
-.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:${port}" --workers 2 --access-logfile var/log/web.log \
+.venv/bin/gunicorn config.wsgi -c gunicorn.conf.py --bind "127.0.0.1:${port}" --access-logfile var/log/web.log \
   --error-logfile var/log/web.log &
 web=$!
 for _ in $(seq 1 60); do

@@ -37,7 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files answer before admission control
+    "core.admission.AdmissionControlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -233,6 +234,7 @@ REST_FRAMEWORK = {
     # JSON only: a form-encoded body (curl -d without a Content-Type) is a 415 that says so, rather
     # than a list of "required" fields that were sent. Artifact uploads set their own parsers.
     "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": [
@@ -332,3 +334,43 @@ GATE_SIGNING_KEY_FILE = env("GATE_SIGNING_KEY_FILE", str(VAR_DIR / "gate_signing
 # Releases on datasets up to this many rows are computed in the request; larger ones on a worker.
 PRIVACY_INLINE_MAX_ROWS = envint("PRIVACY_INLINE_MAX_ROWS", 2_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 32 * 1024 * 1024)
+
+# --- Web server, overload and rate limits --------------------------------------------------------------
+# Admission control (core/admission.py), per web process: at most WEB_MAX_ACTIVE requests in progress,
+# at most WEB_MAX_QUEUE waiting for a place, each for at most WEB_QUEUE_TIMEOUT_MS; any other request
+# is answered 503 with Retry-After at once. 0 or empty: the default. Two in progress keep a process's
+# Python busy while one waits on the database; more add latency rather than throughput to CPU-bound
+# requests (raise it for I/O-bound ones). gunicorn.conf.py gives each worker more threads than
+# active + waiting.
+WEB_ADMISSION_CONTROL = envbool("WEB_ADMISSION_CONTROL", True)
+WEB_MAX_ACTIVE = envint("WEB_MAX_ACTIVE", 0) or 2
+WEB_MAX_QUEUE = envint("WEB_MAX_QUEUE", 0) or 4
+WEB_QUEUE_TIMEOUT_MS = envint("WEB_QUEUE_TIMEOUT_MS", 0) or 20
+
+# The throttles' counters must be seen by every web process: Redis when CACHE_URL is set (required
+# with more than one web machine), else files under VAR_DIR that every process on this machine shares.
+CACHE_URL = env("CACHE_URL")
+_shared_cache: dict[str, object] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    }
+)
+CACHES = {"default": _shared_cache}
+
+# Requests a minute per API token (per user for session-authenticated calls); 0 turns it off.
+API_RATE_LIMIT = envint("API_RATE_LIMIT", 1200)
+
+# Sign-in throttling (core/login.py): this many failures for a username within the window (or, from
+# one client address, LOGIN_ADDRESS_FAILURE_LIMIT) pause sign-ins for LOGIN_LOCKOUT seconds.
+LOGIN_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = envint("LOGIN_ADDRESS_FAILURE_LIMIT", 20)
+LOGIN_FAILURE_WINDOW = envint("LOGIN_FAILURE_WINDOW", 15 * 60)
+LOGIN_LOCKOUT = envint("LOGIN_LOCKOUT", 15 * 60)
+# Behind a proxy every client shares its address: name the header it sets to the client's address
+# (e.g. HTTP_X_FORWARDED_FOR; the last address in it counts).
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER")
+AUTHENTICATION_BACKENDS = ["core.login.ThrottledModelBackend"]

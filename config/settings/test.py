@@ -15,3 +15,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not SQLite's shared in-memory database: concurrency tests and real worker processes
     # must open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+
+# Per-process counters, empty at each run; the rate limits and the sign-in throttle are off except in
+# the tests that measure them (tests/core/test_throttling.py sets its own), so that the suite's many
+# requests from one address and with reused token ids do not trip them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+API_RATE_LIMIT = 0
+LOGIN_FAILURE_LIMIT = LOGIN_ADDRESS_FAILURE_LIMIT = 0

@@ -1,0 +1,411 @@
+"""Overload: the gate endpoint offered twice its capacity, against the service's web server
+configuration (gunicorn.conf.py: threaded workers, admission control) and against the configuration
+before it (2 sync workers as scripts/up.sh ran them, no admission control), on PostgreSQL.
+
+    python benchmarks/overload.py --database postgres://postgres@127.0.0.1:5432/mlgov_overload
+    python benchmarks/overload.py --quick      # capacity over 4 and 8 connections, 2 s each; 10 s overload
+
+For each configuration, on a fresh gunicorn (DJANGO_ENV=production, persistent database connections,
+the workspace and token of benchmarks/gate_load.py's seed):
+
+1. Capacity: closed loops of 4, 8 and 16 keep-alive clients (`--capacity-connections`) sending
+   gate checks back to back for `--capacity-seconds` each; capacity = the most answers with 200 per
+   second among them.
+2. Overload: open loop at twice that capacity for `--seconds` over `--connections` keep-alive
+   connections (requests due on a fixed schedule, whatever the answers' speed, each sent on the next
+   free connection), while another connection asks for /api/v1/health five times a second. A client
+   gives up on a request `--client-timeout` seconds after it was due (as an impatient caller
+   would): late answers do not count as answered.
+
+Reported per configuration: answers with 200 per second, the smallest 5-second window's rate as a
+fraction of the capacity (target >= 0.9), p99 of the time to a 503 from when it was due (target
+<= 50 ms) and p99 of the health check (target <= 100 ms; a probe unanswered after 10 s counts as
+10 s).
+
+The load generator shares the machine's CPUs with the server (and PostgreSQL). To take little of
+them, it writes prepared request bytes to raw sockets and reads answers by their Content-Length
+without a full HTTP parser: one thread per connection, mostly blocked in the kernel; it reports
+the share of one core it used (about 2% at 200 requests/s on the 2-core machine). The API's
+per-token rate limit is off (API_RATE_LIMIT=0): one CI token sends all the load, and the limit is
+not what is measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.gate_load import prepare  # noqa: E402
+
+GATE_PATH = "/api/v1/models/income/versions/1/gate"
+TARGET_FRACTION, TARGET_503_P99_MS, TARGET_HEALTH_P99_MS = 0.9, 50.0, 100.0
+WINDOW_SECONDS = 5
+HEALTH_INTERVAL = 0.2
+HEALTH_TIMEOUT = 10.0  # a probe without an answer by then counts as this long
+
+# name -> (description, gunicorn arguments after the application, extra environment)
+CONFIGURATIONS = {
+    "gthread-admission": (
+        "gunicorn.conf.py: threaded workers, admission control (WEB_* defaults)",
+        [],
+        {},
+    ),
+    "sync-2-workers": (
+        "the configuration before: 2 sync workers, gunicorn's default backlog, no admission control",
+        ["--worker-class", "sync", "--threads", "1", "--workers", "2", "--backlog", "2048"],
+        {"WEB_ADMISSION_CONTROL": "0"},
+    ),
+}
+BASELINE = "sync-2-workers"
+
+
+def gate_request(token: str) -> bytes:
+    body = b'{"stage": "production"}'
+    return (
+        f"POST {GATE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+HEALTH_REQUEST = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection on a raw socket, reopened when the server closes it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sock: socket.socket | None = None
+
+    def exchange(self, request: bytes, timeout: float) -> int:
+        """Send `request` and read the answer; its status, or 0 when none came within `timeout`."""
+        try:
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock.settimeout(timeout)
+            self.sock.sendall(request)
+            status, close = self._read(self.sock)
+        except OSError:
+            status, close = 0, True
+        if close:
+            self.close()
+        return status
+
+    @staticmethod
+    def _read(sock: socket.socket) -> tuple[int, bool]:
+        data = b""
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return 0, True
+            data += chunk
+        head = data[:end].lower() + b"\r\n"
+        start = head.find(b"\r\ncontent-length:") + 17  # every answer here carries one
+        length = int(head[start : head.find(b"\r\n", start)])
+        missing = length - (len(data) - end - 4)
+        while missing > 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return 0, True
+            missing -= len(chunk)
+        return int(head[9:12]), b"\r\nconnection: close" in head
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+@dataclass
+class Outcomes:
+    """What each request got: (due, answered at, status), times from the run's start."""
+
+    start: float
+    records: list[tuple[float, float, int]] = field(default_factory=list)
+
+
+def closed_loop(port: int, request: bytes, seconds: float, connections: int) -> Outcomes:
+    outcomes = Outcomes(start=time.perf_counter())
+    end = outcomes.start + seconds
+
+    def client() -> None:
+        conn = Connection(port)
+        while (sent := time.perf_counter()) < end:
+            status = conn.exchange(request, timeout=30)
+            outcomes.records.append((sent - outcomes.start, time.perf_counter() - outcomes.start, status))
+        conn.close()
+
+    run_threads(client, connections)
+    return outcomes
+
+
+def open_loop(
+    port: int, request: bytes, rate: float, seconds: float, connections: int, client_timeout: float
+) -> tuple[Outcomes, list[float]]:
+    """`rate` requests/s for `seconds`, and health checks meanwhile; (outcomes, health latencies)."""
+    outcomes = Outcomes(start=time.perf_counter() + 0.2)
+    total = int(rate * seconds)
+    lock = threading.Lock()
+    next_index = [0]
+    health: list[float] = []
+    finished = threading.Event()
+
+    def client() -> None:
+        conn = Connection(port)
+        while True:
+            with lock:
+                i = next_index[0]
+                next_index[0] += 1
+            if i >= total:
+                break
+            due = outcomes.start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            left = due + client_timeout - time.perf_counter()
+            status = conn.exchange(request, timeout=left) if left > 0 else 0
+            outcomes.records.append((due - outcomes.start, time.perf_counter() - outcomes.start, status))
+        conn.close()
+
+    def prober() -> None:
+        conn = Connection(port)
+        due = outcomes.start
+        while not finished.is_set():
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent = time.perf_counter()
+            answered = conn.exchange(HEALTH_REQUEST, timeout=HEALTH_TIMEOUT) == 200
+            health.append(time.perf_counter() - sent if answered else HEALTH_TIMEOUT)
+            due += HEALTH_INTERVAL
+        conn.close()
+
+    probe = threading.Thread(target=prober)
+    probe.start()
+    run_threads(client, connections)
+    finished.set()
+    probe.join()
+    return outcomes, health
+
+
+def run_threads(target, count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass
+class Figures:
+    capacity: float
+    offered: float
+    per_second: list[int]
+    window_fraction_min: float
+    answered_fraction: float
+    p99_503_ms: float
+    p99_200_ms: float
+    health_p99_ms: float
+    statuses: Counter
+
+
+def measure(name: str, port: int, token: str, args) -> Figures:
+    request = gate_request(token)
+    closed_loop(port, request, args.warmup_seconds, max(args.capacity_connections))  # every worker warm
+    rates = {}
+    for connections in args.capacity_connections:
+        run = closed_loop(port, request, args.capacity_seconds, connections)
+        rates[connections] = sum(1 for *_, status in run.records if status == 200) / args.capacity_seconds
+    capacity = max(rates.values())
+    print(
+        f"# {name}: capacity {capacity:.1f} answers/s (closed loop, the best of "
+        + ", ".join(f"{rate:.1f}/s over {n} connections" for n, rate in rates.items())
+        + ")",
+        flush=True,
+    )
+    offered = 2 * capacity
+    cpu = time.process_time()
+    outcomes, health = open_loop(port, request, offered, args.seconds, args.connections, args.client_timeout)
+    generator_cpu = (time.process_time() - cpu) / args.seconds
+    seconds = int(args.seconds)
+    per_second = [0] * seconds
+    for _, done, status in outcomes.records:
+        if status == 200 and 0 <= done < seconds:
+            per_second[int(done)] += 1
+    windows = [
+        sum(per_second[w : w + WINDOW_SECONDS]) / WINDOW_SECONDS
+        for w in range(0, seconds - WINDOW_SECONDS + 1, WINDOW_SECONDS)
+    ]
+    latency = {
+        code: [(done - due) * 1000 for due, done, status in outcomes.records if status == code]
+        for code in (200, 503)
+    }
+    figures = Figures(
+        capacity=capacity,
+        offered=offered,
+        per_second=per_second,
+        window_fraction_min=min(windows) / capacity,
+        answered_fraction=sum(per_second) / seconds / capacity,
+        p99_503_ms=percentile(latency[503], 0.99),
+        p99_200_ms=percentile(latency[200], 0.99),
+        health_p99_ms=percentile(health, 0.99) * 1000,
+        statuses=Counter(status for _, _, status in outcomes.records),
+    )
+    print(
+        f"# {name}: offered {offered:.1f}/s for {args.seconds:g} s over {args.connections} connections; "
+        f"statuses {dict(figures.statuses)} (0: no answer within {args.client_timeout:g} s); "
+        f"the load generator used {generator_cpu:.0%} of one core",
+        flush=True,
+    )
+    for row in range(0, seconds, 15):
+        print(f"#   answered/s from {row:>2} s: {' '.join(f'{n:4d}' for n in per_second[row : row + 15])}")
+    print(
+        f"#   5-second windows / capacity: {' '.join(f'{w / capacity:.2f}' for w in windows)}; "
+        f"200 p50 {statistics.median(latency[200]) if latency[200] else math.nan:.1f} ms, "
+        f"p99 {figures.p99_200_ms:.1f} ms; 503 p99 {figures.p99_503_ms:.1f} ms "
+        f"({len(latency[503])} answers); health p50 {statistics.median(health) * 1000:.1f} ms, "
+        f"p99 {figures.health_p99_ms:.1f} ms ({len(health)} probes)",
+        flush=True,
+    )
+    return figures
+
+
+def serve(name: str, args, token: str) -> Figures:
+    description, extra_args, extra_env = CONFIGURATIONS[name]
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database,
+        "DJANGO_ENV": "production",
+        "SECRET_KEY": "bench-" + "x" * 60,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "DB_CONN_MAX_AGE": "60",
+        "GATE_SIGNING_KEY_FILE": str(Path(tempfile.mkdtemp()) / "key"),
+        "API_RATE_LIMIT": "0",
+        **extra_env,
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # prepare() set the local settings for the seed
+    log = Path(tempfile.mkdtemp()) / "gunicorn.log"
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py", *extra_args]
+    command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning", "--no-control-socket"]
+    print(f"# {name}: {description}", flush=True)
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        probe = Connection(args.port)
+        for _ in range(150):
+            if probe.exchange(HEALTH_REQUEST, timeout=2) == 200:
+                break
+            if server.poll() is not None:
+                raise SystemExit(f"gunicorn did not start; see {log}")
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"gunicorn did not start; see {log}")
+        probe.close()
+        return measure(name, args.port, token, args)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def ratio_of(numerator: float, denominator: float) -> float:
+    """numerator / denominator; inf where the denominator is 0 (a baseline that answered nothing)."""
+    if denominator == 0:
+        return math.inf
+    return numerator / denominator
+
+
+def result(name: str, value: float, unit: str, baseline: str, ratio: float) -> None:
+    print(f"RESULT {name} {value:.4g} {unit} baseline={baseline} ratio={ratio:.3g}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/mlgov_overload")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--capacity-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--capacity-connections",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[4, 8, 16],
+        help="the closed loops' numbers of connections (capacity: the best of them)",
+    )
+    parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument("--client-timeout", type=float, default=2.0)
+    parser.add_argument("--port", type=int, default=8350)
+    parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.capacity_seconds, args.warmup_seconds = 10.0, 2.0, 0.5
+        args.capacity_connections = [4, 8]
+    token = prepare(args.database)
+    names = [args.only] if args.only else list(CONFIGURATIONS)
+    figures = {name: serve(name, args, token) for name in names}
+    print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ours = figures.get("gthread-admission")
+    base = figures.get(BASELINE)
+    if ours is None:
+        return
+    if base is None:  # --only gthread-admission: against the targets alone
+        base_label, base = "none", None
+    else:
+        base_label = BASELINE
+    result(
+        "overload_capacity",
+        ours.capacity,
+        "requests/s",
+        base_label,
+        ratio_of(ours.capacity, base.capacity) if base else math.nan,
+    )
+    result(
+        "overload_answered_fraction_min",
+        ours.window_fraction_min,
+        "fraction",
+        base_label,
+        ratio_of(ours.window_fraction_min, base.window_fraction_min) if base else math.nan,
+    )
+    result(
+        "overload_503_p99",
+        ours.p99_503_ms,
+        "ms",
+        f"target-{TARGET_503_P99_MS:g}ms",
+        ratio_of(TARGET_503_P99_MS, ours.p99_503_ms),
+    )
+    result(
+        "overload_health_p99",
+        ours.health_p99_ms,
+        "ms",
+        base_label,
+        ratio_of(base.health_p99_ms, ours.health_p99_ms) if base else math.nan,
+    )
+
+
+if __name__ == "__main__":
+    main()

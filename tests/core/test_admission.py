@@ -1,0 +1,348 @@
+"""Admission control and the worker model: past its limits a web process answers 503 with
+Retry-After at once, the health check passes regardless, and clients that keep connections open
+(idle keep-alive, or lingering after `Connection: close`) do not hold up anyone else. The last tests
+run a real gunicorn started with the project's gunicorn.conf.py."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import MiddlewareNotUsed
+from django.http import HttpResponse
+from django.test import RequestFactory
+from django.utils.log import log_response
+
+from core.admission import Admission, AdmissionControlMiddleware
+from tests.workers import process_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Holders:
+    """Threads that each run `enter`, then hold what they got until released."""
+
+    def __init__(self, enter):
+        self.enter = enter
+        self.release = threading.Event()
+        self.results: list = []
+        self.threads: list[threading.Thread] = []
+
+    def start(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._run)
+            thread.start()
+            self.threads.append(thread)
+
+    def _run(self) -> None:
+        self.results.append(self.enter(self.release))
+
+    def finish(self) -> list:
+        self.release.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        return self.results
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_admission_lets_a_short_line_wait_and_refuses_the_rest_at_once():
+    admission = Admission(max_active=2, max_queue=1, queue_timeout=5.0)
+
+    def hold(release: threading.Event) -> bool:
+        admitted = admission.enter()
+        if admitted:
+            release.wait()
+            admission.leave()
+        return admitted
+
+    holders = Holders(hold)
+    holders.start(2)
+    wait_until(lambda: admission.active == 2)
+    waiter = Holders(lambda release: admission.enter())
+    waiter.start(1)
+    wait_until(lambda: admission.waiting == 1)
+
+    started = time.monotonic()
+    assert admission.enter() is False  # the line is full: refused without waiting
+    assert time.monotonic() - started < 0.05
+
+    assert holders.finish() == [True, True]
+    assert waiter.finish() == [True]  # a place freed up well within its wait
+    assert (admission.active, admission.waiting) == (1, 0)
+
+
+def test_admission_refuses_a_waiter_whose_wait_runs_out():
+    admission = Admission(max_active=1, max_queue=4, queue_timeout=0.15)
+    assert admission.enter()
+    started = time.monotonic()
+    assert admission.enter() is False
+    assert 0.14 <= time.monotonic() - started < 1.0
+    assert admission.waiting == 0
+    admission.leave()
+    assert admission.enter()
+
+
+@pytest.fixture
+def limited(settings):
+    settings.WEB_ADMISSION_CONTROL = True
+    settings.WEB_MAX_ACTIVE, settings.WEB_MAX_QUEUE, settings.WEB_QUEUE_TIMEOUT_MS = 2, 1, 5000
+    release = threading.Event()
+    served: list[str] = []
+
+    def view(request):
+        served.append(request.path)
+        if request.path == "/slow":
+            release.wait(10)
+        return HttpResponse("ok")
+
+    middleware = AdmissionControlMiddleware(view)
+    yield middleware, release, served
+    release.set()
+
+
+def test_middleware_answers_503_with_retry_after_past_its_limits_and_lets_health_through(limited, caplog):
+    middleware, release, served = limited
+    factory = RequestFactory()
+    requests = Holders(lambda _: middleware(factory.get("/slow")))
+    requests.start(3)  # two run, one waits in line
+    wait_until(lambda: middleware.admission.waiting == 1)
+
+    started = time.monotonic()
+    refused = middleware(factory.get("/api/v1/models"))
+    assert time.monotonic() - started < 0.05
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "1"
+    assert refused["Content-Type"] == "application/problem+json"
+    body = json.loads(refused.content)
+    assert body["status"] == 503
+    assert body["title"] == "Service unavailable"
+    assert body["instance"] == "/api/v1/models"
+    assert "/api/v1/models" not in served
+    # Django logs each 5xx answer as an error unless told it was logged; refusals are counted instead.
+    log_response("%s", refused.reason_phrase, response=refused)
+    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == []
+    assert "at capacity: 1 requests refused" in caplog.text
+
+    assert middleware(factory.get("/api/v1/health")).status_code == 200
+    assert middleware(factory.get("/static/css/app.css")).status_code == 200
+
+    release.set()
+    assert [r.status_code for r in requests.finish()] == [200, 200, 200]
+    assert middleware(factory.get("/api/v1/models")).status_code == 200
+
+
+def test_admission_control_can_be_turned_off(settings):
+    settings.WEB_ADMISSION_CONTROL = False
+    with pytest.raises(MiddlewareNotUsed):
+        AdmissionControlMiddleware(lambda request: HttpResponse())
+
+
+# --- A real gunicorn with the project's gunicorn.conf.py ------------------------------------------
+
+
+def free_port() -> int:
+    for port in range(8300, 8400):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 8300-8399")
+
+
+@pytest.fixture(scope="module")
+def gunicorn(django_db_setup, tmp_path_factory):
+    """One worker process with room for two requests at once and one more waiting."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    env = process_env(
+        {"WEB_WORKERS": "1", "WEB_MAX_ACTIVE": "2", "WEB_MAX_QUEUE": "1", "WEB_QUEUE_TIMEOUT_MS": "50"}
+    )
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(port, "/api/v1/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def get(port: int, path: str, conn: http.client.HTTPConnection | None = None):
+    """GET `path` (on `conn`, kept open, or on a connection of its own); (status, headers, body)."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def worst_latency_of_a_new_client(port: int, seconds: float) -> tuple[float, int]:
+    """A visitor's requests for `seconds`, each on a new connection: (slowest answer, answers)."""
+    worst, answered = 0.0, 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.monotonic()
+        assert get(port, "/api/v1/health")[0] == 200
+        worst = max(worst, time.monotonic() - started)
+        answered += 1
+        time.sleep(0.05)
+    return worst, answered
+
+
+HEALTH_REQUEST = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def read_response(sock: socket.socket) -> int | None:
+    """Read one response with a Content-Length; its status, or None when the server had closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def browser(port: int, stop: threading.Event) -> None:
+    """A browser's kept-open connection: a request a second; the socket stays open in between, and
+    is replaced only when the server turns out to have closed it."""
+    sock = None
+    while not stop.is_set():
+        try:
+            sock = sock or socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(HEALTH_REQUEST)
+            if read_response(sock) is None:
+                raise ConnectionResetError
+        except OSError:
+            if sock is not None:
+                sock.close()
+            sock = None
+            continue
+        stop.wait(1.0)
+    if sock is not None:
+        sock.close()
+
+
+@pytest.mark.slow
+def test_idle_keep_alive_clients_do_not_stall_another_client(gunicorn):
+    stop = threading.Event()
+    browsers = [threading.Thread(target=browser, args=(gunicorn, stop)) for _ in range(2)]
+    for thread in browsers:
+        thread.start()
+    try:
+        worst, answered = worst_latency_of_a_new_client(gunicorn, 3.0)
+    finally:
+        stop.set()
+        for thread in browsers:
+            thread.join()
+    # Sync workers took up to 2 s here: after each answer they wait for the client to close.
+    assert worst < 0.5, f"slowest answer {worst:.2f} s"
+    assert answered >= 20
+
+
+@pytest.mark.slow
+def test_clients_that_linger_after_connection_close_do_not_stall_another_client(gunicorn):
+    lingering = []
+    for _ in range(3):  # each asks the server to close, then neither reads nor closes its side
+        sock = socket.create_connection(("127.0.0.1", gunicorn))
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        lingering.append(sock)
+    try:
+        worst, answered = worst_latency_of_a_new_client(gunicorn, 2.0)
+    finally:
+        for sock in lingering:
+            sock.close()
+    # gunicorn's own gthread worker waits for such a client on its event loop: 2 s each.
+    assert worst < 0.5, f"slowest answer {worst:.2f} s"
+    assert answered >= 15
+
+
+def slow_post(port: int) -> socket.socket:
+    """A sign-in whose body never finishes arriving: it holds a place while the server reads it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Cookie: csrftoken=" + b"a" * 32 + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername="
+    )
+    return sock
+
+
+def finish_slow_post(sock: socket.socket) -> int:
+    sock.sendall(b"x" * 91)
+    sock.settimeout(10)
+    status = int(sock.recv(65536).split(b" ", 2)[1])
+    sock.close()
+    return status
+
+
+@pytest.mark.slow
+def test_gunicorn_answers_503_at_once_when_full_and_health_still_answers(gunicorn):
+    holders = [slow_post(gunicorn) for _ in range(2)]  # WEB_MAX_ACTIVE=2: both places taken
+    try:
+        time.sleep(0.5)  # until the worker is reading both bodies
+        started = time.monotonic()
+        status, headers, body = get(gunicorn, "/accounts/login/")
+        elapsed = time.monotonic() - started
+        assert status == 503
+        assert headers["Retry-After"] == "1"
+        assert headers["Content-Type"] == "application/problem+json"
+        assert json.loads(body)["status"] == 503
+        assert elapsed < 0.5  # a 50 ms wait in line, then the answer
+        assert get(gunicorn, "/api/v1/health")[0] == 200
+    finally:
+        statuses = [finish_slow_post(sock) for sock in holders]
+    assert statuses == [403, 403]  # they were served (a made-up CSRF token), not refused
+    assert get(gunicorn, "/accounts/login/")[0] == 200
