@@ -8,6 +8,7 @@ from core.audit import audit_verify
 from core.audit_checkpoints import audit_checkpoint_create, audit_checkpoints_due
 from core.errors import ApplicationError
 from core.models import Workspace
+from core.work import work_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +35,10 @@ def audit_checkpoints_task() -> int:
             continue
         signed += created
     return signed
+
+
+@shared_task(name="core.work_sweep", acks_late=True, soft_time_limit=300, time_limit=360)
+def work_sweep_task() -> dict[str, int]:
+    """Periodic (Celery beat, every WORK_SWEEP_INTERVAL seconds): send again work that never reached a
+    worker and run again work whose worker died (core/work.py)."""
+    return work_sweep()

@@ -32,6 +32,7 @@ from core.artifacts import artifact_store_bytes
 from core.models import Membership, Workspace
 from core.roles import Role, scopes_for_role
 from core.tokens import api_token_create
+from core.work import FINISHED
 from core.workspaces import membership_add, workspace_create
 from demo import adult
 from explain import services as explain_services
@@ -51,7 +52,7 @@ from lineage.models import Node
 from lineage.native import native_batch
 from lineage.services import lineage_record
 from privacy import services as privacy
-from privacy.models import PrivacyBudget, PrivacyRelease, ReleaseState
+from privacy.models import PrivacyBudget, PrivacyRelease
 
 MODEL = "income-classifier"
 EVALUATION = "adult-holdout@v2"
@@ -66,8 +67,7 @@ PEOPLE = [
 SERVICE_ACCOUNTS = {"ci-bot"}
 # The demo tokens' scopes: the data scientist's role's, and the CI pipeline's gate check only.
 TOKEN_SCOPES = {"dana": sorted(scopes_for_role(Role.DATA_SCIENTIST)), "ci-bot": ["gate:check"]}
-TERMINAL_JOB_STATES = ("succeeded", "failed")
-RELEASE_STATES = {str(ReleaseState.DONE): "succeeded", str(ReleaseState.FAILED): "failed"}
+TERMINAL_JOB_STATES = tuple(str(state) for state in FINISHED)
 
 
 class SeedError(Exception):
@@ -379,8 +379,8 @@ class Seeder:
                     f"DP {r.query['statistic']}"
                     + (f" of {r.query['column']}" if r.query.get("column") else "")
                     + (f" by {r.query['group_by']}" if r.query.get("group_by") else ""),
-                    RELEASE_STATES.get(str(r.state), "queued"),
-                    0.0,
+                    str(r.state),
+                    r.progress,
                 )
                 for r in PrivacyRelease.objects.filter(pk__in=ids).order_by("created_at")
             ],

@@ -7,9 +7,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 from core.models import Artifact, Workspace
+from core.work import Work, WorkState
 from lineage.models import Node
 
 
@@ -18,15 +18,9 @@ class JobKind(models.TextChoices):
     FAIRNESS = "fairness"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+# Jobs share the states of all background work (core/work.py).
+JobState = WorkState
 
-
-FINISHED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 BACKEND_DETAIL_LENGTH = 200
 
 
@@ -42,11 +36,13 @@ class JobQuerySet(models.QuerySet):
         ).order_by("-finished_at")
 
 
-class Job(models.Model):
+class Job(Work):
+    """An explanation or a fairness assessment: background work (core/work.py) whose task is
+    `explain.run_job`; an explanation fans out one `explain.run_chunk` task per chunk of rows."""
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JobKind.choices)
-    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     model_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     dataset_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     # The exact bytes the job runs on, fixed when it is asked for: its result is evidence about these
@@ -58,12 +54,9 @@ class Job(models.Model):
     backend = models.CharField(max_length=20, blank=True)  # "gpu" or "cpu" once chosen
     # which implementation ran, e.g. "shap.TreeExplainer"
     backend_detail = models.CharField(max_length=BACKEND_DETAIL_LENGTH, blank=True)
-    progress = models.FloatField(default=0.0)
     chunks_total = models.IntegerField(default=0)
     chunks_done = models.IntegerField(default=0)
-    attempts = models.IntegerField(default=0)
     timings = models.JSONField(default=dict)
-    error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
     result_artifact = models.ForeignKey(
         Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -72,15 +65,8 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
     # the client's Idempotency-Key: the same key in a workspace gives back this job instead of a new one
     idempotency_key = models.CharField(max_length=200, blank=True)
-    # when the start message last reached the broker; null: never (the periodic dispatch retries it)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # the last sign of work: started (again) or a chunk done
-    progressed_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -98,12 +84,27 @@ class Job(models.Model):
             )
         ]
 
+    work_task = "explain.run_job"
+
     def __str__(self) -> str:
         return f"{self.kind} job {self.id} ({self.state})"
 
     @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
+    def work_kind(self) -> str:
+        return self.kind
+
+    @property
+    def work_target(self) -> str:
+        return f"job:{self.id}"
+
+    @property
+    def work_queue(self) -> str:
+        return self.queue
+
+    def after_finished(self) -> None:
+        from explain.services import chunks_discard
+
+        chunks_discard(self)
 
 
 class JobChunk(models.Model):

@@ -1,7 +1,8 @@
 """Explanation and fairness jobs: creation (request path) and execution (Celery workers).
 
-Execution is idempotent and survives a worker dying at any point (tasks use acks_late, so the
-broker hands an unfinished task to another worker):
+Jobs are background work (core/work.py): dispatched after commit, run by tasks that fail the job on
+any exception, kept alive by heartbeats and run again by the sweep when their worker dies. Execution
+is idempotent, so a repeated or re-run task changes nothing twice:
 - `job_start` marks the job running and creates its chunk rows once (get-or-create by index);
 - `chunk_run` skips a chunk already done, and writes its output to a storage key of its own, so a
   re-run overwrites rather than duplicates;
@@ -18,7 +19,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -34,8 +34,19 @@ from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, NotFound
 from core.models import Artifact, Workspace
+from core.work import (
+    TRANSIENT_ERRORS,
+    WorkFailure,
+    describe,
+    work_cancel,
+    work_dispatch,
+    work_send,
+    work_start,
+    work_succeed,
+)
 from explain import explainers, fairness, loading
-from explain.models import BACKEND_DETAIL_LENGTH, Job, JobChunk, JobKind, JobState
+from explain.evidence import Explanation, FairnessAssessment
+from explain.models import BACKEND_DETAIL_LENGTH, Job, JobChunk, JobKind
 from explain.sandbox import SandboxedModel, SandboxError
 from explain.treeshap import UnsupportedModel
 from lineage.kinds import EdgeKind, NodeKind
@@ -47,7 +58,7 @@ from lineage.specs import Batch, NodeSpec
 logger = logging.getLogger(__name__)
 
 
-class JobFailure(Exception):
+class JobFailure(WorkFailure):
     """A problem with the job's inputs: the job fails with this message (no retry helps)."""
 
 
@@ -161,45 +172,15 @@ def _job_insert(
         target=f"job:{job.id}",
         payload={"model": model_node.key, "dataset": dataset_node.key, "params": params, "queue": job.queue},
     )
-    transaction.on_commit(lambda: _dispatch_start(job))
+    work_dispatch(job)
     return job
 
 
-def _dispatch_start(job: Job) -> bool:
-    """Send the job's start message. A broker that cannot be reached leaves the job queued with no
-    `dispatched_at`; `dispatch_pending` (Celery beat) sends it again later."""
-    from explain.tasks import run_job
-
-    try:
-        run_job.apply_async((str(job.id),), queue=job.queue)
-    except Exception:
-        logger.exception("could not queue job %s; it stays queued and is sent again later", job.id)
-        return False
-    Job.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
-    return True
-
-
-def dispatch_pending(*, grace_seconds: float = 30) -> tuple[int, int]:
-    """Send the start message of every queued job whose message never reached the broker (asked for
-    more than `grace_seconds` ago, so that a dispatch still on its way is not doubled).
-    Returns (sent, still pending)."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    pending = Job.objects.filter(state=JobState.QUEUED, dispatched_at__isnull=True, created_at__lt=cutoff)
-    sent = failed = 0
-    for job in pending.order_by("created_at"):
-        if _dispatch_start(job):
-            sent += 1
-        else:
-            failed += 1
-            break  # the broker is still unreachable: the next run tries again
-    return sent, pending.count() if failed else 0
-
-
 def jobs_redispatch(jobs: Iterable[Job]) -> list[Job]:
-    """Send the start message of unfinished jobs again (an operator's tool after a broker lost its
-    messages). Safe to repeat: a started job plans only its chunks not yet done, and a chunk or a
-    result done twice is kept once."""
-    return [job for job in jobs if not job.finished and _dispatch_start(job)]
+    """Send the start message of unfinished jobs again now (an operator's tool; the periodic sweep of
+    core/work.py does this by itself). Safe to repeat: a started job plans only its chunks not yet
+    done, and a chunk or a result done twice is kept once."""
+    return [job for job in jobs if not job.finished and work_send(job)]
 
 
 # --- worker side: loading ---------------------------------------------------------------------------
@@ -296,49 +277,19 @@ def out_of_memory() -> str:
     )
 
 
-def _fail(job_id: str, message: str) -> None:
-    with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job_id)
-        if job.finished:
-            return
-        job.state, job.error, job.finished_at = JobState.FAILED, message[:4000], timezone.now()
-        job.save(update_fields=["state", "error", "finished_at"])
-        audit_append(
-            workspace=job.workspace,
-            actor=SYSTEM,
-            action=f"{job.kind}.fail",
-            target=f"job:{job.id}",
-            payload={"error": job.error},
-        )
-        transaction.on_commit(lambda: _discard_chunks(job))
-
-
 def job_cancel(*, workspace: Workspace, actor: Actor, job_id: str) -> Job:
     """Stop a queued or running job: no further chunk runs, a chunk being computed is thrown away
     when it ends, and no result is recorded. Cancelling a cancelled job changes nothing; a job that
     has succeeded or failed cannot be cancelled (409)."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(workspace=workspace, pk=job_id).first()
-        if job is None:
-            raise NotFound("no such job in this workspace")
-        if job.state == JobState.CANCELLED:
-            return job
-        if job.finished:
-            raise Conflict(f"the job has already {job.state}; only a queued or running job can be cancelled")
-        job.state, job.finished_at = JobState.CANCELLED, timezone.now()
-        job.save(update_fields=["state", "finished_at"])
-        audit_append(
-            workspace=workspace,
-            actor=actor,
-            action=f"{job.kind}.cancel",
-            target=f"job:{job.id}",
-            payload={"chunks_done": job.chunks_done, "chunks_total": job.chunks_total},
-        )
-        transaction.on_commit(lambda: _discard_chunks(job))
-    return job
+    job = Job.objects.filter(workspace=workspace, pk=job_id).first()
+    if job is None:
+        raise NotFound("no such job in this workspace")
+    return work_cancel(
+        Job, job, actor=actor, payload={"chunks_done": job.chunks_done, "chunks_total": job.chunks_total}
+    )
 
 
-def _discard_chunks(job: Job) -> None:
+def chunks_discard(job: Job) -> None:
     """Delete the stored outputs of a finished job's chunks (the result, if any, has its own copy)."""
     for key in job.chunks.exclude(storage_key="").values_list("storage_key", flat=True):
         try:
@@ -347,18 +298,23 @@ def _discard_chunks(job: Job) -> None:
             logger.warning("could not delete %s", key)
 
 
+def _model_problem(error: BaseException, where: str = "") -> JobFailure:
+    """An exception met while loading or running the model, as the job's error (`chunk 3: ...`)."""
+    if isinstance(error, SandboxError):
+        message = f"model: {error}"
+    elif isinstance(error, MemoryError):
+        message = out_of_memory()
+    else:
+        message = describe(error)
+    return JobFailure(f"{where}{message}")
+
+
 def job_start(job_id: str) -> list[int]:
     """Mark the job running and plan its chunks. Returns the indexes of chunks still to run
-    (empty when the job is finished or, for fairness, ran here)."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().select_related("workspace").get(pk=job_id)
-        if job.finished:
-            return []
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.progressed_at = timezone.now()
-        job.started_at = job.started_at or job.progressed_at
-        job.save(update_fields=["state", "attempts", "started_at", "progressed_at"])
+    (empty when the job is finished or, for fairness, ran here). Problems with the inputs raise
+    JobFailure; the task (core.work.WorkTask) fails the job with its message."""
+    if work_start(Job, job_id) is None:
+        return []
     job = Job.objects.select_related("workspace", "model_node", "dataset_node").get(pk=job_id)
     started = time.perf_counter()
     try:
@@ -368,18 +324,10 @@ def job_start(job_id: str) -> list[int]:
             job_finalize(job_id, fairness_result=result, load_seconds=time.perf_counter() - started)
             return []
         backend, note = _choose_backend(model, job.params.get("backend", "auto"))
-    except JobFailure as error:
-        _fail(job_id, str(error))
-        return []
-    except SandboxError as error:
-        _fail(job_id, f"model: {error}")
-        return []
-    except MemoryError:
-        _fail(job_id, out_of_memory())
-        return []
-    except (UnsupportedModel, ValueError) as error:
-        _fail(job_id, f"{type(error).__name__}: {error}")
-        return []
+    except (*TRANSIENT_ERRORS, WorkFailure):
+        raise
+    except (SandboxError, MemoryError, UnsupportedModel, ValueError) as error:
+        raise _model_problem(error) from error
     n = len(_rows(job, len(data.X)))
     size = job.params.get("chunk_rows") or settings.EXPLAIN_CHUNK_ROWS
     with transaction.atomic():
@@ -397,7 +345,8 @@ def job_start(job_id: str) -> list[int]:
         job.backend = backend
         job.backend_detail = note
         job.timings = {**job.timings, "load_s": round(time.perf_counter() - started, 4)}
-        job.save(update_fields=["chunks_total", "backend", "backend_detail", "timings"])
+        job.step = f"explaining {n} rows in {job.chunks_total} chunks"
+        job.save(update_fields=["chunks_total", "backend", "backend_detail", "timings", "step"])
     return list(job.chunks.filter(done=False).values_list("index", flat=True))
 
 
@@ -435,19 +384,10 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
         backend = job.backend or _choose_backend(model, job.params.get("backend", "auto"))[0]
         background = None if _supports_paths(model) else _background(job, data.X)
         block = _shap_block(model, data.X[rows], backend, background)
-    except JobFailure as error:
-        _fail(job_id, str(error))
-        return False
-    except SandboxError as error:
-        _fail(job_id, f"chunk {index}: model: {error}")
-        return False
-    except MemoryError:
-        _fail(job_id, f"chunk {index}: {out_of_memory()}")
-        return False
+    except (*TRANSIENT_ERRORS, WorkFailure):
+        raise
     except Exception as error:  # a model that cannot be explained: say what happened
-        logger.exception("explanation chunk %s/%s failed", job_id, index)
-        _fail(job_id, f"chunk {index}: {type(error).__name__}: {error}")
-        return False
+        raise _model_problem(error, f"chunk {index}: ") from error
     buffer = io.BytesIO()
     np.savez(buffer, values=block.values, expected=block.expected, output=block.output, rows=rows)
     # A key per attempt: two deliveries of one chunk never touch each other's file.
@@ -456,19 +396,24 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job_id)
         chunk = JobChunk.objects.get(pk=chunk.pk)
-        if job.finished or chunk.done:
-            transaction.on_commit(lambda: default_storage.delete(key))
-            return not job.finished and ready_to_finalize(job_id)
-        chunk.done, chunk.storage_key, chunk.backend, chunk.seconds = True, key, block.backend, seconds
-        chunk.worker = worker or socket.gethostname()
-        chunk.save(update_fields=["done", "storage_key", "backend", "seconds", "worker"])
-        job.chunks_done = job.chunks.filter(done=True).count()
-        job.progress = job.chunks_done / max(job.chunks_total, 1)
-        job.backend = job.backend or block.backend
-        job.backend_detail = joined_detail(job.backend_detail, block.detail)
-        job.progressed_at = timezone.now()
-        job.save(update_fields=["chunks_done", "progress", "backend", "backend_detail", "progressed_at"])
-        return job.chunks_done == job.chunks_total
+        late = job.finished or chunk.done
+        if not late:
+            chunk.done, chunk.storage_key, chunk.backend, chunk.seconds = True, key, block.backend, seconds
+            chunk.worker = worker or socket.gethostname()
+            chunk.save(update_fields=["done", "storage_key", "backend", "seconds", "worker"])
+            job.chunks_done = job.chunks.filter(done=True).count()
+            job.progress = job.chunks_done / max(job.chunks_total, 1)
+            job.backend = job.backend or block.backend
+            job.backend_detail = joined_detail(job.backend_detail, block.detail)
+            job.heartbeat_at = timezone.now()
+            job.step = f"{job.chunks_done} of {job.chunks_total} chunks explained"
+            job.save(
+                update_fields=["chunks_done", "progress", "backend", "backend_detail", "heartbeat_at", "step"]
+            )
+    if late:  # finished, or done by another delivery, meanwhile: this copy is not kept
+        default_storage.delete(key)
+        return not job.finished and ready_to_finalize(job_id)
+    return job.chunks_done == job.chunks_total
 
 
 def _fairness(job: Job, model: Any, data: loading.Dataset) -> dict[str, Any]:
@@ -548,12 +493,10 @@ def job_finalize(
             if fairness_result is None:
                 raise JobFailure("internal error: a fairness job reached finalize without its result")
             summary, blob, filename = fairness_result, canonical_bytes(fairness_result), "fairness.json"
+            media_type = "application/json"
         else:
             summary, blob = _explanation_result(job)
-            filename = "shap_values.npz"
-    except JobFailure as error:
-        _fail(job_id, str(error))
-        return
+            filename, media_type = "shap_values.npz", "application/zip"
     except OSError:
         if Job.objects.get(pk=job_id).finished:  # cancelled meanwhile: its chunk outputs are gone
             return
@@ -567,7 +510,7 @@ def job_finalize(
         if job.finished:  # finished by another worker, or cancelled, meanwhile
             return
         artifact = artifact_store_bytes(
-            workspace=job.workspace, actor=SYSTEM, data=blob, filename=filename
+            workspace=job.workspace, actor=SYSTEM, data=blob, filename=filename, media_type=media_type
         )  # content-addressed: a repeat stores nothing new
         node = _record_lineage(job, summary, artifact)
         timings = dict(job.timings)
@@ -580,12 +523,15 @@ def job_finalize(
         timings["finalize_s"] = round(time.perf_counter() - started, 4)
         now = timezone.now()
         timings["total_s"] = round((now - (job.started_at or now)).total_seconds(), 4)
-        job.timings = timings
-        job.state, job.progress, job.finished_at = JobState.SUCCEEDED, 1.0, now
-        job.result, job.result_artifact, job.result_node = summary, artifact, node
-        if job.kind == JobKind.FAIRNESS:
-            job.backend = job.backend or "cpu"
-        job.save()
+        work_succeed(
+            job,
+            timings=timings,
+            result=summary,
+            result_artifact=artifact,
+            result_node=node,
+            backend=job.backend or "cpu",
+            step="done",
+        )
         audit_append(
             workspace=job.workspace,
             actor=SYSTEM,
@@ -600,26 +546,28 @@ def job_finalize(
                 "node": node.pk,
             },
         )
-    _discard_chunks(job)
+    chunks_discard(job)
 
 
 def _record_lineage(job: Job, summary: dict[str, Any], artifact: Artifact) -> Node:
     if job.kind == JobKind.EXPLANATION:
         kind = NodeKind.EXPLANATION
+        explanation = Explanation.from_result(summary)
         properties = {
             "job": str(job.id),
             "backend": job.backend,
-            "rows": summary["rows"],
-            "additivity_residual": summary["additivity_residual"],
-            "top_features": summary["top_features"],
+            "rows": explanation.rows,
+            "additivity_residual": explanation.additivity_residual,
+            "top_features": list(explanation.top_features),
         }
     else:
         kind = NodeKind.FAIRNESS_ASSESSMENT
+        assessment = FairnessAssessment.from_result(summary)
         properties = {
             "job": str(job.id),
-            "sensitive_features": summary["sensitive_features"],
-            "rows": summary["rows"],
-            "disparities": {k: v["value"] for k, v in summary["disparities"].items()},
+            "sensitive_features": list(assessment.sensitive_features),
+            "rows": assessment.rows,
+            "disparities": assessment.disparity_values(),
         }
     batch = Batch()
     ref = batch.node(NodeSpec(kind, f"{job.kind}-{job.id}", properties=properties, artifact=str(artifact.pk)))

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import Artifact, Workspace
+from core.work import Work
 from lineage.models import Node
 
 
@@ -204,34 +205,32 @@ class Review(models.Model):
         return f"{'approve' if self.approve else 'reject'} by {self.reviewer_id}"
 
 
-class ReportState(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class Report(models.Model):
-    """A lineage-and-audit report of a model version, rendered by a worker (JSON bundle, HTML, PDF)."""
+class Report(Work):
+    """A lineage-and-audit report of a model version, rendered by a worker (JSON bundle, HTML, PDF):
+    background work whose task is `governance.render_report`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="reports")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="reports")
-    state = models.CharField(max_length=20, choices=ReportState.choices, default=ReportState.QUEUED)
-    progress = models.FloatField(default=0.0)
-    step = models.CharField(max_length=100, blank=True)
     bundle = models.ForeignKey(Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     html = models.ForeignKey(Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     pdf = models.ForeignKey(Artifact, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"report of {self.model_version} ({self.state})"
+
+    work_task = "governance.render_report"
+
+    @property
+    def work_kind(self) -> str:
+        return "report"
+
+    @property
+    def work_target(self) -> str:
+        return f"model:{self.model_version}"

@@ -190,6 +190,7 @@ def report_request(*, workspace, actor, version: ModelVersion):
     from django.db import transaction
 
     from core.audit import audit_append
+    from core.work import work_dispatch
     from governance.models import Report
 
     with transaction.atomic():
@@ -201,83 +202,52 @@ def report_request(*, workspace, actor, version: ModelVersion):
             target=f"model:{version}",
             payload={"report": str(report.pk)},
         )
-        transaction.on_commit(lambda: _dispatch(report))
+        work_dispatch(report)
     return report
 
 
-def _dispatch(report) -> None:
-    import logging
-
-    from governance.tasks import render_report
-
-    try:
-        render_report.delay(str(report.pk))
-    except Exception:
-        logging.getLogger(__name__).exception("could not queue report %s; it stays queued", report.pk)
-
-
-def _step(report, progress: float, step: str) -> None:
-    from governance.models import Report
-
-    Report.objects.filter(pk=report.pk).update(progress=progress, step=step)
-
-
 def report_render(report_id: str) -> None:
-    """Worker side: render the three forms, store them as artifacts, mark the report done.
-    Safe to repeat (artifacts are content-addressed; a finished report is left alone)."""
+    """Worker side: render the three forms, store them as artifacts, mark the report done. Safe to
+    repeat (artifacts are content-addressed; a finished report is left alone). Any exception fails
+    the report through its task (core.work.WorkTask)."""
     from django.db import transaction
 
     from core.actors import SYSTEM
     from core.artifacts import artifact_store_bytes
     from core.audit import audit_append
     from core.canonical_json import canonical_bytes
-    from governance.models import Report, ReportState
+    from core.work import WorkState, work_progress, work_start, work_succeed
+    from governance.models import Report
 
+    if work_start(Report, report_id) is None:
+        return
     report = Report.objects.select_related(
         "model_version__registered_model__workspace", "model_version__node", "model_version__artifact"
     ).get(pk=report_id)
-    if report.state in (ReportState.SUCCEEDED, ReportState.FAILED):
-        return
-    Report.objects.filter(pk=report.pk).update(state=ReportState.RUNNING)
 
     def store(data: bytes, name: str, media_type: str):
         return artifact_store_bytes(
             workspace=report.workspace, actor=SYSTEM, data=data, filename=name, media_type=media_type
         )
 
-    try:
-        _step(report, 0.1, "collecting provenance, audit events and decisions")
-        document = bundle(report.model_version)
-        name = f"{report.model_version.registered_model.name}-{report.model_version.version}-report"
-        _step(report, 0.4, "rendering HTML")
-        html_page = to_html(document)
-        _step(report, 0.6, "rendering PDF")
-        pdf = to_pdf(document)
-        _step(report, 0.8, "storing")
-        stored = (
-            store(canonical_bytes(document), f"{name}.json", "application/json"),
-            store(html_page.encode(), f"{name}.html", "text/html; charset=utf-8"),
-            store(pdf, f"{name}.pdf", "application/pdf"),
-        )
-    except Exception as error:
-        Report.objects.filter(pk=report.pk).update(
-            state=ReportState.FAILED,
-            error=f"{type(error).__name__}: {error}"[:2000],
-            finished_at=timezone.now(),
-        )
-        raise
+    work_progress(Report, report_id, 0.1, "collecting provenance, audit events and decisions")
+    document = bundle(report.model_version)
+    name = f"{report.model_version.registered_model.name}-{report.model_version.version}-report"
+    work_progress(Report, report_id, 0.4, "rendering HTML")
+    html_page = to_html(document)
+    work_progress(Report, report_id, 0.6, "rendering PDF")
+    pdf = to_pdf(document)
+    work_progress(Report, report_id, 0.8, "storing")
+    stored = (
+        store(canonical_bytes(document), f"{name}.json", "application/json"),
+        store(html_page.encode(), f"{name}.html", "text/html; charset=utf-8"),
+        store(pdf, f"{name}.pdf", "application/pdf"),
+    )
     with transaction.atomic():
         locked = Report.objects.select_for_update().get(pk=report.pk)
-        if locked.state == ReportState.SUCCEEDED:
+        if locked.state != WorkState.RUNNING:
             return
-        locked.bundle, locked.html, locked.pdf = stored
-        locked.state, locked.progress, locked.step, locked.finished_at = (
-            ReportState.SUCCEEDED,
-            1.0,
-            "done",
-            timezone.now(),
-        )
-        locked.save()
+        work_succeed(locked, bundle=stored[0], html=stored[1], pdf=stored[2], step="done")
         audit_append(
             workspace=report.workspace,
             actor=SYSTEM,

@@ -1,18 +1,10 @@
-"""Celery tasks of the governance app."""
+"""Celery tasks of the governance app: thin wrappers on core.work.WorkTask."""
 
-from celery import shared_task
-from django.db import DatabaseError
-
+from core.work import work_task
 from governance import reports
 
 
-@shared_task(
-    name="governance.render_report",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=2,
-    max_retries=5,
-)
+@work_task("governance.render_report", "governance.Report")
 def render_report(report_id: str) -> None:
+    """Render a report (a failure of any kind fails it; a dead worker's report is rendered again)."""
     reports.report_render(report_id)

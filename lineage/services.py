@@ -19,6 +19,7 @@ from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Artifact, Workspace
+from core.work import task_send_after_commit
 from lineage.bulk import insert_edges, insert_nodes, insert_outbox
 from lineage.kinds import NodeKind, dependency_ends
 from lineage.models import Edge, Node
@@ -196,7 +197,9 @@ def lineage_record(
         payloads += [("edge", payload) for payload in changed_edges]
         insert_outbox(workspace, now, payloads)
         if payloads:
-            transaction.on_commit(_schedule_projection)
+            # After commit: the drain must see the entries (core/work.py sends it; a broker that cannot
+            # be reached is fine: the periodic drain or `lineage_project` applies them).
+            task_send_after_commit("lineage.project_outbox")
 
     if not audit or not any(counts.values()):  # a batch that changed nothing is not a change
         return counts
@@ -276,13 +279,3 @@ def _record_edges(
         for kind, src, dst, up, down, props in fresh
         if (src, dst, kind) in created_ids
     ]
-
-
-def _schedule_projection() -> None:
-    from lineage.tasks import project_outbox
-
-    try:
-        project_outbox.delay()
-    except Exception:
-        # The entries are safely in the outbox; the next scheduled drain or `lineage_project` applies them.
-        logger.warning("could not queue the lineage projection; the outbox keeps the entries", exc_info=True)

@@ -22,11 +22,10 @@ import urllib.error
 from pathlib import Path
 
 from mlgov.audit import chain_walk, checkpoint_problems
-from mlgov.client import ApiError, Client, JobFailed, decision_problems, verify_report
+from mlgov.client import FINISHED, ApiError, Client, JobFailed, decision_problems, verify_report
 
 PASS, FAIL, ERROR = 0, 1, 2
 INTERRUPTED = 130  # Ctrl-C, as shells report it
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 def _gate(args, client: Client) -> int:
@@ -303,6 +302,8 @@ def _what(job: dict) -> str:
 
 
 def _print_explanation(result: dict, top: int) -> None:
+    """An explanation's summary. The client reads the API's JSON only (it does not import the
+    service), by the result fields docs/explain.md lists under "Results"."""
     names = result["output_names"]
     values = result["expected_value"]
     if len(names) == len(values) > 1:  # one output per class
@@ -322,6 +323,8 @@ def _print_explanation(result: dict, top: int) -> None:
 
 
 def _print_fairness(result: dict) -> None:
+    """A fairness assessment's disparities, groups and warnings, from the result fields
+    docs/explain.md lists under "Results", in the order the result gives."""
     boot = result["bootstrap"]
     intervals = f", {boot['resamples']} resamples, {boot['level']:.0%} intervals" if boot["resamples"] else ""
     print(

@@ -27,6 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+# The states every kind of background work (jobs, DP releases, reports) goes through; these three end it.
+FINISHED = ("succeeded", "failed", "cancelled")
+
 
 class ApiError(Exception):
     """The service answered with an error; `problem` is its problem-details document."""
@@ -326,7 +329,7 @@ class Client:
                 progress(current)
             if current["state"] == "succeeded":
                 return current
-            if current["state"] in ("failed", "cancelled"):
+            if current["state"] in FINISHED:  # failed or cancelled: said at once, not at the timeout
                 raise JobFailed(current)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {current['state']} after {timeout:g} s")
@@ -355,12 +358,12 @@ class Client:
         body = {"statistic": statistic, "epsilon": epsilon, **query}
         release = self.request("POST", path, json_body=body)
         deadline = time.monotonic() + timeout
-        while wait and release["state"] == "queued":
+        while wait and release["state"] not in FINISHED:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"release {release['id']} is still queued after {timeout} s")
+                raise TimeoutError(f"release {release['id']} is still {release['state']} after {timeout} s")
             time.sleep(interval)
             release = self.request("POST", path, json_body=body)
-        if release["state"] == "failed":
+        if release["state"] in ("failed", "cancelled"):
             raise JobFailed(release)
         return release
 

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import Workspace
+from core.work import Work
 from lineage.models import Node
 
 
@@ -35,32 +36,25 @@ class PrivacyBudget(models.Model):
         return max(self.delta_total - self.delta_spent, 0.0)
 
 
-class ReleaseState(models.TextChoices):
-    QUEUED = "queued"  # budget reserved, a worker computes the value
-    DONE = "done"
-    FAILED = "failed"  # budget given back
+class PrivacyRelease(Work):
+    """A differentially private statistic of a dataset version, its budget spent when it was asked for.
+    Large releases are background work (task `privacy.compute_release`); a failure gives the budget back."""
 
-
-class PrivacyRelease(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="privacy_releases")
     dataset_node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     query_hash = models.CharField(max_length=64)
     query = models.JSONField()
-    state = models.CharField(max_length=10, choices=ReleaseState.choices, default=ReleaseState.QUEUED)
     mechanism = models.CharField(max_length=20)
     epsilon = models.FloatField()
     delta = models.FloatField(default=0.0)
     scale = models.FloatField(null=True, blank=True)
     value = models.JSONField(null=True, blank=True)
     accuracy = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
     node = models.ForeignKey(Node, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -72,3 +66,22 @@ class PrivacyRelease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.query.get('statistic')} of {self.dataset_node.key} (eps {self.epsilon})"
+
+    work_task = "privacy.compute_release"
+
+    @property
+    def work_kind(self) -> str:
+        return "privacy.release"
+
+    @property
+    def work_target(self) -> str:
+        return f"dataset:{self.dataset_node.key}"
+
+    def on_failed(self) -> dict:
+        """Give back the budget the release reserved: nothing was released."""
+        budget = PrivacyBudget.objects.select_for_update().get(dataset_node_id=self.dataset_node_id)
+        budget.epsilon_spent = max(budget.epsilon_spent - self.epsilon, 0.0)
+        budget.delta_spent = max(budget.delta_spent - self.delta, 0.0)
+        budget.updated_at = timezone.now()
+        budget.save(update_fields=["epsilon_spent", "delta_spent", "updated_at"])
+        return {"release": str(self.pk), "refunded": {"epsilon": self.epsilon, "delta": self.delta}}

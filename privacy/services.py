@@ -35,13 +35,14 @@ from core.audit import audit_append
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Workspace
+from core.work import WorkState, work_dispatch, work_progress, work_start
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
 from lineage.selectors import version_node
 from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 from privacy import mechanisms
-from privacy.models import PrivacyBudget, PrivacyRelease, ReleaseState
+from privacy.models import PrivacyBudget, PrivacyRelease
 
 logger = logging.getLogger(__name__)
 NUMERIC_STATISTICS = ("sum", "mean", "variance", "quantile")
@@ -304,7 +305,7 @@ def release_request(
     if (
         inline
         and not PrivacyRelease.objects.filter(
-            dataset_node=node, query_hash=digest, state=ReleaseState.DONE
+            dataset_node=node, query_hash=digest, state=WorkState.SUCCEEDED
         ).exists()
     ):
         # Computed before the budget is locked, so concurrent requests do not queue behind each
@@ -315,7 +316,7 @@ def release_request(
     with transaction.atomic():
         budget = PrivacyBudget.objects.select_for_update().filter(dataset_node=node).first()
         previous = PrivacyRelease.objects.filter(dataset_node=node, query_hash=digest).first()
-        if previous is not None and previous.state != ReleaseState.FAILED:
+        if previous is not None and previous.state != WorkState.FAILED:
             return previous, "repeated"
         epsilon, delta = float(query["epsilon"]), float(query.get("delta") or 0.0)
         refusal = _refusal(budget, epsilon, delta)
@@ -354,7 +355,7 @@ def release_request(
                 },
             )
             if not inline:
-                transaction.on_commit(lambda: _dispatch(release))
+                work_dispatch(release)
     if refusal is not None:
         _refuse(workspace, actor, node, query, *refusal)
     return release, "released" if inline else "queued"
@@ -399,7 +400,7 @@ def _finish(release: PrivacyRelease, outcome: dict[str, Any]) -> None:
         **(outcome["accuracy"] or {}),
         "privacy_map": {"epsilon": outcome["epsilon"], "delta": outcome["delta"]},
     }
-    release.state = ReleaseState.DONE
+    release.state, release.progress = WorkState.SUCCEEDED, 1.0
     release.finished_at = timezone.now()
     batch = Batch()
     properties = {
@@ -425,49 +426,21 @@ def _finish(release: PrivacyRelease, outcome: dict[str, Any]) -> None:
     release.save()
 
 
-def _dispatch(release: PrivacyRelease) -> None:
-    from privacy.tasks import compute_release
-
-    try:
-        compute_release.delay(str(release.pk))
-    except Exception:
-        logger.exception("could not queue release %s; it stays queued", release.pk)
-
-
 def release_compute(release_id: str) -> None:
-    """Worker side of a large release: compute it, or give the budget back if it cannot be made."""
+    """Worker side of a large release: compute it. Any exception fails the release through its task
+    (core.work.WorkTask), which gives the budget back (PrivacyRelease.on_failed)."""
+    if work_start(PrivacyRelease, release_id) is None:
+        return
     release = PrivacyRelease.objects.select_related("dataset_node", "workspace").get(pk=release_id)
-    if release.state != ReleaseState.QUEUED:
-        return
-    try:
-        outcome = compute(release.dataset_node, release.query)
-    except Exception as error:
-        logger.exception("release %s failed", release_id)
-        with transaction.atomic():
-            release = PrivacyRelease.objects.select_for_update().get(pk=release_id)
-            if release.state != ReleaseState.QUEUED:
-                return
-            budget = PrivacyBudget.objects.select_for_update().get(dataset_node=release.dataset_node)
-            budget.epsilon_spent = max(budget.epsilon_spent - release.epsilon, 0.0)
-            budget.delta_spent = max(budget.delta_spent - release.delta, 0.0)
-            budget.save(update_fields=["epsilon_spent", "delta_spent"])
-            release.state, release.error = ReleaseState.FAILED, f"{type(error).__name__}: {error}"[:2000]
-            release.save(update_fields=["state", "error"])
-            audit_append(
-                workspace=release.workspace,
-                actor=SYSTEM,
-                action="privacy.release_fail",
-                target=f"dataset:{release.dataset_node.key}",
-                payload={"release": str(release.pk), "error": release.error, "refunded": release.epsilon},
-            )
-        return
+    work_progress(PrivacyRelease, release_id, 0.1, f"computing the {release.query['statistic']}")
+    outcome = compute(release.dataset_node, release.query)
     with transaction.atomic():
         release = (
             PrivacyRelease.objects.select_for_update()
             .select_related("dataset_node", "workspace")
             .get(pk=release_id)
         )
-        if release.state == ReleaseState.QUEUED:
+        if release.state == WorkState.RUNNING:
             _finish(release, outcome)
 
 
@@ -512,7 +485,7 @@ def summary_request(
 def latest_summary(node: Node) -> dict[str, Any] | None:
     """The dataset's most recent DP summary, for the datasheet's composition section."""
     releases = PrivacyRelease.objects.filter(
-        dataset_node=node, state=ReleaseState.DONE, query__purpose="summary"
+        dataset_node=node, state=WorkState.SUCCEEDED, query__purpose="summary"
     ).order_by("created_at")
     if not releases:
         return None

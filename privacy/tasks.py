@@ -1,19 +1,11 @@
-"""Celery tasks of the privacy app."""
+"""Celery tasks of the privacy app: thin wrappers on core.work.WorkTask (a failure of any kind fails
+the release and gives its budget back; a dead worker's release is run again by the sweep)."""
 
-from celery import shared_task
-from django.db import DatabaseError
-
+from core.work import work_task
 from privacy import services
 
 
-@shared_task(
-    name="privacy.compute_release",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=2,
-    max_retries=10,
-)
+@work_task("privacy.compute_release", "privacy.PrivacyRelease")
 def compute_release(release_id: str) -> None:
-    """Compute a large release whose budget is already reserved (idempotent: done releases are skipped)."""
+    """Compute a large release whose budget is already reserved (a finished release is left alone)."""
     services.release_compute(release_id)

@@ -205,9 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lineage.project_outbox_scheduled",
         "schedule": float(envint("LINEAGE_PROJECTION_INTERVAL", 30)),
     },
-    "explain-dispatch-pending": {
-        "task": "explain.dispatch_pending",
-        "schedule": float(envint("EXPLAIN_DISPATCH_INTERVAL", 60)),
+    # Background work (core/work.py): send again what never reached a worker, run again what a dead
+    # worker left running.
+    "work-sweep": {
+        "task": "core.work_sweep",
+        "schedule": float(envint("WORK_SWEEP_INTERVAL", 10)),
     },
     # Signed checkpoints of every audit chain that moved (see core/audit_checkpoints.py).
     "audit-checkpoints": {
@@ -215,6 +217,24 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("AUDIT_CHECKPOINT_INTERVAL", 3600)),
     },
 }
+# --- Background work (core/work.py) -------------------------------------------------------------------
+# Running work sends a heartbeat every WORK_HEARTBEAT_INTERVAL seconds; work silent for
+# WORK_HEARTBEAT_TIMEOUT seconds lost its worker and is run again, up to WORK_MAX_ATTEMPTS starts.
+# Queued work never sent (after WORK_DISPATCH_GRACE s) or sent but not started after
+# WORK_REDISPATCH_AFTER s is sent again. Each kind fails past its soft time limit (seconds).
+WORK_HEARTBEAT_INTERVAL = float(envint("WORK_HEARTBEAT_INTERVAL", 10))
+WORK_HEARTBEAT_TIMEOUT = float(envint("WORK_HEARTBEAT_TIMEOUT", 30))
+WORK_MAX_ATTEMPTS = envint("WORK_MAX_ATTEMPTS", 3)
+WORK_DISPATCH_GRACE = float(envint("WORK_DISPATCH_GRACE", 30))
+WORK_REDISPATCH_AFTER = float(envint("WORK_REDISPATCH_AFTER", 900))
+WORK_TIME_LIMITS = {
+    "default": envint("WORK_TIME_LIMIT", 30 * 60),
+    "explanation": envint("WORK_TIME_LIMIT_EXPLANATION", 30 * 60),
+    "fairness": envint("WORK_TIME_LIMIT_FAIRNESS", 30 * 60),
+    "privacy.release": envint("WORK_TIME_LIMIT_PRIVACY_RELEASE", 30 * 60),
+    "report": envint("WORK_TIME_LIMIT_REPORT", 10 * 60),
+}
+WORK_HARD_TIME_LIMIT_GRACE = envint("WORK_HARD_TIME_LIMIT_GRACE", 60)  # hard limit = soft + this
 CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 
 # --- Graph store --------------------------------------------------------------------------------------
@@ -260,8 +280,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "governance.models.Stage",
         "TargetStageEnum": ["staging", "production", "archived"],
-        "JobStateEnum": "explain.models.JobState",
-        "ReleaseStateEnum": "privacy.models.ReleaseState",
+        "WorkStateEnum": "core.work.WorkState",
         "RequestStateEnum": "governance.models.RequestState",
     },
 }

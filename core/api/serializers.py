@@ -8,6 +8,20 @@ from rest_framework import serializers
 from core.models import ApiToken, Artifact, AuditEvent, Invitation, Membership, Workspace
 from core.roles import Role
 
+# What every kind of background work answers about its progress (core/work.py), in every API.
+WORK_FIELDS = [
+    "state",
+    "progress",
+    "step",
+    "error",
+    "attempts",
+    "created_at",
+    "dispatched_at",
+    "started_at",
+    "heartbeat_at",
+    "finished_at",
+]
+
 
 class WorkspaceOutput(serializers.ModelSerializer):
     class Meta:

@@ -5,6 +5,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from core.api.fields import NumberField
+from core.api.serializers import WORK_FIELDS
 from explain.models import Job, JobKind, JobState
 
 
@@ -75,8 +76,7 @@ class JobOutput(serializers.ModelSerializer):
             "id",
             "url",
             "kind",
-            "state",
-            "progress",
+            *WORK_FIELDS,
             "backend",
             "backend_detail",
             "model",
@@ -85,17 +85,10 @@ class JobOutput(serializers.ModelSerializer):
             "queue",
             "chunks_total",
             "chunks_done",
-            "attempts",
             "timings",
-            "error",
             "result",
             "result_artifact",
             "result_node",
-            "created_at",
-            "dispatched_at",
-            "started_at",
-            "progressed_at",
-            "finished_at",
         ]
 
     def get_url(self, job: Job) -> str:

@@ -5,6 +5,7 @@ import json
 from rest_framework import serializers
 
 from core.api.fields import NumberField
+from core.api.serializers import WORK_FIELDS
 from governance.models import (
     GateDecision,
     ModelVersion,
@@ -194,13 +195,8 @@ class ReportOutput(serializers.ModelSerializer):
             "id",
             "model",
             "version",
-            "state",
-            "progress",
-            "step",
+            *WORK_FIELDS,
             "bundle",
             "html",
             "pdf",
-            "error",
-            "created_at",
-            "finished_at",
         ]

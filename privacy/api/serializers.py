@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.api.fields import NumberField
+from core.api.serializers import WORK_FIELDS
 from privacy.mechanisms import MECHANISMS, STATISTICS
 from privacy.models import PrivacyBudget, PrivacyRelease
 
@@ -91,7 +92,7 @@ class ReleaseOutput(serializers.ModelSerializer):
         fields = [
             "id",
             "dataset",
-            "state",
+            *WORK_FIELDS,
             "query",
             "value",
             "mechanism",
@@ -99,8 +100,5 @@ class ReleaseOutput(serializers.ModelSerializer):
             "delta",
             "noise_scale",
             "accuracy",
-            "error",
             "node",
-            "created_at",
-            "finished_at",
         ]

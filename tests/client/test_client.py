@@ -128,7 +128,7 @@ def test_a_dp_release_computed_by_a_worker_is_waited_for_and_spent_once(
     mlgov.request = lambda *a, **k: asked.append(a[0]) or real(*a, **k)
     release = mlgov.dp_release("ages", "v1", "mean", column="age", epsilon=0.5)
     assert asked == ["POST", "POST"]
-    assert release["state"] == "done"
+    assert release["state"] == "succeeded"
     assert 0 <= release["value"] <= 100
     assert PrivacyBudget.objects.get(dataset_node=node).epsilon_spent == pytest.approx(0.5)  # once
     later = mlgov.dp_release("ages", "v1", "count", epsilon=0.25, wait=False)

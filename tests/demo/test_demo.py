@@ -19,10 +19,11 @@ from django.test import Client
 from django.urls import reverse
 
 from core.models import ApiToken, Workspace
+from core.work import WorkState
 from explain.models import Job, JobState
-from governance.models import ModelVersion, PromotionRequest, Report, ReportState, RequestState, Stage
+from governance.models import ModelVersion, PromotionRequest, Report, RequestState, Stage
 from lineage.models import Node
-from privacy.models import PrivacyRelease, ReleaseState
+from privacy.models import PrivacyRelease
 from tests.workers import ROOT, process_env, start_worker, stop_worker
 
 PASSWORD = "demo-test-password"
@@ -118,8 +119,8 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         assert all(j.backend in ("cpu", "gpu") for j in jobs)
         releases = PrivacyRelease.objects.filter(workspace=workspace)
         assert releases.count() == 7
-        assert set(releases.values_list("state", flat=True)) == {ReleaseState.DONE}
-        assert Report.objects.get(workspace=workspace).state == ReportState.SUCCEEDED
+        assert set(releases.values_list("state", flat=True)) == {WorkState.SUCCEEDED}
+        assert Report.objects.get(workspace=workspace).state == WorkState.SUCCEEDED
         keys = set(Node.objects.filter(workspace=workspace).values_list("key", flat=True))
         assert {
             "adult@v1",

@@ -389,7 +389,7 @@ def test_pickle_models_run_sandboxed_on_a_real_worker(settings, tmp_path, monkey
     from core.workspaces import workspace_allow_pickle
     from explain import services
 
-    monkeypatch.setattr(services, "_dispatch_start", lambda job: None)
+    monkeypatch.setattr(services, "work_dispatch", lambda job: None)
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     user = make_user("owner")

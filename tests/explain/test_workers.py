@@ -1,5 +1,7 @@
-"""Jobs on real `celery worker` processes: the embedded file-system broker, and RabbitMQ with a
-worker killed (SIGKILL) in the middle of a job while another worker takes over."""
+"""Jobs on real `celery worker` processes: the embedded file-system broker; RabbitMQ, which hands a
+killed worker's (SIGKILL) unfinished task to another worker at once; Redis, which would do so only
+after its visibility timeout (an hour), so the sweep of core/work.py runs the job again, seeing its
+heartbeats stop; and a job that keeps losing its worker, which fails after its attempts."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ from tests.factories import make_user, make_workspace
 from tests.workers import client_app, embedded_broker, start_worker, stop_worker
 
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+# Short periods, so that a dead worker is noticed in seconds: heartbeats every second, silent for two
+# means dead, swept every second (each worker embeds the beat).
+FAST_SWEEP = {"WORK_HEARTBEAT_INTERVAL": "1", "WORK_HEARTBEAT_TIMEOUT": "2", "WORK_SWEEP_INTERVAL": "1"}
 FEATURES = ["score", "sex"]
 
 
@@ -61,7 +67,7 @@ def _until_succeeded(job: Job, worker, start=None, timeout: float = 120) -> str:
 
 def _job(settings, queue: str, rows: int, chunk_rows: int, monkeypatch) -> Job:
     """A committed explanation job on `queue`, not yet sent anywhere."""
-    monkeypatch.setattr(services, "_dispatch_start", lambda job: None)
+    monkeypatch.setattr(services, "work_dispatch", lambda job: None)
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
     user = make_user("owner")
     workspace = make_workspace("jobs", admin=user)
@@ -152,8 +158,8 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(se
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_the_beat_sends_a_job_whose_start_message_never_reached_the_broker(settings, tmp_path, monkeypatch):
-    """A real worker with its embedded beat, ticking every second, sends and runs the job itself."""
+def test_the_sweep_sends_a_job_whose_start_message_never_reached_the_broker(settings, tmp_path, monkeypatch):
+    """A real worker with its embedded beat, sweeping every second, sends and runs the job itself."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -164,12 +170,145 @@ def test_the_beat_sends_a_job_whose_start_message_never_reached_the_broker(setti
     Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
     env = {
         **_worker_env(broker, settings, monkeypatch),
+        **FAST_SWEEP,
         "CELERY_DEFAULT_QUEUE": queue,  # where the beat sends its own tasks
-        "EXPLAIN_DISPATCH_INTERVAL": "1",
         "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "beat-schedule"),
     }
     worker = start_worker(env, [queue], beat=True)
     log = _until_succeeded(job, worker)
     assert job.dispatched_at is not None
-    assert "explain.dispatch_pending" in log
+    assert "core.work_sweep" in log
     assert job.result["rows"] == 400
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping())
+    except Exception:
+        return False
+
+
+def _sweeping_worker(env: dict[str, str], queue: str, tmp_path, name: str):
+    """A worker with its own embedded beat (sweeping every second) on `queue`."""
+    return start_worker(
+        {
+            **env,
+            "CELERY_DEFAULT_QUEUE": queue,
+            "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / f"beat-{name}"),
+        },
+        [queue],
+        beat=True,
+        name=f"{name}@%h",
+    )
+
+
+def _kill_mid_chunk(worker, job: Job, attempt: int = 1, timeout: float = 240) -> None:
+    """SIGKILL the worker while it runs one of the job's chunks in its `attempt`-th run (a chunk task
+    holds the job), after at least one chunk is done."""
+    running = _wait(
+        lambda: (
+            Job.objects.get(pk=job.pk).finished
+            or (
+                Job.objects.filter(
+                    pk=job.pk,
+                    attempts=attempt,
+                    state=JobState.RUNNING,
+                    tasks_running__gt=0,
+                    chunks_total__gt=0,
+                ).exists()
+                and job.chunks.filter(done=True).exists()
+            )
+        ),
+        timeout,
+        worker,
+    )
+    running = running and not Job.objects.get(pk=job.pk).finished
+    state = Job.objects.values("state", "attempts", "tasks_running", "chunks_done", "heartbeat_at").get(
+        pk=job.pk
+    )
+    assert running, (state, stop_worker(worker)[-3000:])
+    worker.kill()  # no warm shutdown: the running chunk's message is never acknowledged
+    worker.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_on_redis_a_job_whose_worker_was_killed_is_run_again_by_the_sweep(settings, tmp_path, monkeypatch):
+    if not _redis_reachable():
+        if os.environ.get("TEST_REDIS_REQUIRED") or os.environ.get("TEST_AMQP_REQUIRED"):
+            pytest.fail(f"Redis not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    broker = {"CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL}
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    job = _job(settings, queue, rows=24_000, chunk_rows=3_000, monkeypatch=monkeypatch)
+    env = {**_worker_env(broker, settings, monkeypatch), **FAST_SWEEP, "EXPLAIN_CPU_TREESHAP": "shap"}
+    client = client_app(broker)
+    first = _sweeping_worker(env, queue, tmp_path, "first")
+    try:
+        client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
+        _kill_mid_chunk(first, job)
+        killed_at = time.monotonic()
+        done_before = job.chunks.filter(done=True).count()
+        assert done_before < 8, "the first worker should not have finished the job before it was killed"
+        second = _sweeping_worker(env, queue, tmp_path, "second")
+        try:
+            done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 240, second)
+        finally:
+            log = stop_worker(second)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        client.close()
+    took = time.monotonic() - killed_at
+    job.refresh_from_db()
+    assert done, log[-3000:]
+    assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
+    assert "its worker stopped; sending it again" in log  # the sweep, not the broker, brought it back
+    assert job.attempts == 2
+    # Noticed within two heartbeat periods of the kill (plus a sweep's second), then the chunks left
+    # are computed: bounded by the start of a worker and the rest of the job's run, not by an hour.
+    assert took < 120, took
+    workers = dict(job.chunks.values_list("index", "worker"))
+    assert any(w.startswith("first@") for w in workers.values())
+    assert any(w.startswith("second@") for w in workers.values())
+    assert Node.objects.filter(workspace=job.workspace, kind="Explanation").count() == 1
+    assert AuditEvent.objects.filter(workspace=job.workspace, action="explanation.complete").count() == 1
+    assert job.result["rows"] == 24_000
+    assert job.result["additivity_residual"] <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_keeps_losing_its_worker_fails_after_its_attempts(settings, tmp_path, monkeypatch):
+    broker = embedded_broker(tmp_path / "broker")
+    queue = f"jobs-{uuid.uuid4().hex[:6]}"
+    job = _job(settings, queue, rows=24_000, chunk_rows=3_000, monkeypatch=monkeypatch)
+    env = {
+        **_worker_env(broker, settings, monkeypatch),
+        **FAST_SWEEP,
+        "WORK_MAX_ATTEMPTS": "2",
+        "EXPLAIN_CPU_TREESHAP": "shap",
+    }
+    client = client_app(broker)
+    client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
+    # Each run of the job ends with its worker killed; the next worker's sweep runs it again.
+    for attempt, name in enumerate(("first", "second"), start=1):
+        worker = _sweeping_worker(env, queue, tmp_path, name)
+        try:
+            _kill_mid_chunk(worker, job, attempt=attempt)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    third = _sweeping_worker(env, queue, tmp_path, "third")
+    try:
+        failed = _wait(lambda: Job.objects.get(pk=job.pk).finished, 60, third)
+    finally:
+        log = stop_worker(third)
+    job.refresh_from_db()
+    assert failed, log[-3000:]
+    assert job.state == JobState.FAILED
+    assert job.error.startswith("its worker stopped 2 times while running it"), job.error
+    assert AuditEvent.objects.filter(workspace=job.workspace, action="explanation.fail").count() == 1
+    assert not Node.objects.filter(workspace=job.workspace, kind="Explanation").exists()

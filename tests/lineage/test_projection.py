@@ -166,6 +166,7 @@ def test_resync_rebuilds_the_graph_from_the_record(own_graph, acme, alice, capsy
     assert graph_snapshot(connection, acme) == sql_snapshot(acme, connection.caps.properties_in_graph)
 
 
+@pytest.mark.slow  # stops its own graph server and waits out the outage
 def test_scheduled_drain_waits_out_an_outage_without_raising(own_graph, acme, alice):
     server, connection = own_graph
     client = bearer(make_token(acme, alice, ["lineage:write"]))
@@ -190,7 +191,7 @@ def test_scheduled_drain_is_a_no_op_without_a_graph_database(settings, acme, ali
 def test_beat_drains_entries_whose_queued_drain_was_lost(own_graph, tmp_path, monkeypatch):
     """A real worker with its embedded beat, ticking every second, projects the outbox on its own."""
     server, connection = own_graph
-    monkeypatch.setattr(services, "_schedule_projection", lambda: None)  # the queued drain is lost
+    monkeypatch.setattr(services, "task_send_after_commit", lambda *a, **k: None)  # the queued drain is lost
     user = make_user("beat-owner")
     workspace = make_workspace("beat", admin=user)
     client = bearer(make_token(workspace, user, ["lineage:write"]))

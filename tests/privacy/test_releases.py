@@ -355,7 +355,7 @@ def test_large_releases_run_on_a_worker_and_a_failure_gives_the_budget_back(
     assert response.status_code == 202
     assert response.json()["state"] == "queued"
     done = PrivacyRelease.objects.get(pk=response.json()["id"])
-    assert done.state == "done"
+    assert done.state == "succeeded"
     assert abs(done.value - ROWS) < 40
 
     def broken(*args, **kwargs):

@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.work import FINISHED
 from explain import services
-from explain.models import FINISHED, Job
+from explain.models import Job
 
 
 class Command(BaseCommand):
@@ -50,7 +51,7 @@ class Command(BaseCommand):
             jobs = jobs.filter(workspace__slug=workspace)
         if idle_minutes:
             cutoff = timezone.now() - timedelta(minutes=idle_minutes)
-            jobs = jobs.annotate(last_sign=Coalesce("progressed_at", "created_at")).filter(
+            jobs = jobs.annotate(last_sign=Coalesce("heartbeat_at", "created_at")).filter(
                 last_sign__lt=cutoff
             )
         chosen = list(jobs)
