@@ -21,16 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CLASSIFICATION_METRICS = (
-    "selection_rate",
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "false_positive_rate",
-    "false_negative_rate",
+# The names are the result's contract, defined once in explain.evidence (which reads results back).
+from explain.evidence import (
+    CLASSIFICATION_DISPARITIES,
+    CLASSIFICATION_METRICS,
+    REGRESSION_DISPARITIES,
+    REGRESSION_METRICS,
 )
-REGRESSION_METRICS = ("mean_absolute_error", "root_mean_squared_error", "r2")
 
 
 @dataclass
@@ -98,17 +95,25 @@ def _between(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classification_disparities(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The fairlearn definitions (between groups), from by-group metrics."""
+    """The fairlearn definitions (between groups), from by-group metrics, named as
+    CLASSIFICATION_DISPARITIES."""
     dp_diff, dp_ratio = _between(metrics["selection_rate"])
     tpr_diff, tpr_ratio = _between(metrics["recall"])
     fpr_diff, fpr_ratio = _between(metrics["false_positive_rate"])
-    return {
-        "demographic_parity_difference": dp_diff,
-        "demographic_parity_ratio": dp_ratio,
-        "equalized_odds_difference": np.maximum(tpr_diff, fpr_diff),
-        "equalized_odds_ratio": np.minimum(tpr_ratio, fpr_ratio),
-        "equal_opportunity_difference": tpr_diff,
-    }
+    measured = (
+        dp_diff,  # demographic parity: selection rates
+        dp_ratio,
+        np.maximum(tpr_diff, fpr_diff),  # equalized odds: true and false positive rates
+        np.minimum(tpr_ratio, fpr_ratio),
+        tpr_diff,  # equal opportunity: true positive rates
+    )
+    return dict(zip(CLASSIFICATION_DISPARITIES, measured, strict=True))
+
+
+def regression_disparities(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each regression metric's largest difference between groups, named as REGRESSION_DISPARITIES."""
+    differences = (_between(metrics[m])[0] for m in REGRESSION_METRICS)
+    return dict(zip(REGRESSION_DISPARITIES, differences, strict=True))
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -134,7 +139,7 @@ def _interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe floats: NaN and infinities become None."""
+    """JSON-safe values: NaN and infinities become None, NumPy scalars and arrays Python ones."""
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -143,6 +148,9 @@ def _clean(value: Any) -> Any:
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.ndarray):
+        # fairlearn answers some metrics of a group made of one weighted row as a one-element array
+        return _clean(value.item() if value.size == 1 else value.tolist())
     return value
 
 
@@ -228,7 +236,7 @@ def assess(
         y_t = np.asarray(y_true, dtype=np.float64)
         y_p = np.asarray(y_pred, dtype=np.float64)
         point = _regression_metrics(y_t, y_p, groups.index, n_groups, np.ones(len(y_t)))
-        disparities = {f"{m}_difference": _between(point[m])[0] for m in REGRESSION_METRICS}
+        disparities = regression_disparities(point)
         boot = None
         if resamples:
             samples = [
@@ -236,11 +244,7 @@ def assess(
                 for _ in range(resamples)
             ]
             boot = {m: np.stack([s[m] for s in samples]) for m in REGRESSION_METRICS}
-        boot_disp = (
-            {f"{m}_difference": _between(boot[m])[0] for m in REGRESSION_METRICS}
-            if boot is not None
-            else None
-        )
+        boot_disp = regression_disparities(boot) if boot is not None else None
         names = REGRESSION_METRICS
         frame = metricframe_by_group(y_t, y_p, sensitive, task)
 
@@ -254,12 +258,15 @@ def assess(
                 item.update(low=low, high=high)
             entry["metrics"][name] = item
         by_group.append(entry)
-    disparity_out = {}
+    # Between one group and itself every difference is 0, which would read as "no disparity": the
+    # disparities stay unmeasured (null) instead, as the warning says, so no policy bound passes on it.
+    measurable = n_groups > 1
+    disparity_out: dict[str, dict[str, float | None]] = {}
     for name, value in disparities.items():
-        item = {"value": float(value)}
+        item = {"value": float(value) if measurable else None}
         if boot_disp is not None:
             low, high = _interval(boot_disp[name], level)
-            item.update(low=float(low), high=float(high))
+            item["low"], item["high"] = (float(low), float(high)) if measurable else (None, None)
         disparity_out[name] = item
     result = {
         "task": task,

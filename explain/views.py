@@ -3,8 +3,6 @@ state, backend, timing and outcome, and a cancel button for those who may ask fo
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -14,6 +12,7 @@ from core.actors import Actor
 from core.errors import ApplicationError
 from core.web import page_context, workspace_page
 from explain import services
+from explain.evidence import Explanation, FairnessAssessment
 from explain.models import Job, JobKind, JobState
 
 
@@ -52,22 +51,11 @@ def outcome(job: Job) -> str:
         if job.chunks_total:
             return f"cancelled after {job.chunks_done} of {job.chunks_total} chunks"
         return "cancelled before it started"
-    result: dict[str, Any] = job.result or {}
-    if job.state != JobState.SUCCEEDED or not result:
+    if job.state != JobState.SUCCEEDED or not job.result:
         return ""
     if job.kind == JobKind.EXPLANATION:
-        top = ", ".join(result.get("top_features", [])[:3])
-        return f"{result['rows']:,} rows, residual {result['additivity_residual']:.1e}; top: {top}"
-    disparities = result.get("disparities", {})
-    by = f"{result['rows']:,} rows by {', '.join(result.get('sensitive_features', []))}"
-    name = "demographic_parity_difference"
-    if name not in disparities:
-        name = next(iter(sorted(disparities)), "")  # regression: the metrics' differences
-    if not name:
-        return by
-    item = disparities[name]
-    interval = f" [{item['low']:.3f}, {item['high']:.3f}]" if "low" in item else ""
-    return f"{by}: {name.replace('_', ' ')} {item['value']:.3f}{interval}"
+        return Explanation.from_job(job).summary()
+    return FairnessAssessment.from_job(job).summary()
 
 
 @require_POST

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from django.db.models import Q
 
 from core.roles import Role
+from explain.evidence import DISPARITY_METRICS, Explanation, FairnessAssessment
 from lineage.kinds import NodeKind
 
 REGISTRY: dict[str, type[Check]] = {}
@@ -54,10 +55,22 @@ class Context:
         )
         return list(Node.objects.filter(pk__in=list(ids)).order_by("key"))
 
-    def latest_job(self, kind: str):
-        from explain.models import Job
+    @functools.cached_property
+    def fairness_assessments(self) -> list[FairnessAssessment]:
+        """The version's newest fairness assessments (read once, whatever the number of rules)."""
+        from explain.selectors import fairness_assessments_of
 
-        return Job.objects.evidence(self.version.node, kind).first()
+        return fairness_assessments_of(model_node=self.version.node)
+
+    def fairness_assessment(self, sensitive_feature: str) -> FairnessAssessment | None:
+        """The newest assessment whose groups are formed by `sensitive_feature`."""
+        return next((a for a in self.fairness_assessments if a.covers(sensitive_feature)), None)
+
+    @functools.cached_property
+    def explanation(self) -> Explanation | None:
+        from explain.selectors import latest_explanation
+
+        return latest_explanation(model_node=self.version.node)
 
     @functools.cached_property
     def model_card(self):
@@ -169,15 +182,7 @@ class FairnessBound(Check):
     type = "fairness_bound"
     description = "a fairness disparity for a sensitive feature is within a bound"
     params = {
-        "metric": {
-            "enum": [
-                "demographic_parity_difference",
-                "demographic_parity_ratio",
-                "equalized_odds_difference",
-                "equalized_odds_ratio",
-                "equal_opportunity_difference",
-            ]
-        },
+        "metric": {"enum": list(DISPARITY_METRICS)},
         "sensitive_feature": {"type": "string", "minLength": 1},
         "max": {"type": "number"},
         "min": {"type": "number"},
@@ -186,40 +191,44 @@ class FairnessBound(Check):
     required = ["metric", "sensitive_feature"]
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from explain.models import Job, JobKind
-
         feature, metric = self.rule["sensitive_feature"], self.rule["metric"]
-        jobs = Job.objects.evidence(ctx.version.node, JobKind.FAIRNESS)
-        job = next((j for j in jobs[:50] if feature in (j.result or {}).get("sensitive_features", [])), None)
-        if job is None:
+        assessment = ctx.fairness_assessment(feature)
+        if assessment is None:
             return Outcome(False, f"no fairness assessment of this version covers {feature!r}")
-        result: dict[str, Any] = job.result or {}
-        item = result.get("disparities", {}).get(metric) or {}
-        value = item.get("value")
-        if value is None:
+        measured = assessment.disparity(metric)
+        if measured is None:
             return Outcome(
-                False, f"the assessment could not measure {metric} (too few groups)", {"job": str(job.id)}
+                False,
+                f"the {assessment.task} assessment does not measure {metric}",
+                {"job": assessment.job_id},
             )
-        interval = self.rule.get("use_interval", False)
-        high_value = item.get("high", value) if interval else value
-        low_value = item.get("low", value) if interval else value
+        if measured.value is None:
+            return Outcome(
+                False,
+                f"the assessment could not measure {metric} (too few groups)",
+                {"job": assessment.job_id},
+            )
         evidence = {
-            "job": str(job.id),
+            "job": assessment.job_id,
             "metric": metric,
-            "value": value,
-            "low": item.get("low"),
-            "high": item.get("high"),
-            "sensitive_features": result.get("sensitive_features"),
+            "value": measured.value,
+            "low": measured.low,
+            "high": measured.high,
+            "sensitive_features": list(assessment.sensitive_features),
         }
-        if "max" in self.rule and high_value > self.rule["max"]:
+        # With `use_interval`, the bound holds for the whole interval (where one was computed).
+        interval = self.rule.get("use_interval", False)
+        upper = measured.high if interval and measured.high is not None else measured.value
+        lower = measured.low if interval and measured.low is not None else measured.value
+        if "max" in self.rule and upper > self.rule["max"]:
             return Outcome(
-                False, f"{metric} for {feature} is {high_value:.4g}, above {self.rule['max']:g}", evidence
+                False, f"{metric} for {feature} is {upper:.4g}, above {self.rule['max']:g}", evidence
             )
-        if "min" in self.rule and low_value < self.rule["min"]:
+        if "min" in self.rule and lower < self.rule["min"]:
             return Outcome(
-                False, f"{metric} for {feature} is {low_value:.4g}, below {self.rule['min']:g}", evidence
+                False, f"{metric} for {feature} is {lower:.4g}, below {self.rule['min']:g}", evidence
             )
-        return Outcome(True, f"{metric} for {feature} is {value:.4g}", evidence)
+        return Outcome(True, f"{metric} for {feature} is {measured.value:.4g}", evidence)
 
 
 @register
@@ -232,13 +241,11 @@ class ExplanationPresent(Check):
     }
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from explain.models import JobKind
-
-        job = ctx.latest_job(JobKind.EXPLANATION)
-        if job is None:
+        explanation = ctx.explanation
+        if explanation is None:
             return Outcome(False, "the model version has no explanation")
-        top = (job.result or {}).get("top_features", [])[: self.rule.get("top_k", 5)]
-        evidence = {"job": str(job.id), "top_features": top, "backend": job.backend}
+        top = explanation.top(self.rule.get("top_k", 5))
+        evidence = {"job": explanation.job_id, "top_features": list(top), "backend": explanation.backend}
         forbidden = self.rule.get("forbidden_top_features", [])
         bad = [f for f in forbidden if f in top]
         if bad:

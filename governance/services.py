@@ -20,6 +20,7 @@ from core.audit import audit_append, audit_head
 from core.errors import ApplicationError, Conflict, FieldError, NotFound
 from core.models import Artifact, Membership, Workspace
 from core.roles import Role
+from explain.selectors import latest_fairness_assessment
 from governance import checks, datasheets
 from governance.models import (
     TRANSITIONS,
@@ -280,22 +281,15 @@ def evidence_for(sheet: Datasheet) -> dict[str, dict]:
                 "datasets": sorted({e.dst.key for e in evaluated}),
                 "source": "lineage",
             }
-        from explain.models import Job, JobKind
-
-        fairness = Job.objects.evidence(subject, JobKind.FAIRNESS).first()
-        if fairness is not None and fairness.result:
-            result = fairness.result
-            features = result.get("sensitive_features", [])
-            groups = {
-                g["group"]: {k: v.get("value") for k, v in g.get("metrics", {}).items()}
-                for g in result.get("groups", [])
-            }
+        fairness = latest_fairness_assessment(model_node=subject)
+        if fairness is not None:
+            features = list(fairness.sensitive_features)
             key = "intersectional_results" if len(features) > 1 else "unitary_results"
             evidence["quantitative_analyses"] = {
                 key: {
                     "sensitive_features": features,
-                    "by_group": groups,
-                    "disparities": {k: v.get("value") for k, v in result.get("disparities", {}).items()},
+                    "by_group": fairness.values_by_group(),
+                    "disparities": fairness.disparity_values(),
                 },
                 "source": "fairness",
             }

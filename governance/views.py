@@ -4,7 +4,10 @@ static/js/charts.js from JSON blocks in the page."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.contrib import messages
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -12,14 +15,15 @@ from django.views.decorators.http import require_POST
 from core.actors import Actor
 from core.errors import ApplicationError
 from core.web import page_context, workspace_page
-from explain.models import Job, JobKind, JobState
+from explain.models import Job, JobState
+from explain.selectors import latest_explanation, latest_fairness_assessments
 from governance import checks, reports, services
 from governance.models import (
     Datasheet,
     DatasheetKind,
     GateDecision,
+    ModelVersion,
     PromotionRequest,
-    RegisteredModel,
     Report,
     RequestState,
 )
@@ -33,25 +37,34 @@ def inventory(request, workspace):
     """Every model, its versions and stages, the latest gate result and open requests."""
     query = request.GET.get("q", "").strip()
     stage = request.GET.get("stage", "").strip()
-    models = RegisteredModel.objects.filter(workspace=workspace).prefetch_related("versions")
+    # Three queries however many versions: the versions (each with the id of its latest gate decision,
+    # in the models' order), those decisions, and the open requests.
+    latest = GateDecision.objects.filter(model_version=OuterRef("pk")).order_by("-created_at")
+    versions = ModelVersion.objects.filter(registered_model__workspace=workspace).select_related(
+        "registered_model"
+    )
     if query:
-        models = models.filter(name__icontains=query)
+        versions = versions.filter(registered_model__name__icontains=query)
+    if stage:
+        versions = versions.filter(stage=stage)
+    found = list(versions.annotate(latest_decision_id=Subquery(latest.values("pk")[:1])))
+    decisions = GateDecision.objects.in_bulk([v.latest_decision_id for v in found if v.latest_decision_id])
+    open_requests: dict[int, list[PromotionRequest]] = defaultdict(list)
+    for open_request in PromotionRequest.objects.filter(model_version__in=found, state=RequestState.OPEN):
+        open_requests[open_request.model_version_id].append(open_request)
     rows = []
-    for model in models:
-        for version in model.versions.all():
-            if stage and version.stage != stage:
-                continue
-            decision = GateDecision.objects.filter(model_version=version).order_by("-created_at").first()
-            failing = [r for r in decision.statement["rules"] if not r["passed"]] if decision else []
-            rows.append(
-                {
-                    "model": model,
-                    "version": version,
-                    "decision": decision,
-                    "failing": failing,
-                    "open_requests": list(version.promotion_requests.filter(state=RequestState.OPEN)),
-                }
-            )
+    for version in found:
+        decision = decisions.get(version.latest_decision_id)
+        failing = [r for r in decision.statement["rules"] if not r["passed"]] if decision else []
+        rows.append(
+            {
+                "model": version.registered_model,
+                "version": version,
+                "decision": decision,
+                "failing": failing,
+                "open_requests": open_requests[version.pk],
+            }
+        )
     return render(
         request, "governance/inventory.html", page_context(request, rows=rows, q=query, stage=stage)
     )
@@ -89,20 +102,15 @@ def request_page(request, workspace, request_id):
     gate = services.evaluate(version, promotion.stage, promotion)
     card = Datasheet.objects.filter(subject=version.node, kind=DatasheetKind.MODEL_CARD).first()
     card_view = services.datasheet_view(card) if card else None
-    # The latest assessment for each set of sensitive features (a reviewer reads sex and race both).
-    fairness: dict[tuple, Job] = {}
-    for job in Job.objects.evidence(version.node, JobKind.FAIRNESS)[:50]:
-        features = tuple((job.result or {}).get("sensitive_features") or ())
-        if job.result and job.result.get("figure") and features not in fairness:
-            fairness[features] = job
-    explanation = Job.objects.evidence(version.node, JobKind.EXPLANATION).first()
+    fairness = latest_fairness_assessments(model_node=version.node)
+    explanation = latest_explanation(model_node=version.node)
     running = Job.objects.filter(model_node=version.node, state__in=[JobState.QUEUED, JobState.RUNNING])
     provenance = get_graph_store(workspace).upstream(version.node_id, depth=10)
     figures = {
         "provenance": network_figure(version.node_id, provenance, title="Provenance (upstream, 10 steps)")
     }
-    if explanation and explanation.result:
-        figures.update({f"shap_{k}": v for k, v in explanation.result.get("figures", {}).items()})
+    if explanation is not None:
+        figures.update({f"shap_{name}": figure for name, figure in explanation.figures.items()})
     ctx = checks.Context(version, promotion.stage, promotion)
     budgets = PrivacyBudget.objects.filter(dataset_node__in=ctx.training_datasets).select_related(
         "dataset_node"
@@ -126,8 +134,8 @@ def request_page(request, workspace, request_id):
             card=card,
             card_view=card_view,
             fairness=[
-                {"job": job, "features": ", ".join(features), "figure_id": f"figure-fairness-{index}"}
-                for index, (features, job) in enumerate(sorted(fairness.items()), start=1)
+                {"assessment": assessment, "figure_id": f"figure-fairness-{index}"}
+                for index, assessment in enumerate(fairness, start=1)
             ],
             explanation=explanation,
             running=running,

@@ -3,6 +3,9 @@ through the artifact store and attached to lineage nodes, as a data scientist wo
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import skops.io as sio
@@ -79,3 +82,14 @@ def planted_bias(n: int = 20_000, seed: int = 3) -> pd.DataFrame:
     race = rng.choice(["a", "b"], n)
     label = (score < np.where(sex == 1, 0.6, 0.3)).astype(int)
     return pd.DataFrame({"score": score, "sex": sex, "race": race, "label": label})
+
+
+def documented_result_fields(kind: str) -> set[str]:
+    """The result fields docs/explain.md lists under "Results" for `kind` ("fairness" or
+    "explanation"): the contract the service's evidence types and the mlgov client both read."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "explain.md").read_text()
+    results = text.split("\n## Results\n", 1)[1]
+    heading = {"fairness": "\nFairness assessment:\n", "explanation": "\nExplanation:\n"}[kind]
+    table = results.split(heading, 1)[1].strip().split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]  # after the header and its rule
+    return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])}

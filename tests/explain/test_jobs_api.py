@@ -20,7 +20,7 @@ from core.models import AuditEvent
 from explain.models import Job, JobChunk
 from lineage.models import Edge, Node
 from tests.conftest import bearer
-from tests.explain.conftest import planted_bias, register
+from tests.explain.conftest import documented_result_fields, planted_bias, register
 from tests.factories import make_token
 
 FEATURES = ["score", "sex"]
@@ -78,6 +78,7 @@ def test_explanation_job_end_to_end(
     assert (job["chunks_total"], job["chunks_done"], job["progress"]) == (3, 3, 1.0)
     assert {"load_s", "compute_s", "finalize_s", "total_s"} <= set(job["timings"])
     result = job["result"]
+    assert set(result) == documented_result_fields("explanation")
     assert result["rows"] == 4000
     assert result["additivity_residual"] <= 1e-5
     assert set(result["top_features"]) == set(FEATURES)
@@ -150,6 +151,7 @@ def test_fairness_job_reports_the_planted_disparity(
     assert response.status_code == 202, response.content
     job = client.get(response["Location"]).json()
     assert job["state"] == "succeeded", job["error"]
+    assert set(job["result"]) == documented_result_fields("fairness")
     parity = job["result"]["disparities"]["demographic_parity_difference"]
     assert parity["low"] <= 0.3 <= parity["high"], parity  # the data was built with 0.6 vs 0.3
     assert abs(parity["value"] - 0.3) < 0.02
@@ -402,7 +404,7 @@ def test_a_finished_job_cannot_be_cancelled(
 def test_a_failed_job_leaves_no_chunk_outputs_behind(
     acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from explain import explainers, services
+    from explain import explainers, services, tasks
 
     job_id = _queued_job(
         acme, alice, client, data, RandomForestClassifier(10, max_depth=5, random_state=0), chunk_rows=2000
@@ -415,8 +417,8 @@ def test_a_failed_job_leaves_no_chunk_outputs_behind(
         raise FloatingPointError("the model's output is not finite")
 
     monkeypatch.setattr(explainers, "shap_block", broken)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert services.chunk_run(job_id, 1) is False
+    with django_capture_on_commit_callbacks(execute=True):  # the task fails the job (core/work.py)
+        tasks.run_chunk.apply(args=(job_id, 1))
     job = Job.objects.get(pk=job_id)
     assert job.state == "failed"
     assert job.error == "chunk 1: FloatingPointError: the model's output is not finite"

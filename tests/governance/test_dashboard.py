@@ -177,3 +177,55 @@ def test_request_page_lists_work_in_progress_with_a_link_to_its_jobs(acme, bob, 
     jobs_page = client.get(link[1].replace("&amp;", "&")).content.decode()
     assert jobs_page.count('<tr id="job-') == 1
     assert "income@1" in jobs_page
+
+
+def test_request_page_shows_each_feature_sets_newest_assessment_and_the_explanation(acme, bob, pending):
+    from django.utils import timezone
+
+    from explain.fairness import assess
+    from explain.models import Job, JobKind, JobState
+    from lineage.models import Node
+    from tests.governance.conftest import training_frame
+
+    version = pending.model_version
+    data = Node.objects.get(workspace=acme, key="adult@v1")
+    frame = training_frame()
+    frame["region"] = frame.index % 3
+
+    def succeeded(kind, result, backend=""):
+        return Job.objects.create(
+            workspace=acme,
+            kind=kind,
+            state=JobState.SUCCEEDED,
+            model_node=version.node,
+            dataset_node=data,
+            model_artifact_id=version.node.artifact_id,
+            dataset_artifact_id=data.artifact_id,
+            backend=backend,
+            result=result,
+            finished_at=timezone.now(),
+        )
+
+    def assessment(*features):
+        return assess(frame["label"].to_numpy(), (frame["score"] > 0.4).to_numpy(), frame[list(features)])
+
+    by_sex = succeeded(JobKind.FAIRNESS, assessment("sex"))
+    by_both = succeeded(JobKind.FAIRNESS, assessment("sex", "region"))
+    importance = {"data": [{"type": "bar", "x": [0.4], "y": ["score"]}], "layout": {}}
+    shap = {"rows": 600, "top_features": ["score"], "additivity_residual": 0.0}
+    succeeded(JobKind.EXPLANATION, {**shap, "figures": {"importance": importance, "beeswarm": {}}}, "cpu")
+    page = browser(bob).get(reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk}))
+    text = page.content.decode()
+    assert re.findall(r"<h3>By ([^<]+)</h3>", text) == ["sex", "sex, region"]
+    assert f"Assessment {by_sex.pk} on adult@v1" in text
+    assert f"Assessment {by_both.pk} on adult@v1" in text
+    assert "with its 0.95 bootstrap interval" in text
+    figure = re.search(r'<script id="figure-fairness-1" type="application/json">(.*?)</script>', text, re.S)
+    assert figure, text
+    assert next(trace["x"] for trace in json.loads(figure[1])["data"]) == ["sex=0", "sex=1"]
+    assert "600 rows on cpu" in text
+    shap_figure = re.search(
+        r'<script id="figure-shap-importance" type="application/json">(.*?)</script>', text
+    )
+    assert shap_figure, text
+    assert json.loads(shap_figure[1]) == importance
