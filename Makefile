@@ -1,4 +1,4 @@
-.PHONY: up test lint migrate worker schema
+.PHONY: up test test-fast lint migrate worker schema
 
 up:  ## set up and run the service on the embedded defaults
 	bash scripts/up.sh
@@ -6,7 +6,10 @@ up:  ## set up and run the service on the embedded defaults
 test:  ## run the whole test suite
 	bash scripts/test.sh
 
-lint:  ## ruff and mypy
+test-fast:  ## the suite without the tests marked slow (worker processes, servers, browsers)
+	bash scripts/test.sh --fast
+
+lint:  ## ruff, mypy and import-linter
 	bash scripts/lint.sh
 
 migrate:

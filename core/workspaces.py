@@ -242,8 +242,14 @@ def _ensure_another_admin(membership: Membership) -> None:
 
 
 def workspaces_of_user(*, user) -> QuerySet[Membership]:
-    return Membership.objects.select_related("workspace").filter(user=user).order_by("workspace__slug")
+    return (
+        Membership.objects.select_related("workspace", "user").filter(user=user).order_by("workspace__slug")
+    )
 
 
 def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
-    return Membership.objects.select_related("user").filter(workspace=workspace).order_by("user__username")
+    return (
+        Membership.objects.select_related("user", "workspace")
+        .filter(workspace=workspace)
+        .order_by("user__username")
+    )

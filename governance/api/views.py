@@ -45,7 +45,9 @@ class ModelVersionsView(WorkspaceAPIView):
     def get(self, request, name: str):
         model = services.model_get(self.access.workspace, name)
         return self.paginated(
-            request, model.versions.select_related("registered_model", "author"), s.VersionOutput
+            request,
+            model.versions.select_related("registered_model", "author").prefetch_related("aliases"),
+            s.VersionOutput,
         )
 
     @extend_schema(request=s.RegisterInput, responses={201: s.VersionOutput})
@@ -216,7 +218,9 @@ class PromotionRequestsView(WorkspaceAPIView):
     @extend_schema(responses=s.RequestOutput(many=True))
     def get(self, request, name: str, version: str):
         found = services.version_get(self.access.workspace, name, version)
-        return self.paginated(request, found.promotion_requests.all(), s.RequestOutput)
+        return self.paginated(
+            request, found.promotion_requests.select_related("requested_by"), s.RequestOutput
+        )
 
 
 class ReviewQueueView(WorkspaceAPIView):

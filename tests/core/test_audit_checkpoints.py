@@ -203,6 +203,7 @@ def test_a_checkpoint_with_an_edited_statement_or_of_another_workspace_fails(acm
     ]
 
 
+@pytest.mark.slow  # a live server and the `mlgov` command in subprocesses
 def test_mlgov_verify_audit_against_saved_checkpoints(live_server, acme, alice, carol, tmp_path):
     _append(acme, alice, 4)
     token = make_token(acme, carol, ["audit:read"])

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import pytest
 
-from core.actors import Actor
 from core.roles import Role
-from explain.fairness import assess
 from explain.models import Job, JobKind, JobState
-from governance import services
 from governance.models import ModelVersion, Stage
 from lineage.models import Node
-from tests.factories import PASSWORD, make_member, make_user, make_workspace
+from tests.factories import (
+    PASSWORD,
+    make_job,
+    make_member,
+    make_model_version,
+    make_policy,
+    make_promotion_request,
+    make_user,
+    make_workspace,
+)
 
 
 def _login(page, base: str, user) -> None:
@@ -26,89 +32,18 @@ def _login(page, base: str, user) -> None:
 
 @pytest.fixture
 def world(db):
-    import numpy as np
-    import pandas as pd
-    import skops.io as sio
-    from sklearn.tree import DecisionTreeClassifier
-
-    from tests.explain.conftest import store_bytes
-    from tests.lineage.helpers import record
-
+    """income@1 by alice, trained on adult@v1 (run train-1, commit c1, environment py311), with a
+    fairness assessment and an explanation made as the worker makes them, a policy needing one
+    reviewer's approval, and alice's open request to move it to production."""
     admin = make_user("admin")
     workspace = make_workspace("acme", admin=admin)
     author = make_member(workspace, Role.DATA_SCIENTIST, "alice")
     reviewer = make_member(workspace, Role.COMPLIANCE_REVIEWER, "bob")
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"score": rng.random(400), "sex": rng.integers(0, 2, 400)})
-    frame["label"] = (frame["score"] > 0.5).astype(int)
-    data = store_bytes(workspace, author, frame.to_csv(index=False).encode(), "adult.csv")
-    record(
-        workspace,
-        author,
-        {"type": "node", "kind": "DatasetVersion", "key": "adult@v1", "artifact": str(data.pk)},
-    )
-    model = DecisionTreeClassifier(max_depth=3).fit(frame[["score", "sex"]], frame["label"])
-    version = services.version_register(
-        workspace=workspace,
-        actor=Actor(user=author),
-        name="income",
-        version="1",
-        artifact=str(store_bytes(workspace, author, sio.dumps(model), "m.skops").pk),
-        run={"key": "train-1"},
-        datasets=["adult@v1"],
-        commit={"key": "c1"},
-        environment={"key": "py311"},
-    )
-    result = assess(
-        frame["label"].to_numpy(),
-        model.predict(frame[["score", "sex"]]),
-        frame[["sex"]],
-        resamples=50,
-    )
-    Job.objects.create(
-        workspace=workspace,
-        kind=JobKind.FAIRNESS,
-        state=JobState.SUCCEEDED,
-        model_node=version.node,
-        dataset_node=Node.objects.get(key="adult@v1"),
-        model_artifact_id=version.node.artifact_id,
-        dataset_artifact_id=Node.objects.get(key="adult@v1").artifact_id,
-        result=result,
-    )
-    # An explanation made the way the worker makes it, so the SHAP charts are on the page too.
-    from explain import explainers
-
-    X = frame[["score", "sex"]].to_numpy(dtype=float)
-    block = explainers.shap_block(model, X, "cpu")
-    Job.objects.create(
-        workspace=workspace,
-        kind=JobKind.EXPLANATION,
-        state=JobState.SUCCEEDED,
-        backend="cpu",
-        backend_detail=block.detail,
-        model_node=version.node,
-        dataset_node=Node.objects.get(key="adult@v1"),
-        model_artifact_id=version.node.artifact_id,
-        dataset_artifact_id=Node.objects.get(key="adult@v1").artifact_id,
-        result={
-            "rows": len(X),
-            "top_features": ["score", "sex"],
-            "additivity_residual": explainers.residual(block.values, block.expected, block.output),
-            "figures": explainers.figures(block.values, X, ["score", "sex"], 1),
-        },
-    )
-    services.policy_upload(
-        workspace=workspace,
-        actor=Actor(user=admin),
-        document={
-            "name": "prod",
-            "stages": ["production"],
-            "rules": [{"id": "reviewers", "type": "approvals", "count": 1, "role": "compliance_reviewer"}],
-        },
-    )
-    request = services.promotion_request(
-        workspace=workspace, actor=Actor(user=author), version=version, stage="production", comment="please"
-    )
+    version = make_model_version(workspace, author, "income", "1", run="train-1", job=None)
+    make_job(version, JobKind.FAIRNESS)
+    make_job(version, JobKind.EXPLANATION)  # so the SHAP charts are on the page too
+    make_policy(workspace, admin, "prod")
+    request = make_promotion_request(version, author, "production", comment="please")
     return {
         "workspace": workspace,
         "author": author,
@@ -297,6 +232,7 @@ def test_a_data_scientist_cancels_a_queued_job_in_the_browser(world, live_server
     assert page.console_errors == []
 
 
+@pytest.mark.slow
 def test_chart_labels_from_users_are_text_not_links(world, live_server, page_factory):
     from tests.lineage.helpers import record
 

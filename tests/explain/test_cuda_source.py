@@ -92,6 +92,7 @@ def _argument_bytes(argument) -> int:
     return argument.dtype.itemsize
 
 
+@pytest.mark.slow  # NVRTC compiles the whole kernel: about 10 s per build
 @pytest.mark.parametrize("max_path", gpu.KERNEL_VARIANTS)
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_the_kernel_compiles_as_cupy_compiles_it(nvrtc, architecture, max_path):
@@ -118,6 +119,7 @@ def test_the_kernel_compiles_as_cupy_compiles_it(nvrtc, architecture, max_path):
             assert "__local_depot" in body
 
 
+@pytest.mark.slow  # compiles the whole kernel
 def test_the_launch_passes_what_the_kernel_takes(nvrtc):
     options = [*gpu.KERNEL_OPTIONS, gpu.max_path_define(16), "-arch=compute_90"]
     code, log, ptx = compile_ptx(nvrtc, gpu.kernel_source(), options)
