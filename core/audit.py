@@ -8,8 +8,9 @@ the same transaction as the change it records.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -206,3 +207,39 @@ def _events_past_head(workspace: Workspace) -> tuple[int, int, int] | None:
     head_seq = heads.get()  # appends that committed meanwhile are the service's own
     foreign = [seq for seq in beyond if seq > head_seq]
     return (foreign[0], len(foreign), head_seq) if foreign else None
+
+
+REFUSAL_STATUSES = frozenset({403, 409})
+
+
+def refusals_audited(action: str, target: Callable[[dict[str, Any]], str]) -> Callable:
+    """Decorate a service (keyword arguments `workspace` and `actor`) so that a refusal — an
+    ApplicationError answering 403 or 409 (not allowed; not now) — leaves one audit event,
+    `<action>.refuse` naming who was refused, what and why, written after the service's own
+    transaction rolled back. Invalid input (400) is not a refusal and is not recorded."""
+    from core.errors import ApplicationError
+
+    def decorate(service: Callable) -> Callable:
+        @functools.wraps(service)
+        def run(**kwargs: Any) -> Any:
+            try:
+                return service(**kwargs)
+            except ApplicationError as error:
+                if error.status in REFUSAL_STATUSES:
+                    with transaction.atomic():
+                        audit_append(
+                            workspace=kwargs["workspace"],
+                            actor=kwargs["actor"],
+                            action=f"{action}.refuse",
+                            target=target(kwargs),
+                            payload={
+                                "reason": error.detail,
+                                "status": error.status,
+                                "fields": [e.field for e in error.errors],
+                            },
+                        )
+                raise
+
+        return run
+
+    return decorate

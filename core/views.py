@@ -14,18 +14,18 @@ from django.views.decorators.http import require_POST
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as html_server_error
 
+from core import selectors
 from core.api.errors import api_csrf_failure, api_not_found, api_server_error
 from core.audit import audit_verify
 from core.errors import ApplicationError
-from core.models import AuditEvent
 from core.web import page_context, workspace_page
-from core.workspaces import invitation_answer, invitations_pending, workspaces_of_user
+from core.workspaces import invitation_answer
 
 
 @login_required
 def home(request):
-    memberships = workspaces_of_user(user=request.user)
-    invitations = invitations_pending(username=request.user.get_username())
+    memberships = selectors.membership_list_of_user(user=request.user)
+    invitations = selectors.invitation_list_pending(username=request.user.get_username())
     return render(request, "core/home.html", {"memberships": memberships, "invitations": invitations})
 
 
@@ -47,23 +47,25 @@ def audit_log(request, workspace):
     """The audit log, filtered by actor, action, target and time, with the chain's status."""
     if "audit:read" not in request.scopes:
         return render(request, "core/forbidden.html", page_context(request), status=403)
-    events = AuditEvent.objects.filter(workspace=workspace).order_by("-seq")
     filters = {
         name: request.GET.get(name, "").strip() for name in ("actor", "action", "target", "since", "until")
     }
-    if filters["actor"]:
-        events = events.filter(actor__icontains=filters["actor"])
-    if filters["action"]:
-        events = events.filter(action__startswith=filters["action"])
-    if filters["target"]:
-        events = events.filter(target__icontains=filters["target"])
-    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lte")):
-        moment: datetime | None = parse_datetime(filters[name]) if filters[name] else None
-        if moment is not None:
-            events = events.filter(**{lookup: moment})
+    events = selectors.audit_event_search(
+        workspace=workspace,
+        actor=filters["actor"],
+        action=filters["action"],
+        target=filters["target"],
+        since=_moment(filters["since"]),
+        until=_moment(filters["until"]),
+    )
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     chain = audit_verify(workspace=workspace)
     return render(request, "core/audit.html", page_context(request, page=page, filters=filters, chain=chain))
+
+
+def _moment(text: str) -> datetime | None:
+    """A time typed in the audit log's form; None when empty or not a date and time."""
+    return parse_datetime(text) if text else None
 
 
 def not_found(request, exception=None):

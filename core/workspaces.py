@@ -1,10 +1,9 @@
-"""Workspaces and memberships: services (writes) and selectors (reads)."""
+"""Workspaces, memberships and invitations: the services (writes). Their reads are in core/selectors.py."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
@@ -188,12 +187,6 @@ def invitation_revoke(*, workspace: Workspace, actor: Actor, invitation_id) -> I
     return invitation
 
 
-def invitations_pending(**where) -> QuerySet[Invitation]:
-    return Invitation.objects.select_related("workspace", "invited_by").filter(
-        state=InvitationState.PENDING, **where
-    )
-
-
 @transaction.atomic
 def membership_change_role(*, membership: Membership, actor: Actor, role: str) -> Membership:
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -239,17 +232,3 @@ def _ensure_another_admin(membership: Membership) -> None:
     )
     if admins == [membership.pk]:
         raise Conflict("a workspace must keep at least one admin", field="role")
-
-
-def workspaces_of_user(*, user) -> QuerySet[Membership]:
-    return (
-        Membership.objects.select_related("workspace", "user").filter(user=user).order_by("workspace__slug")
-    )
-
-
-def workspace_members(*, workspace: Workspace) -> QuerySet[Membership]:
-    return (
-        Membership.objects.select_related("user", "workspace")
-        .filter(workspace=workspace)
-        .order_by("user__username")
-    )

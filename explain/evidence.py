@@ -35,6 +35,7 @@ CLASSIFICATION_DISPARITIES: tuple[str, ...] = (
     "equalized_odds_difference",
     "equalized_odds_ratio",
     "equal_opportunity_difference",
+    "equal_opportunity_ratio",
 )
 REGRESSION_DISPARITIES: tuple[str, ...] = tuple(f"{metric}_difference" for metric in REGRESSION_METRICS)
 DISPARITY_METRICS: tuple[str, ...] = CLASSIFICATION_DISPARITIES + REGRESSION_DISPARITIES
@@ -60,11 +61,19 @@ class Estimate:
     value: float | None
     low: float | None = None
     high: float | None = None
+    undefined: str = ""  # why the rate has no denominator in this group (its value is fairlearn's 0)
+    interval_note: str = ""  # why the interval does not contain the value
 
     @classmethod
     def from_result(cls, item: Mapping[str, Any]) -> Estimate:
         """From a result's `{"value", "low", "high"}` (the interval is absent without resampling)."""
-        return cls(_number(item.get("value")), _number(item.get("low")), _number(item.get("high")))
+        return cls(
+            _number(item.get("value")),
+            _number(item.get("low")),
+            _number(item.get("high")),
+            str(item.get("undefined") or ""),
+            str(item.get("interval_note") or ""),
+        )
 
     @property
     def has_interval(self) -> bool:
@@ -72,12 +81,92 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A group's metric against the reference group's: the difference and the ratio, each estimated."""
+
+    difference: Estimate
+    ratio: Estimate
+
+
+@dataclass(frozen=True)
 class GroupMetrics:
-    """One (possibly intersectional) group: its label ("sex=Female, race=Black"), rows and metrics."""
+    """One (possibly intersectional) group: its label ("sex=Female, race=Black"), rows, positives,
+    metrics, and how it compares with the reference group."""
 
     label: str
     size: int
     metrics: Mapping[str, Estimate]  # in the assessment's metric order
+    positives: int | None = None  # rows whose actual label is the positive one (classification)
+    eligible: bool = True  # has at least the assessment's min_group_size rows
+    is_reference: bool = False
+    versus_reference: Mapping[str, Comparison] | None = None  # per metric; None for the reference
+    pairwise: Mapping[str, Estimate] | None = None  # the disparities between it and the reference
+
+
+def _group(g: Mapping[str, Any], metric_names: list[str], disparity_names: list[str]) -> GroupMetrics:
+    versus = g.get("versus_reference")
+    pairwise = g.get("pairwise")
+    return GroupMetrics(
+        label=str(g["group"]),
+        size=int(g.get("size", 0)),
+        metrics={
+            name: Estimate.from_result(g["metrics"][name])
+            for name in _ordered(g.get("metrics", {}), metric_names)
+        },
+        positives=None if g.get("positives") is None else int(g["positives"]),
+        eligible=bool(g.get("eligible", True)),
+        is_reference=bool(g.get("reference", False)),
+        versus_reference=(
+            {
+                name: Comparison(
+                    Estimate.from_result(versus[name]["difference"]),
+                    Estimate.from_result(versus[name]["ratio"]),
+                )
+                for name in _ordered(versus, metric_names)
+            }
+            if versus
+            else None
+        ),
+        pairwise=(
+            {name: Estimate.from_result(pairwise[name]) for name in _ordered(pairwise, disparity_names)}
+            if pairwise
+            else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """The data an assessment ran on (dataset version, file and its SHA-256), and how many of its rows
+    are rows of the model's training data, proven from row fingerprints over the model's columns.
+    `overlap_rows` is None when that could not be proven (`notes` says why)."""
+
+    dataset: str
+    artifact: str
+    sha256: str
+    training: tuple[str, ...]  # the training dataset versions it was compared with
+    overlap_rows: int | None
+    rows: int
+    notes: tuple[str, ...]
+
+    @classmethod
+    def from_result(cls, item: Mapping[str, Any]) -> DataRecord:
+        overlap = item.get("overlap") or {}
+        return cls(
+            dataset=str(item.get("dataset", "")),
+            artifact=str(item.get("artifact", "")),
+            sha256=str(item.get("sha256", "")),
+            training=tuple(str(t.get("dataset", "")) for t in item.get("training") or ()),
+            overlap_rows=None if item.get("overlap") is None else int(overlap.get("rows", 0)),
+            rows=int(overlap.get("of", 0)),
+            notes=tuple(item.get("notes") or ()),
+        )
+
+    @property
+    def overlap_fraction(self) -> float | None:
+        if self.overlap_rows is None:
+            return None
+        return self.overlap_rows / self.rows if self.rows else 0.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +195,10 @@ class FairnessAssessment:
     bootstrap: Bootstrap | None
     warnings: tuple[str, ...]
     figure: Mapping[str, Any] | None  # plotly figure JSON: each metric by group
+    reference: str = ""  # the reference group's label
+    min_group_size: int = 0  # groups with fewer rows are left out of the disparities
+    excluded: tuple[tuple[str, int, str], ...] = ()  # (group, size, reason) of the groups left out
+    data: DataRecord | None = None  # which data it ran on, and its overlap with the training data
 
     @classmethod
     def from_result(
@@ -128,17 +221,7 @@ class FairnessAssessment:
             sensitive_features=tuple(result.get("sensitive_features") or ()),
             rows=int(result.get("rows") or 0),
             metric_names=tuple(metric_names),
-            groups=tuple(
-                GroupMetrics(
-                    label=str(g["group"]),
-                    size=int(g.get("size", 0)),
-                    metrics={
-                        name: Estimate.from_result(g["metrics"][name])
-                        for name in _ordered(g.get("metrics", {}), metric_names)
-                    },
-                )
-                for g in raw_groups
-            ),
+            groups=tuple(_group(g, metric_names, disparity_names) for g in raw_groups),
             disparities={name: Estimate.from_result(raw_disparities[name]) for name in disparity_names},
             bootstrap=(
                 Bootstrap(
@@ -152,6 +235,13 @@ class FairnessAssessment:
             ),
             warnings=tuple(result.get("warnings") or ()),
             figure=result.get("figure") or None,
+            reference=str((result.get("reference") or {}).get("group", "")),
+            min_group_size=int(result.get("min_group_size") or 0),
+            excluded=tuple(
+                (str(e["group"]), int(e.get("size", 0)), str(e.get("reason", "")))
+                for e in result.get("excluded") or ()
+            ),
+            data=DataRecord.from_result(result["data"]) if result.get("data") else None,
         )
 
     @classmethod
@@ -189,6 +279,28 @@ class FairnessAssessment:
         value = f"{measured.value:.3f}" if measured.value is not None else "not measurable"
         interval = f" [{measured.low:.3f}, {measured.high:.3f}]" if measured.has_interval else ""
         return f"{by}: {name.replace('_', ' ')} {value}{interval}"
+
+    @property
+    def headline_metric(self) -> str:
+        """The by-group metric a table shows first: the selection rate (what demographic parity
+        compares) for classification, the first metric for regression."""
+        if "selection_rate" in self.metric_names:
+            return "selection_rate"
+        return self.metric_names[0] if self.metric_names else ""
+
+    def group_rows(self, metric: str) -> list[dict[str, Any]]:
+        """Each group with its `metric` estimate and its difference to the reference group."""
+        rows = []
+        for group in self.groups:
+            versus = (group.versus_reference or {}).get(metric)
+            rows.append(
+                {
+                    "group": group,
+                    "metric": group.metrics.get(metric),
+                    "difference": versus.difference if versus is not None else None,
+                }
+            )
+        return rows
 
     def disparity_values(self) -> dict[str, float | None]:
         """Each disparity's point estimate, by name."""

@@ -102,7 +102,7 @@ class Job(Work):
         return self.queue
 
     def after_finished(self) -> None:
-        from explain.services import chunks_discard
+        from explain.execution import chunks_discard
 
         chunks_discard(self)
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from core.actors import Actor
 from core.errors import ApplicationError
 from core.web import page_context, workspace_page
-from explain import services
+from explain import selectors, services
 from explain.evidence import Explanation, FairnessAssessment
 from explain.models import Job, JobKind, JobState
 
@@ -19,13 +19,12 @@ from explain.models import Job, JobKind, JobState
 @workspace_page
 def jobs(request, workspace):
     filters = {name: request.GET.get(name, "").strip() for name in ("kind", "state", "model")}
-    found = Job.objects.filter(workspace=workspace).select_related("model_node", "dataset_node", "created_by")
-    if filters["kind"] in JobKind.values:
-        found = found.filter(kind=filters["kind"])
-    if filters["state"] in JobState.values:
-        found = found.filter(state=filters["state"])
-    if filters["model"]:
-        found = found.filter(model_node__key__icontains=filters["model"])
+    found = selectors.job_list(
+        workspace=workspace,
+        kind=filters["kind"] if filters["kind"] in JobKind.values else "",
+        state=filters["state"] if filters["state"] in JobState.values else "",
+        model=filters["model"],
+    )
     page = Paginator(found, 50).get_page(request.GET.get("page"))
     rows = [{"job": job, "outcome": outcome(job)} for job in page]
     return render(

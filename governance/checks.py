@@ -123,11 +123,11 @@ class DatasheetComplete(Check):
     }
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from governance.services import datasheet_view
+        from governance.selectors import datasheet_view  # the selectors import this module
 
         if ctx.model_card is None:
             return Outcome(False, "the model version has no model card")
-        view = datasheet_view(ctx.model_card)
+        view = datasheet_view(sheet=ctx.model_card)
         report = view["completeness"]
         wanted = self.rule.get("sections") or list(report["sections"])
         unknown = [s for s in wanted if s not in report["sections"]]
@@ -187,6 +187,8 @@ class FairnessBound(Check):
         "max": {"type": "number"},
         "min": {"type": "number"},
         "use_interval": {"type": "boolean"},
+        # the share of the evaluation rows that may also be training rows (0: the data must be disjoint)
+        "max_training_overlap": {"type": "number", "minimum": 0, "maximum": 1},
     }
     required = ["metric", "sensitive_feature"]
 
@@ -215,7 +217,12 @@ class FairnessBound(Check):
             "low": measured.low,
             "high": measured.high,
             "sensitive_features": list(assessment.sensitive_features),
+            **data_evidence(assessment),
         }
+        if "max_training_overlap" in self.rule:
+            refusal = overlap_refusal(assessment, self.rule["max_training_overlap"])
+            if refusal:
+                return Outcome(False, refusal, evidence)
         # With `use_interval`, the bound holds for the whole interval (where one was computed).
         interval = self.rule.get("use_interval", False)
         upper = measured.high if interval and measured.high is not None else measured.value
@@ -229,6 +236,74 @@ class FairnessBound(Check):
                 False, f"{metric} for {feature} is {lower:.4g}, below {self.rule['min']:g}", evidence
             )
         return Outcome(True, f"{metric} for {feature} is {measured.value:.4g}", evidence)
+
+
+def data_evidence(assessment: FairnessAssessment) -> dict[str, Any]:
+    """What a fairness rule's evidence says of the data: the dataset version and the SHA-256 of the
+    file the assessment ran on, and how many of its rows are training rows."""
+    data = assessment.data
+    if data is None:
+        return {"dataset": assessment.dataset}
+    return {
+        "dataset": data.dataset,
+        "dataset_sha256": data.sha256,
+        "training_data": list(data.training),
+        "training_overlap_rows": data.overlap_rows,
+        "evaluation_rows": data.rows,
+    }
+
+
+def overlap_refusal(assessment: FairnessAssessment, allowed: float) -> str:
+    """Why the assessment's data is not disjoint enough from the training data ('' when it is)."""
+    data = assessment.data
+    if data is None or data.overlap_rows is None:
+        why = (
+            "; ".join(data.notes)
+            if data is not None and data.notes
+            else "the assessment recorded no comparison"
+        )
+        return f"the evaluation data cannot be shown disjoint from the training data: {why}"
+    fraction = data.overlap_fraction or 0.0
+    if fraction > allowed:
+        return (
+            f"{data.overlap_rows:,} of the {data.rows:,} evaluation rows of {data.dataset} are training rows "
+            f"({fraction:.2%}; at most {allowed:.2%} allowed)"
+        )
+    return ""
+
+
+@register
+class EvaluationDisjoint(Check):
+    type = "evaluation_disjoint"
+    description = "the fairness assessments ran on data kept apart from the model's training data"
+    params = {
+        "max_overlap": {"type": "number", "minimum": 0, "maximum": 1},
+        "sensitive_feature": {"type": "string", "minLength": 1},
+    }
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        feature = self.rule.get("sensitive_feature")
+        if feature:
+            assessments = [a for a in [ctx.fairness_assessment(feature)] if a is not None]
+        else:  # the newest for each set of sensitive features: what the gate's fairness rules read
+            latest: dict[tuple[str, ...], FairnessAssessment] = {}
+            for assessment in ctx.fairness_assessments:
+                latest.setdefault(assessment.sensitive_features, assessment)
+            assessments = list(latest.values())
+        if not assessments:
+            return Outcome(False, "no fairness assessment of this version to check")
+        allowed = self.rule.get("max_overlap", 0.0)
+        evidence = {"assessments": [{"job": a.job_id, **data_evidence(a)} for a in assessments]}
+        refusals = [refusal for a in assessments if (refusal := overlap_refusal(a, allowed))]
+        if refusals:
+            return Outcome(False, "; ".join(refusals), evidence)
+        overlap = sum(a.data.overlap_rows or 0 for a in assessments if a.data is not None)
+        rows = sum(a.data.rows for a in assessments if a.data is not None)
+        return Outcome(
+            True,
+            f"{overlap:,} of {rows:,} evaluation rows are training rows (at most {allowed:.2%} allowed)",
+            evidence,
+        )
 
 
 @register

@@ -29,10 +29,22 @@ TRANSITIONS = {
 }
 
 
+class RiskTier(models.TextChoices):
+    """Risk tiers in the EU AI Act's terms; policies can select the models they govern by tier."""
+
+    MINIMAL = "minimal"
+    LIMITED = "limited"
+    HIGH = "high"
+    PROHIBITED = "prohibited"
+
+
 class RegisteredModel(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="registered_models")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # What policies select models by (`applies_to`): free-form tags and the risk tier (blank: not set).
+    tags = models.JSONField(default=list, blank=True)
+    risk_tier = models.CharField(max_length=20, choices=RiskTier.choices, blank=True)
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"

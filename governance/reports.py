@@ -156,7 +156,7 @@ def to_pdf(document: dict[str, Any]) -> bytes:
         verdict = "PASSED" if statement["passed"] else "FAILED"
         pdf.multi_cell(width, 6, text(f"{statement['stage']}: {verdict} ({statement['evaluated_at']})"))
         for rule in statement["rules"]:
-            mark = "pass" if rule["passed"] else "FAIL"
+            mark = {True: "pass", False: "FAIL", None: "n/a"}[rule["passed"]]
             pdf.multi_cell(width, 5, text(f"  [{mark}] {rule['policy']}/{rule['rule']}: {rule['reason']}"))
     if not report["gate_decisions"]:
         pdf.multi_cell(width, 5, "No gate decision yet.")

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from core.actors import Actor
-from core.audit import audit_append
+from core.audit import audit_append, refusals_audited
 from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict, FieldError
 from core.models import Artifact, Workspace
@@ -279,3 +279,10 @@ def _record_edges(
         for kind, src, dst, up, down, props in fresh
         if (src, dst, kind) in created_ids
     ]
+
+
+# What the ingestion endpoints call: a refused batch (a node's file replaced, 409) leaves one
+# `lineage.record.refuse` audit event naming who and why; nothing of the batch is written.
+lineage_ingest = refusals_audited("lineage.record", lambda kwargs: f"lineage:{kwargs['source']}")(
+    lineage_record
+)

@@ -10,15 +10,10 @@ from django.core.exceptions import BadRequest
 from django.http import Http404
 from django.shortcuts import render
 
-from core.models import AuditEvent
 from core.web import page_context, workspace_page
 from lineage import selectors
 from lineage.figures import network_figure
-from lineage.models import Node
 from lineage.stores import get_graph_store
-
-# The audit targets that name a lineage node by its key (the registry's, datasheets', privacy's).
-NODE_TARGET_PREFIXES = ("model", "model_card", "datasheet", "dataset")
 
 
 def _depth(request) -> int:
@@ -37,9 +32,7 @@ def explorer(request, workspace, node_id: int | None = None):
     found = list(selectors.node_list(workspace=workspace, kind=kind, q=query)[:50]) if (query or kind) else []
     context: dict[str, Any] = {"q": query, "kind": kind, "found": found}
     if node_id is not None:
-        node = Node.objects.filter(workspace=workspace, pk=node_id).first()
-        if node is None:
-            raise Http404("no such node")
+        node = selectors.node_get(workspace=workspace, node_id=node_id)  # NotFound: a 404 page
         depth = _depth(request)
         store = get_graph_store(workspace)
         context.update(
@@ -54,9 +47,7 @@ def explorer(request, workspace, node_id: int | None = None):
             ),
             # The audit trail is the audit log's: shown to members who may read it.
             trail=(
-                AuditEvent.objects.filter(
-                    workspace=workspace, target__in=[f"{p}:{node.key}" for p in NODE_TARGET_PREFIXES]
-                ).order_by("-seq")[:50]
+                selectors.node_audit_trail(workspace=workspace, node=node)
                 if "audit:read" in request.scopes
                 else None
             ),

@@ -10,19 +10,15 @@ longer passes through a checkpoint's hash was rewritten after the checkpoint was
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlgov.canonical_json import canonical_bytes
+from mlgov.verify import verify_decision
+
 GENESIS = "0" * 64
 CHECKPOINT_TYPE = "mlgov.audit-checkpoint/v1"
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
 
 
 @dataclass
@@ -59,7 +55,7 @@ def chain_walk(
             if event.get("prev_hash") != check.last_hash:
                 check.problems.append(f"event {seq}: its previous hash does not match event {seq - 1}")
                 return check, last_page
-            digest = hashlib.sha256(check.last_hash.encode() + _canonical(document)).hexdigest()
+            digest = hashlib.sha256(check.last_hash.encode() + canonical_bytes(document)).hexdigest()
             if digest != event.get("hash"):
                 check.problems.append(f"event {seq}: its content does not match its hash")
                 return check, last_page
@@ -78,8 +74,6 @@ def checkpoint_problems(
     checkpoint: dict[str, Any], public_key_b64: str, check: ChainCheck, workspace_id: str
 ) -> list[str]:
     """Why a checkpoint file does not hold for the walked chain (empty when it does)."""
-    from mlgov.client import verify_decision  # the same Ed25519-over-canonical-JSON check
-
     statement = checkpoint.get("statement")
     if not isinstance(statement, dict) or statement.get("type") != CHECKPOINT_TYPE:
         return ["the file is not an audit checkpoint"]

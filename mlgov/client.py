@@ -14,56 +14,34 @@ Only the standard library is used, so the client installs anywhere.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import mimetypes
-import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlgov.documents import document_subject, document_without_subject
+from mlgov.transport import ApiError, ServiceUnreachable, Transport
+
+# The offline checks of what the service signed, public here too (`from mlgov.client import ...`).
+from mlgov.verify import decision_problems, verify_decision, verify_report
+
+__all__ = [
+    "FINISHED",
+    "ApiError",
+    "Client",
+    "JobFailed",
+    "ServiceUnreachable",
+    "decision_problems",
+    "node",
+    "verify_decision",
+    "verify_report",
+]
+
 # The states every kind of background work (jobs, DP releases, reports) goes through; these three end it.
 FINISHED = ("succeeded", "failed", "cancelled")
-
-
-class ApiError(Exception):
-    """The service answered with an error; `problem` is its problem-details document."""
-
-    def __init__(self, status: int, problem: dict[str, Any]):
-        self.status = status
-        self.problem = problem
-        fields = problem.get("errors", [])
-        errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in fields)
-        detail = problem.get("detail", "")
-        if detail == errors or any(
-            detail in (e.get("message"), f"{e.get('field')}: {e.get('message')}") for e in fields
-        ):
-            detail = ""  # said once, with its field
-        said = "; ".join(part for part in (detail, errors) if part)
-        super().__init__(" ".join(f"{status} {problem.get('title', '')}: {said}".split()))
-
-
-class ServiceUnreachable(OSError):
-    """No answer from the service at all (wrong MLGOV_URL, server down, network)."""
-
-
-class _SameOriginAuthorization(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but send the token only to the origin it was meant for."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        origin = urllib.parse.urlsplit(req.full_url)[:2]
-        if new is not None and urllib.parse.urlsplit(newurl)[:2] != origin:
-            new.remove_header("Authorization")
-        return new
-
-
-_OPENER = urllib.request.build_opener(_SameOriginAuthorization)
 
 
 def node(kind: str, key: str, **extra: Any) -> dict[str, Any]:
@@ -77,69 +55,8 @@ def _named(kind: str, value: str | dict | None) -> dict | None:
     return {"key": value}
 
 
-class Client:
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30):
-        self.url = (url or os.environ.get("MLGOV_URL", "http://127.0.0.1:8000")).rstrip("/")
-        self.token = token or os.environ.get("MLGOV_TOKEN", "")
-        self.timeout = timeout
-
-    # --- transport -----------------------------------------------------------------------------------
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        params: dict | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        if json_body is not None:
-            data, content_type = json.dumps(json_body).encode(), "application/json"
-        with self._open(
-            method, path, data=data, content_type=content_type, params=params, headers=headers
-        ) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    @contextlib.contextmanager
-    def _open(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        params: dict | None = None,
-        accept: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> Iterator[Any]:
-        """The service's response, open; an error answer raises ApiError with its problem document."""
-        url = f"{self.url}/api/v1/{path.lstrip('/')}"
-        if params:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-        headers = {**(headers or {}), "Accept": accept}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-        try:
-            response = _OPENER.open(request, timeout=self.timeout)
-        except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                problem = json.loads(raw)
-            except ValueError:
-                problem = {"title": error.reason, "detail": raw.decode(errors="replace")[:500]}
-            raise ApiError(error.code, problem) from None
-        except urllib.error.URLError as error:
-            raise ServiceUnreachable(
-                f"cannot reach the service at {self.url} ({error.reason}); is MLGOV_URL right?"
-            ) from None
-        with response:
-            yield response
+class Client(Transport):
+    """The service's API, by what a data scientist, a reviewer or a pipeline does with it."""
 
     # --- artifacts -----------------------------------------------------------------------------------
     def upload_artifact(self, path: str | Path, media_type: str | None = None) -> dict[str, Any]:
@@ -285,7 +202,8 @@ class Client:
         **options: Any,
     ) -> dict[str, Any]:
         """Ask for a fairness assessment. Options: features, positive_label, resamples,
-        confidence_level, min_group_size, seed. Returns the job; follow it with wait().
+        confidence_level, min_group_size, reference_group, weight_column, seed. Returns the job;
+        follow it with wait().
         `idempotency_key` as for explain()."""
         path = f"models/{_quote(model)}/versions/{_quote(version)}/fairness-assessments"
         body = {
@@ -405,7 +323,7 @@ class Client:
         path = Path(path)
         text = path.read_text()
         fmt = {".md": "markdown", ".markdown": "markdown", ".json": "json"}.get(path.suffix.lower(), "yaml")
-        subject = _subject_of(text, fmt)
+        subject = document_subject(text, fmt)
         kind, name, version = (
             kind or subject.get("kind"),
             name or subject.get("name"),
@@ -413,7 +331,7 @@ class Client:
         )
         if not (kind and name and version):
             raise ValueError("say which model or dataset version the datasheet is for (kind, name, version)")
-        text = _without_subject(text, fmt)
+        text = document_without_subject(text, fmt)
         route = "model-card" if kind == "model_card" else "datasheet"
         collection = "models" if kind == "model_card" else "datasets"
         return self.request(
@@ -477,111 +395,3 @@ class JobFailed(Exception):
             super().__init__(f"job {job['id']} was cancelled")
         else:
             super().__init__(f"job {job['id']} failed: {job.get('error')}")
-
-
-def _subject_of(text: str, fmt: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(
-            text.split("---", 2)[1] if fmt == "markdown" and text.startswith("---") else text
-        )
-    except yaml.YAMLError:
-        return {}
-    subject = data.get("subject") if isinstance(data, dict) else None
-    return subject if isinstance(subject, dict) else {}
-
-
-def _without_subject(text: str, fmt: str) -> str:
-    """The document without its `subject:` entry (which says where it goes, and is not content)."""
-    import yaml
-
-    if fmt == "markdown" and text.startswith("---"):
-        _, front, body = text.split("---", 2)
-        data = yaml.safe_load(front) or {}
-        data.pop("subject", None)
-        return "---\n" + yaml.safe_dump(data, sort_keys=False) + "---" + body
-    data = yaml.safe_load(text) or {}
-    if isinstance(data, dict):
-        data.pop("subject", None)
-    return json.dumps(data) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
-
-
-def verify_report(document: dict[str, Any], public_key_b64: str) -> list[str]:
-    """Check a report bundle offline; returns the problems found (empty when it verifies): the
-    bundle's signature, every gate decision's signature, and every audit event's hash."""
-    import hashlib
-
-    problems = []
-    report = document.get("report")
-    if not isinstance(report, dict):
-        return ["the file is not a report bundle"]
-    if not verify_decision({"statement": report, "signature": document.get("signature")}, public_key_b64):
-        problems.append("the report's signature does not match its content and this key")
-    for index, decision in enumerate(report.get("gate_decisions", [])):
-        if not verify_decision(decision, public_key_b64):
-            problems.append(f"gate decision {index + 1}: the signature does not match")
-    for event in report.get("audit_events", []):
-        document_ = event.get("document", {})
-        digest = hashlib.sha256(event.get("prev_hash", "").encode() + _canonical(document_)).hexdigest()
-        if digest != event.get("hash"):
-            problems.append(f"audit event {document_.get('seq')}: its content does not match its hash")
-    return problems
-
-
-# Top-level copies of signed fields, as the API serves a decision: `id` is the statement's `decision`.
-_DECISION_COPIES = {"id": "decision", "stage": "stage", "passed": "passed", "key_id": "key_id"}
-
-
-def decision_problems(
-    document: dict[str, Any], public_key_b64: str, expect: dict[str, str] | None = None
-) -> list[str]:
-    """Everything wrong with a saved gate decision, checked offline; empty when it can be relied on.
-
-    Only `statement` is signed, so besides the signature every unsigned top-level copy of a signed
-    field must agree with it (a file edited to say `"passed": true` outside the statement is caught),
-    and the statement must be about what `expect` names (`workspace`, `model`, `version`, `stage`,
-    `artifact_sha256`): a valid decision for another workspace or file is not this one's."""
-    if not verify_decision(document, public_key_b64):
-        return ["the signature does not match this decision and key"]
-    statement = document["statement"]
-    problems = [
-        f"{key!r} outside the signed statement says {document[key]!r}, "
-        f"the statement says {statement.get(field)!r}"
-        for key, field in _DECISION_COPIES.items()
-        if key in document and str(document[key]) != str(statement.get(field))
-    ]
-    problems += [
-        f"the decision is for {field} {statement.get(field)!r}, not {wanted!r}"
-        for field, wanted in (expect or {}).items()
-        if wanted is not None and str(statement.get(field)) != str(wanted)
-    ]
-    return problems
-
-
-def verify_decision(document: dict[str, Any], public_key_b64: str) -> bool:
-    """Check a saved gate decision's Ed25519 signature over the statement's canonical JSON (sorted
-    keys, no spaces, UTF-8), with a public key you trust. `decision_problems` checks the rest."""
-    import base64
-
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    statement = document.get("statement")
-    signature = document.get("signature")
-    if not isinstance(statement, dict) or not isinstance(signature, str):
-        return False
-    message = json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64)).verify(
-            base64.b64decode(signature), message
-        )
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True

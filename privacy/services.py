@@ -7,20 +7,14 @@ transaction. A query asked before returns the stored answer and spends nothing. 
 computed inside that transaction; large ones reserve their budget there and are computed by a worker,
 which gives the budget back if the computation fails.
 
-The dataset's privacy metadata lives on its DatasetVersion lineage node, under properties["privacy"]:
-
-    {"unit": 1,                      # rows one person may contribute (the privacy unit)
-     "public_rows": 48842,           # the row count, if it is public (needed for mean and variance)
-     "bounds": {"age": [17, 90]},    # default bounds of numeric columns
-     "categories": {"sex": ["Female", "Male"]}}   # public categories (histograms, group-by)
+A request is checked and completed from the dataset's public privacy metadata before anything is
+spent (privacy/queries.py).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -32,78 +26,27 @@ from django.utils import timezone
 from core import tables as loading
 from core.actors import SYSTEM, Actor
 from core.audit import audit_append
-from core.canonical_json import canonical_bytes
-from core.errors import ApplicationError, Conflict, FieldError
+from core.errors import ApplicationError, Conflict
 from core.models import Workspace
 from core.work import WorkState, work_dispatch, work_progress, work_start
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
-from lineage.selectors import version_node
 from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 from privacy import mechanisms
 from privacy.models import PrivacyBudget, PrivacyRelease
+from privacy.queries import dataset_frame, metadata, normalise_query, query_hash
+
+# Reads that callers outside these apps (demo/, governance/) still ask for here; privacy/selectors.py
+# holds them.
+from privacy.selectors import dataset_version_node as dataset_version_node
+from privacy.selectors import latest_summary as latest_summary
 
 logger = logging.getLogger(__name__)
-NUMERIC_STATISTICS = ("sum", "mean", "variance", "quantile")
 
 
 class BudgetExceeded(Conflict):
     title = "Privacy budget exceeded"
-
-
-def dataset_version_node(workspace: Workspace, name: str, version: str) -> Node:
-    return version_node(workspace=workspace, kind=NodeKind.DATASET_VERSION, name=name, version=version)
-
-
-def metadata(node: Node) -> dict[str, Any]:
-    """The dataset version's public facts (`properties.privacy`), checked: a malformed entry is a 400
-    naming it (`dataset.privacy.bounds.age`), never a crash halfway through a release."""
-    meta = node.properties.get("privacy") or {}
-    if not isinstance(meta, dict):
-        raise ApplicationError("dataset.privacy must be an object", field="dataset.privacy")
-    errors: list[FieldError] = []
-    for section in ("bounds", "categories"):
-        value = meta.get(section)
-        if value is not None and not isinstance(value, dict):
-            errors.append(FieldError(f"dataset.privacy.{section}", "must be an object keyed by column"))
-    for column, bounds in (meta.get("bounds") or {}).items() if not errors else ():
-        if not _valid_bounds(bounds):
-            errors.append(
-                FieldError(
-                    f"dataset.privacy.bounds.{column}", "must be [lower, upper] numbers with lower < upper"
-                )
-            )
-    for column, categories in (meta.get("categories") or {}).items() if not errors else ():
-        problem = _categories_problem(categories)
-        if problem:
-            errors.append(FieldError(f"dataset.privacy.categories.{column}", problem))
-    rows = meta.get("public_rows")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-        errors.append(FieldError("dataset.privacy.public_rows", "must be a whole number of rows"))
-    if errors:
-        raise ApplicationError(
-            f"the dataset version's privacy metadata is not valid ({errors[0].field}: {errors[0].message})",
-            errors=errors,
-        )
-    return meta
-
-
-def _categories_problem(categories: Any) -> str:
-    if not isinstance(categories, list) or not categories:
-        return "must be a non-empty list of values"
-    if not all(isinstance(c, (str, int, float, bool)) for c in categories):
-        return "values must be strings or numbers"
-    labels = [str(c) for c in categories]
-    if len(set(labels)) != len(labels):
-        return "values must be distinct"
-    return ""
-
-
-def privacy_unit(meta: dict[str, Any]) -> int:
-    """How many rows one person may contribute, from the checked metadata (default 1)."""
-    unit = meta.get("unit", 1)
-    return int(unit) if isinstance(unit, int) and unit >= 1 else 1
 
 
 # --- budgets ------------------------------------------------------------------------------------------
@@ -135,93 +78,7 @@ def budget_set(
     return budget
 
 
-# --- queries ------------------------------------------------------------------------------------------
-
-
-def _frame(node: Node) -> pd.DataFrame:
-    if node.artifact_id is None:
-        raise ApplicationError(f"dataset version {node.key} has no data attached", field="dataset")
-    try:
-        return loading.cached_table(str(node.artifact_id))
-    except loading.DataError as error:
-        raise ApplicationError(f"dataset version {node.key}: {error}", field="dataset") from error
-
-
-def _valid_bounds(bounds: Any) -> bool:
-    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
-        return False
-    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
-        return False
-    return bounds[0] < bounds[1]
-
-
-def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
-    """Complete the request from the metadata and check it against the data; 400 on any problem."""
-    meta = metadata(node)
-    frame = _frame(node)
-    query = {k: v for k, v in request.items() if v is not None}
-    statistic, column = query["statistic"], query.get("column")
-    errors: list[FieldError] = []
-    if statistic != "count" and not column:
-        errors.append(FieldError("column", f"{statistic} needs a column"))
-    if column and column not in frame.columns:
-        errors.append(FieldError("column", f"the dataset has no column {column!r}"))
-    if column and column in frame.columns and statistic in NUMERIC_STATISTICS:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            errors.append(
-                FieldError("column", f"column {column!r} is not numeric; {statistic} needs numbers")
-            )
-        bounds = query.get("bounds") or (meta.get("bounds") or {}).get(column)
-        if bounds is None:
-            errors.append(
-                FieldError(
-                    "bounds", f"{statistic} of {column!r} needs bounds (in the request or the metadata)"
-                )
-            )
-        elif not _valid_bounds(bounds):
-            errors.append(
-                FieldError(
-                    "bounds", f"the bounds of {column!r} must be [lower, upper] numbers with lower < upper"
-                )
-            )
-        else:
-            query["bounds"] = [float(bounds[0]), float(bounds[1])]
-    if statistic == "histogram" and column and column in frame.columns:
-        categories = query.get("categories") or (meta.get("categories") or {}).get(column)
-        if not categories:
-            errors.append(FieldError("categories", f"a histogram of {column!r} needs its public categories"))
-        elif _categories_problem(categories):
-            errors.append(FieldError("categories", _categories_problem(categories)))
-        else:
-            query["categories"] = [str(c) for c in categories]
-    group_by = query.get("group_by")
-    if group_by:
-        if group_by not in frame.columns:
-            errors.append(FieldError("group_by", f"the dataset has no column {group_by!r}"))
-        elif not (meta.get("categories") or {}).get(group_by):
-            errors.append(
-                FieldError("group_by", f"group keys must be public: declare the categories of {group_by!r}")
-            )
-        else:
-            query["group_categories"] = [str(c) for c in meta["categories"][group_by]]
-        if statistic in ("mean", "variance"):
-            errors.append(
-                FieldError("group_by", f"{statistic} by group needs public group sizes; use sum and count")
-            )
-    if statistic in ("mean", "variance") and meta.get("public_rows") is None:
-        errors.append(
-            FieldError(
-                "statistic", f"{statistic} needs the dataset's public row count (metadata `public_rows`)"
-            )
-        )
-    if errors:
-        raise ApplicationError("the release cannot be made as asked", errors=errors)
-    query["unit"] = privacy_unit(meta)
-    return query
-
-
-def query_hash(query: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_bytes(query)).hexdigest()
+# --- computing a release -----------------------------------------------------------------------------
 
 
 def _column(frame: pd.DataFrame, query: dict[str, Any]) -> list:
@@ -262,7 +119,7 @@ def _compute_checked(node: Node, query: dict[str, Any]) -> dict[str, Any]:
 
 def compute(node: Node, query: dict[str, Any]) -> dict[str, Any]:
     """Run the release (on the whole column or per public group) and describe it."""
-    frame = _frame(node)
+    frame = dataset_frame(node)
     meta = metadata(node)
     rows = meta.get("public_rows")
     unit = query["unit"]
@@ -301,7 +158,7 @@ def release_request(
     Datasets past PRIVACY_INLINE_MAX_ROWS (or any, with `on_worker`) are computed by a worker."""
     query = normalise_query(node, request)
     digest = query_hash(query)
-    inline = not on_worker and len(_frame(node)) <= settings.PRIVACY_INLINE_MAX_ROWS
+    inline = not on_worker and len(dataset_frame(node)) <= settings.PRIVACY_INLINE_MAX_ROWS
     if (
         inline
         and not PrivacyRelease.objects.filter(
@@ -480,24 +337,3 @@ def summary_request(
             )
             releases.append(release)
     return releases
-
-
-def latest_summary(node: Node) -> dict[str, Any] | None:
-    """The dataset's most recent DP summary, for the datasheet's composition section."""
-    releases = PrivacyRelease.objects.filter(
-        dataset_node=node, state=WorkState.SUCCEEDED, query__purpose="summary"
-    ).order_by("created_at")
-    if not releases:
-        return None
-    return {
-        "epsilon": math.fsum(r.epsilon for r in releases),
-        "statistics": [
-            {
-                "statistic": r.query["statistic"],
-                "column": r.query.get("column"),
-                "value": r.value,
-                "accuracy": r.accuracy,
-            }
-            for r in releases
-        ],
-    }

@@ -146,8 +146,9 @@ DASHBOARD: dict[str, tuple[str, str, int]] = {
     "model inventory": ("/w/acme/", '<span class="stage', 6),
     "review queue": ("/w/acme/reviews/", ">Review</a>", 5),
     # Constant in the number of reviews, assessments and budgets. (The gate's lineage check and the
-    # provenance figure each walk the same upstream graph, and evidence jobs are read three times.)
-    "promotion request": ("/w/acme/reviews/{request}/", "read the evidence", 28),
+    # provenance figure each walk the same upstream graph, and evidence jobs are read three times; the
+    # reviews, with their reviewers, are one query, which also says whether the reader has reviewed.)
+    "promotion request": ("/w/acme/reviews/{request}/", "read the evidence", 26),
 }
 
 
@@ -180,13 +181,11 @@ API: dict[str, int] = {
     "/api/v1/models/{name}/versions": 7,
     "/api/v1/models/{name}/versions/{version}/explanations": 6,
     "/api/v1/models/{name}/versions/{version}/fairness-assessments": 6,
-    # N+1, not fixed yet: RequestOutput.get_reviews (governance/api/serializers.py) queries each
-    # request's reviews; 6 queries plus one per request on the page (6 in this world).
-    "/api/v1/models/{name}/versions/{version}/promotion-requests": 12,
+    # The requests' reviews (with their reviewers) are one prefetch query for the whole page.
+    "/api/v1/models/{name}/versions/{version}/promotion-requests": 7,
     "/api/v1/models/{name}/versions/{version}/reports": 6,
     "/api/v1/policies": 5,
-    # N+1, not fixed yet: the same RequestOutput.get_reviews; 5 queries plus one per request (21 here).
-    "/api/v1/promotion-requests": 26,
+    "/api/v1/promotion-requests": 6,
     "/api/v1/tokens": 5,
     "/api/v1/workspaces": 4,
 }

@@ -210,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     "work-sweep": {
         "task": "core.work_sweep",
         "schedule": float(envint("WORK_SWEEP_INTERVAL", 10)),
+        # A queue of its own (WORK_SWEEP_QUEUE) keeps the sweep from waiting behind a backlog of work.
+        "options": {"queue": env("WORK_SWEEP_QUEUE") or env("CELERY_DEFAULT_QUEUE", "default")},
     },
     # Signed checkpoints of every audit chain that moved (see core/audit_checkpoints.py).
     "audit-checkpoints": {

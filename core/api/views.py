@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -29,20 +27,17 @@ from core.artifacts import (
 )
 from core.audit import audit_verify
 from core.audit_checkpoints import audit_checkpoint_create, checkpoint_document
-from core.models import ApiToken, Artifact, AuditEvent, Membership
+from core.models import ApiToken, Membership
 from core.roles import Role
 from core.tokens import api_token_create, api_token_revoke
 from core.workspaces import (
     invitation_answer,
     invitation_create,
     invitation_revoke,
-    invitations_pending,
     membership_change_role,
     membership_remove,
     workspace_create,
-    workspace_members,
     workspace_update,
-    workspaces_of_user,
 )
 
 
@@ -77,10 +72,10 @@ class MeView(UserAPIView):
         )
     )
     def get(self, request):
-        memberships = workspaces_of_user(user=request.user)
         token = request.auth if isinstance(request.auth, ApiToken) else None
-        if token is not None:
-            memberships = memberships.filter(workspace_id=token.workspace_id)
+        memberships = selectors.membership_list_of_user(
+            user=request.user, workspace_id=token.workspace_id if token else None
+        )
         return Response(
             {
                 "username": request.user.get_username(),
@@ -93,9 +88,10 @@ class MeView(UserAPIView):
 class WorkspaceListView(UserAPIView):
     @extend_schema(responses=s.MembershipOutput(many=True))
     def get(self, request):
-        memberships = workspaces_of_user(user=request.user)
-        if isinstance(request.auth, ApiToken):
-            memberships = memberships.filter(workspace_id=request.auth.workspace_id)
+        token = request.auth if isinstance(request.auth, ApiToken) else None
+        memberships = selectors.membership_list_of_user(
+            user=request.user, workspace_id=token.workspace_id if token else None
+        )
         return paginated(self, request, memberships, s.MembershipOutput)
 
     @extend_schema(request=s.WorkspaceCreateInput, responses={201: s.WorkspaceOutput})
@@ -126,7 +122,8 @@ class MemberListView(WorkspaceAPIView):
 
     @extend_schema(responses=s.MembershipOutput(many=True))
     def get(self, request):
-        return self.paginated(request, workspace_members(workspace=self.access.workspace), s.MembershipOutput)
+        members = selectors.membership_list(workspace=self.access.workspace)
+        return self.paginated(request, members, s.MembershipOutput)
 
     @extend_schema(
         request=s.MembershipCreateInput,
@@ -146,9 +143,8 @@ class WorkspaceInvitationListView(WorkspaceAPIView):
         responses=s.InvitationOutput(many=True), description="The workspace's pending invitations."
     )
     def get(self, request):
-        return self.paginated(
-            request, invitations_pending(workspace=self.access.workspace), s.InvitationOutput
-        )
+        invitations = selectors.invitation_list_pending(workspace=self.access.workspace)
+        return self.paginated(request, invitations, s.InvitationOutput)
 
 
 class WorkspaceInvitationDetailView(WorkspaceAPIView):
@@ -169,9 +165,8 @@ class MyInvitationListView(UserAPIView):
     def get(self, request):
         if isinstance(request.auth, ApiToken):  # a token acts in its own workspace only
             raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
-        return paginated(
-            self, request, invitations_pending(username=request.user.get_username()), s.InvitationOutput
-        )
+        invitations = selectors.invitation_list_pending(username=request.user.get_username())
+        return paginated(self, request, invitations, s.InvitationOutput)
 
 
 class MyInvitationAnswerView(UserAPIView):
@@ -179,7 +174,7 @@ class MyInvitationAnswerView(UserAPIView):
 
     @extend_schema(request=None, responses=s.InvitationOutput)
     def post(self, request, invitation_id):
-        get_object_or_404(invitations_pending(username=request.user.get_username()), pk=invitation_id)
+        selectors.invitation_pending_get(username=request.user.get_username(), invitation_id=invitation_id)
         if isinstance(request.auth, ApiToken):
             raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
         invitation = invitation_answer(invitation_id=invitation_id, user=request.user, accept=self.accept)
@@ -190,7 +185,7 @@ class MemberDetailView(WorkspaceAPIView):
     required_scopes = {"GET": "workspace:read", "PATCH": "workspace:admin", "DELETE": "workspace:admin"}
 
     def get_membership(self, username: str) -> Membership:
-        return get_object_or_404(workspace_members(workspace=self.access.workspace), user__username=username)
+        return selectors.membership_get(workspace=self.access.workspace, username=username)
 
     @extend_schema(responses=s.MembershipOutput)
     def get(self, request, username: str):
@@ -215,6 +210,11 @@ class TokensMixin(WorkspaceAPIView):
             workspace=self.access.workspace, user=self.request.user, role=self.access.role
         )
 
+    def token(self, token_id) -> ApiToken:
+        return selectors.api_token_get(
+            workspace=self.access.workspace, user=self.request.user, role=self.access.role, token_id=token_id
+        )
+
 
 class TokenListView(TokensMixin):
     required_scopes = {"GET": "token:manage", "POST": "token:manage"}
@@ -232,15 +232,12 @@ class TokenListView(TokensMixin):
                 raise exceptions.PermissionDenied(
                     "only a workspace admin may create tokens for another member"
                 )
-            owner = (
-                get_user_model()
-                .objects.filter(username=data["user"], memberships__workspace=self.access.workspace)
-                .first()
-            )
-            if owner is None:
+            membership = selectors.membership_find(workspace=self.access.workspace, username=data["user"])
+            if membership is None:
                 raise exceptions.ValidationError(
                     {"user": [f"{data['user']!r} is not a member of this workspace"]}
                 )
+            owner = membership.user
         token, raw = api_token_create(
             workspace=self.access.workspace,
             actor=self.access.actor,
@@ -261,11 +258,11 @@ class TokenDetailView(TokensMixin):
 
     @extend_schema(responses=s.TokenOutput)
     def get(self, request, token_id):
-        return Response(s.TokenOutput(get_object_or_404(self.tokens(), pk=token_id)).data)
+        return Response(s.TokenOutput(self.token(token_id)).data)
 
     @extend_schema(responses={204: None}, description="Revoke the token. Revoking twice changes nothing.")
     def delete(self, request, token_id):
-        token = get_object_or_404(self.tokens(), pk=token_id)
+        token = self.token(token_id)
         api_token_revoke(token=token, actor=self.access.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -343,7 +340,7 @@ class ArtifactDetailView(WorkspaceAPIView):
 
     @extend_schema(responses=s.ArtifactOutput)
     def get(self, request, artifact_id):
-        artifact = get_object_or_404(Artifact, workspace=self.access.workspace, pk=artifact_id)
+        artifact = selectors.artifact_get(workspace=self.access.workspace, artifact_id=artifact_id)
         return Response(s.ArtifactOutput(artifact).data)
 
 
@@ -353,7 +350,7 @@ class ArtifactContentView(WorkspaceAPIView):
     # The bytes as uploaded, with the media type detected from them (text/csv, application/zip, ...).
     @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
     def get(self, request, artifact_id):
-        artifact = get_object_or_404(Artifact, workspace=self.access.workspace, pk=artifact_id)
+        artifact = selectors.artifact_get(workspace=self.access.workspace, artifact_id=artifact_id)
         response = FileResponse(
             artifact_open(artifact),
             as_attachment=True,
@@ -380,7 +377,7 @@ class AuditEventDetailView(WorkspaceAPIView):
 
     @extend_schema(responses=s.AuditEventOutput)
     def get(self, request, seq: int):
-        event = get_object_or_404(AuditEvent, workspace=self.access.workspace, seq=seq)
+        event = selectors.audit_event_get(workspace=self.access.workspace, seq=seq)
         return Response(s.AuditEventOutput(event).data)
 
 

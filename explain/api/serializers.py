@@ -50,7 +50,40 @@ class FairnessInput(JobInput):
     positive_label = serializers.JSONField(required=False, default=1)
     resamples = serializers.IntegerField(min_value=0, max_value=5000, default=200)
     confidence_level = NumberField(min_value=0.5, max_value=0.999, default=0.95)
-    min_group_size = serializers.IntegerField(min_value=1, default=30)
+    min_group_size = serializers.IntegerField(
+        min_value=1,
+        default=30,
+        help_text="groups with fewer rows are left out of the disparities (and listed)",
+    )
+    reference_group = serializers.JSONField(
+        required=False,
+        help_text="the group the others are compared with: a value for each sensitive feature "
+        '({"sex": "Male"}) or a group\'s label; default: the largest group',
+    )
+    weight_column = serializers.CharField(
+        max_length=200, required=False, help_text="a numeric column of non-negative sample weights"
+    )
+
+    def validate_reference_group(self, value):
+        if isinstance(value, str) and value:
+            return value
+        if (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items())
+        ):
+            return value
+        raise serializers.ValidationError(
+            'must be a value for each sensitive feature ({"sex": "Male"}) or a group label ("sex=Male")'
+        )
+
+    def validate(self, attrs):
+        reference = attrs.get("reference_group")
+        if isinstance(reference, dict) and set(reference) != set(attrs.get("sensitive_features", [])):
+            raise serializers.ValidationError(
+                {"reference_group": "give a value for each sensitive feature, and no other column"}
+            )
+        return super().validate(attrs)
 
     def validate_sensitive_features(self, value):
         if len(value) > 4:

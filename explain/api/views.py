@@ -10,10 +10,10 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from core.api.base import WorkspaceAPIView
-from core.errors import ApplicationError, NotFound
-from explain import services
+from core.errors import ApplicationError
+from explain import selectors, services
 from explain.api import serializers as s
-from explain.models import Job, JobKind
+from explain.models import JobKind
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -47,7 +47,7 @@ class JobRequestView(WorkspaceAPIView):
             workspace=workspace,
             actor=self.access.actor,
             kind=self.kind,
-            model_node=services.model_version_node(workspace, name, version),
+            model_node=selectors.model_version_node(workspace, name, version),
             dataset_key=dataset_key,
             params=params,
             idempotency_key=idempotency_key(request),
@@ -58,9 +58,9 @@ class JobRequestView(WorkspaceAPIView):
 
     @extend_schema(responses=s.JobOutput(many=True))
     def get(self, request, name: str, version: str):
-        node = services.model_version_node(self.access.workspace, name, version)
-        jobs = Job.objects.filter(workspace=self.access.workspace, kind=self.kind, model_node=node)
-        return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
+        node = selectors.model_version_node(self.access.workspace, name, version)
+        jobs = selectors.job_list(workspace=self.access.workspace, kind=self.kind, model_node=node)
+        return self.paginated(request, jobs, s.JobOutput)
 
 
 def job_request_schema(input_class: type) -> Callable:
@@ -96,8 +96,8 @@ class JobListView(WorkspaceAPIView):
     @extend_schema(parameters=[s.JobFilterInput], responses=s.JobOutput(many=True))
     def get(self, request):
         filters = self.validated(s.JobFilterInput, request.query_params)
-        jobs = Job.objects.filter(workspace=self.access.workspace, **filters)
-        return self.paginated(request, jobs.select_related("model_node", "dataset_node"), s.JobOutput)
+        jobs = selectors.job_list(workspace=self.access.workspace, **filters)
+        return self.paginated(request, jobs, s.JobOutput)
 
 
 class JobDetailView(WorkspaceAPIView):
@@ -105,14 +105,7 @@ class JobDetailView(WorkspaceAPIView):
 
     @extend_schema(responses=s.JobOutput)
     def get(self, request, job_id):
-        job = (
-            Job.objects.filter(workspace=self.access.workspace, pk=job_id)
-            .select_related("model_node", "dataset_node")
-            .first()
-        )
-        if job is None:
-            raise NotFound("no such job in this workspace")
-        return Response(s.JobOutput(job).data)
+        return Response(s.JobOutput(selectors.job_get(workspace=self.access.workspace, job_id=job_id)).data)
 
 
 class JobCancelView(WorkspaceAPIView):
@@ -121,6 +114,5 @@ class JobCancelView(WorkspaceAPIView):
     @extend_schema(request=None, responses=s.JobOutput)
     def post(self, request, job_id):
         """Cancel a queued or running job (409 if it has already succeeded or failed)."""
-        services.job_cancel(workspace=self.access.workspace, actor=self.access.actor, job_id=job_id)
-        job = Job.objects.select_related("model_node", "dataset_node").get(pk=job_id)
+        job = services.job_cancel(workspace=self.access.workspace, actor=self.access.actor, job_id=job_id)
         return Response(s.JobOutput(job).data)

@@ -13,9 +13,10 @@ from governance.models import (
     PromotionRequest,
     RegisteredModel,
     Report,
+    RiskTier,
     Stage,
 )
-from governance.services import NAME_PATTERN
+from governance.names import NAME_PATTERN
 
 
 class RefInput(serializers.Serializer):
@@ -79,7 +80,17 @@ class ModelOutput(serializers.ModelSerializer):
 
     class Meta:
         model = RegisteredModel
-        fields = ["name", "description", "created_at", "versions"]
+        fields = ["name", "description", "tags", "risk_tier", "created_at", "versions"]
+
+
+class ModelUpdateInput(serializers.Serializer):
+    """What selects the policies that govern a model (`applies_to`), and its description."""
+
+    tags = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"), max_length=50, required=False
+    )
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
 
 
 class AliasInput(serializers.Serializer):
@@ -166,7 +177,11 @@ class RequestOutput(serializers.ModelSerializer):
             "closed_at",
         ]
 
-    def get_reviews(self, request) -> list[dict]:
+    def get_reviews(self, request: PromotionRequest) -> list[dict]:
+        # The lists prefetch every request's reviews with their reviewers in one query (the selectors'
+        # Prefetch); a request answered on its own (just made or just reviewed) reads them here.
+        prefetched = "reviews" in getattr(request, "_prefetched_objects_cache", {})
+        reviews = request.reviews.all() if prefetched else request.reviews.select_related("reviewer")
         return [
             {
                 "reviewer": r.reviewer.get_username(),
@@ -174,7 +189,7 @@ class RequestOutput(serializers.ModelSerializer):
                 "comment": r.comment,
                 "created_at": r.created_at,
             }
-            for r in request.reviews.select_related("reviewer")
+            for r in reviews
         ]
 
 

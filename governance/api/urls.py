@@ -5,6 +5,7 @@ from governance.api import views
 version = "models/<str:name>/versions/<str:version>"
 urlpatterns = [
     path("models", views.ModelListView.as_view(), name="model-list"),
+    path("models/<str:name>", views.ModelDetailView.as_view(), name="model-detail"),
     path("models/<str:name>/versions", views.ModelVersionsView.as_view(), name="model-versions"),
     path(version, views.ModelVersionView.as_view(), name="model-version"),
     path("models/<str:name>/aliases/<str:alias>", views.AliasView.as_view(), name="model-alias"),

@@ -1,6 +1,10 @@
-"""Registry, datasheets, policies, gate and promotion API."""
+"""Registry, datasheets, policies, gate and promotion API: each view reads through
+`governance.selectors` or writes through `governance.services`."""
 
 from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
 
 from django.http import HttpResponse
 from django.urls import reverse
@@ -8,50 +12,52 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import signing
 from core.api.base import WorkspaceAPIView
-from core.errors import ApplicationError, NotFound
-from governance import datasheets, reports, services
+from core.errors import ApplicationError
+from governance import datasheets, reports, selectors, services
 from governance.api import serializers as s
-from governance.models import (
-    Datasheet,
-    DatasheetKind,
-    GateDecision,
-    Policy,
-    PromotionRequest,
-    RegisteredModel,
-    Report,
-)
+from governance.models import Datasheet, DatasheetKind
 
 
 class ModelListView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read"}
 
     @extend_schema(responses=s.ModelOutput(many=True))
-    def get(self, request):
-        models = RegisteredModel.objects.filter(workspace=self.access.workspace).prefetch_related(
-            "versions__aliases", "versions__author"
-        )
+    def get(self, request: Request) -> Response:
+        models = selectors.model_list(workspace=self.access.workspace)
         return self.paginated(request, models, s.ModelOutput)
+
+
+class ModelDetailView(WorkspaceAPIView):
+    # Tags and the risk tier decide which policies govern the model: a policy writer's change.
+    required_scopes = {"GET": "model:read", "PATCH": "policy:write"}
+
+    @extend_schema(responses=s.ModelOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(s.ModelOutput(selectors.model_get(workspace=self.access.workspace, name=name)).data)
+
+    @extend_schema(request=s.ModelUpdateInput, responses=s.ModelOutput)
+    def patch(self, request: Request, name: str) -> Response:
+        data = self.validated(s.ModelUpdateInput, request.data)
+        services.model_update(workspace=self.access.workspace, actor=self.access.actor, name=name, **data)
+        return Response(s.ModelOutput(selectors.model_get(workspace=self.access.workspace, name=name)).data)
 
 
 class ModelVersionsView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read", "POST": "model:write"}
 
     @extend_schema(responses=s.VersionOutput(many=True))
-    def get(self, request, name: str):
-        model = services.model_get(self.access.workspace, name)
-        return self.paginated(
-            request,
-            model.versions.select_related("registered_model", "author").prefetch_related("aliases"),
-            s.VersionOutput,
-        )
+    def get(self, request: Request, name: str) -> Response:
+        versions = selectors.version_list(workspace=self.access.workspace, name=name)
+        return self.paginated(request, versions, s.VersionOutput)
 
     @extend_schema(request=s.RegisterInput, responses={201: s.VersionOutput})
-    def post(self, request, name: str):
+    def post(self, request: Request, name: str) -> Response:
         data = self.validated(s.RegisterInput, request.data)
         data["artifact"] = str(data["artifact"])
         version = services.version_register(
@@ -64,15 +70,16 @@ class ModelVersionView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read"}
 
     @extend_schema(responses=s.VersionOutput)
-    def get(self, request, name: str, version: str):
-        return Response(s.VersionOutput(services.version_get(self.access.workspace, name, version)).data)
+    def get(self, request: Request, name: str, version: str) -> Response:
+        found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
+        return Response(s.VersionOutput(found).data)
 
 
 class AliasView(WorkspaceAPIView):
     required_scopes = {"PUT": "model:write"}
 
     @extend_schema(request=s.AliasInput, responses=s.VersionOutput)
-    def put(self, request, name: str, alias: str):
+    def put(self, request: Request, name: str, alias: str) -> Response:
         data = self.validated(s.AliasInput, request.data)
         record = services.alias_set(
             workspace=self.access.workspace,
@@ -90,15 +97,8 @@ class DatasheetView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read", "PUT": "datasheet:write"}
     kind = ""
 
-    def _latest(self, name: str, version: str) -> Datasheet:
-        subject = services._subject(self.access.workspace, self.kind, name, version)
-        sheet = Datasheet.objects.filter(subject=subject, kind=self.kind).select_related("subject").first()
-        if sheet is None:
-            raise NotFound(f"no {self.kind.replace('_', ' ')} for {name}@{version} yet")
-        return sheet
-
-    def _body(self, sheet: Datasheet) -> dict:
-        view = services.datasheet_view(sheet)
+    def _body(self, sheet: Datasheet) -> dict[str, Any]:
+        view = selectors.datasheet_view(sheet=sheet)
         return {
             "kind": sheet.kind,
             "subject": sheet.subject.key,
@@ -109,11 +109,13 @@ class DatasheetView(WorkspaceAPIView):
         }
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request, name: str, version: str):
-        sheet = self._latest(name, version)
+    def get(self, request: Request, name: str, version: str) -> HttpResponse:
+        sheet = selectors.datasheet_latest(
+            workspace=self.access.workspace, kind=self.kind, name=name, version=version
+        )
         fmt = request.query_params.get("export", "json")
         if fmt in ("markdown", "html"):
-            view = services.datasheet_view(sheet)
+            view = selectors.datasheet_view(sheet=sheet)
             render = datasheets.to_markdown if fmt == "markdown" else datasheets.to_html
             text = render(sheet.kind, sheet.subject.key, view["content"], view["completeness"])
             content_type = "text/markdown; charset=utf-8" if fmt == "markdown" else "text/html; charset=utf-8"
@@ -123,7 +125,7 @@ class DatasheetView(WorkspaceAPIView):
         return Response(self._body(sheet))
 
     @extend_schema(request=s.DatasheetInput, responses=OpenApiTypes.OBJECT)
-    def put(self, request, name: str, version: str):
+    def put(self, request: Request, name: str, version: str) -> Response:
         data = self.validated(s.DatasheetInput, request.data)
         content = data["content"] if "content" in data else datasheets.parse(data["document"], data["format"])
         sheet = services.datasheet_push(
@@ -149,13 +151,11 @@ class PolicyListView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read", "POST": "policy:write"}
 
     @extend_schema(responses=s.PolicyOutput(many=True))
-    def get(self, request):
-        return self.paginated(
-            request, Policy.objects.filter(workspace=self.access.workspace, active=True), s.PolicyOutput
-        )
+    def get(self, request: Request) -> Response:
+        return self.paginated(request, selectors.policy_list(workspace=self.access.workspace), s.PolicyOutput)
 
     @extend_schema(request=s.PolicyInput, responses={201: s.PolicyOutput})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = self.validated(s.PolicyInput, request.data)
         document = (
             data["document"] if "document" in data else datasheets.parse(data["text"], "yaml", field="text")
@@ -170,10 +170,13 @@ class GateView(WorkspaceAPIView):
     required_scopes = {"POST": "gate:check"}
 
     @extend_schema(request=s.GateInput, responses=s.DecisionOutput)
-    def post(self, request, name: str, version: str):
+    def post(self, request: Request, name: str, version: str) -> Response:
         data = self.validated(s.GateInput, request.data)
-        found = services.version_get(
-            self.access.workspace, name, version, related=("registered_model", "artifact")
+        found = selectors.version_get(
+            workspace=self.access.workspace,
+            name=name,
+            version=version,
+            related=("registered_model", "artifact"),
         )
         decision = services.gate_check(
             workspace=self.access.workspace, actor=self.access.actor, version=found, stage=data["stage"]
@@ -185,10 +188,8 @@ class DecisionView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read"}
 
     @extend_schema(responses=s.DecisionOutput)
-    def get(self, request, decision_id):
-        decision = GateDecision.objects.filter(workspace=self.access.workspace, pk=decision_id).first()
-        if decision is None:
-            raise NotFound("no such gate decision in this workspace")
+    def get(self, request: Request, decision_id: UUID) -> Response:
+        decision = selectors.decision_get(workspace=self.access.workspace, decision_id=decision_id)
         return Response(s.DecisionOutput(decision).data)
 
 
@@ -199,7 +200,7 @@ class PublicKeyView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(signing.public_key_document())
 
 
@@ -207,31 +208,29 @@ class PromotionRequestsView(WorkspaceAPIView):
     required_scopes = {"POST": "promotion:request", "GET": "model:read"}
 
     @extend_schema(request=s.PromotionInput, responses={201: s.RequestOutput})
-    def post(self, request, name: str, version: str):
+    def post(self, request: Request, name: str, version: str) -> Response:
         data = self.validated(s.PromotionInput, request.data)
-        found = services.version_get(self.access.workspace, name, version)
+        found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
         created = services.promotion_request(
             workspace=self.access.workspace, actor=self.access.actor, version=found, **data
         )
         return Response(s.RequestOutput(created).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=s.RequestOutput(many=True))
-    def get(self, request, name: str, version: str):
-        found = services.version_get(self.access.workspace, name, version)
-        return self.paginated(
-            request, found.promotion_requests.select_related("requested_by"), s.RequestOutput
+    def get(self, request: Request, name: str, version: str) -> Response:
+        requests = selectors.version_promotion_requests(
+            workspace=self.access.workspace, name=name, version=version
         )
+        return self.paginated(request, requests, s.RequestOutput)
 
 
 class ReviewQueueView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read"}
 
     @extend_schema(parameters=[s.RequestFilterInput], responses=s.RequestOutput(many=True))
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         filters = self.validated(s.RequestFilterInput, request.query_params)
-        queue = PromotionRequest.objects.filter(workspace=self.access.workspace, **filters).select_related(
-            "model_version__registered_model", "requested_by"
-        )
+        queue = selectors.promotion_request_list(workspace=self.access.workspace, **filters)
         return self.paginated(request, queue, s.RequestOutput)
 
 
@@ -240,7 +239,7 @@ class ReviewView(WorkspaceAPIView):
     approve = True
 
     @extend_schema(request=s.ReviewInput, responses=s.RequestOutput)
-    def post(self, request, request_id):
+    def post(self, request: Request, request_id: UUID) -> Response:
         data = self.validated(s.ReviewInput, request.data)
         reviewed, decision = services.review(
             workspace=self.access.workspace,
@@ -268,19 +267,13 @@ class ReportsView(WorkspaceAPIView):
     required_scopes = {"GET": "report:export", "POST": "report:export"}
 
     @extend_schema(responses=s.ReportOutput(many=True), description="The version's reports, newest first.")
-    def get(self, request, name: str, version: str):
-        found = services.version_get(self.access.workspace, name, version)
-        return self.paginated(
-            request,
-            Report.objects.filter(workspace=self.access.workspace, model_version=found)
-            .select_related("model_version__registered_model")
-            .order_by("-created_at"),
-            s.ReportOutput,
-        )
+    def get(self, request: Request, name: str, version: str) -> Response:
+        listed = selectors.version_reports(workspace=self.access.workspace, name=name, version=version)
+        return self.paginated(request, listed, s.ReportOutput)
 
     @extend_schema(request=None, responses={202: s.ReportOutput})
-    def post(self, request, name: str, version: str):
-        found = services.version_get(self.access.workspace, name, version)
+    def post(self, request: Request, name: str, version: str) -> Response:
+        found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
         report = reports.report_request(
             workspace=self.access.workspace, actor=self.access.actor, version=found
         )
@@ -293,8 +286,6 @@ class ReportDetailView(WorkspaceAPIView):
     required_scopes = {"GET": "report:export"}
 
     @extend_schema(responses=s.ReportOutput)
-    def get(self, request, report_id):
-        report = Report.objects.filter(workspace=self.access.workspace, pk=report_id).first()
-        if report is None:
-            raise NotFound("no such report in this workspace")
+    def get(self, request: Request, report_id: UUID) -> Response:
+        report = selectors.report_get(workspace=self.access.workspace, report_id=report_id)
         return Response(s.ReportOutput(report).data)

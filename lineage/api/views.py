@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
@@ -17,7 +16,7 @@ from lineage.api import serializers as s
 from lineage.models import Node
 from lineage.native import check_event_size, native_batch
 from lineage.openlineage import openlineage_batch
-from lineage.services import lineage_record
+from lineage.services import lineage_ingest
 from lineage.specs import Checker
 from lineage.stores import get_graph_store
 
@@ -41,7 +40,7 @@ class RecordView(WorkspaceAPIView):
             raise PayloadTooLarge(
                 f"the request body is {length} bytes; the limit is {limit} bytes ({self.body_limit_setting})"
             )
-        counts = lineage_record(
+        counts = lineage_ingest(
             workspace=self.access.workspace,
             actor=self.access.actor,
             batch=self.parse(request.data),
@@ -91,7 +90,7 @@ class NodeView(WorkspaceAPIView):
     required_scopes = {"GET": "lineage:read"}
 
     def node(self, node_id: int) -> Node:
-        return get_object_or_404(Node, workspace=self.access.workspace, pk=node_id)
+        return selectors.node_get(workspace=self.access.workspace, node_id=node_id)
 
 
 class NodeDetailView(NodeView):
@@ -154,8 +153,8 @@ class PathView(WorkspaceAPIView):
     def get(self, request):
         """A shortest path between two nodes, whatever the edges' direction (404 when none)."""
         args = self.validated(s.PathInput, request.query_params)
-        a = get_object_or_404(Node, workspace=self.access.workspace, pk=args["source"])
-        b = get_object_or_404(Node, workspace=self.access.workspace, pk=args["target"])
+        a = selectors.node_get(workspace=self.access.workspace, node_id=args["source"])
+        b = selectors.node_get(workspace=self.access.workspace, node_id=args["target"])
         store = get_graph_store(self.access.workspace)
         subgraph = store.path(a.pk, b.pk, args["max_depth"])
         if subgraph is None:

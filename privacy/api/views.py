@@ -10,14 +10,13 @@ from rest_framework.response import Response
 
 from core.api.base import WorkspaceAPIView
 from core.errors import NotFound
-from privacy import services
+from privacy import selectors, services
 from privacy.api import serializers as s
-from privacy.models import PrivacyBudget, PrivacyRelease
 
 
 class DatasetView(WorkspaceAPIView):
     def node(self, name: str, version: str):
-        return services.dataset_version_node(self.access.workspace, name, version)
+        return selectors.dataset_version_node(self.access.workspace, name, version)
 
 
 class BudgetView(DatasetView):
@@ -25,9 +24,7 @@ class BudgetView(DatasetView):
 
     @extend_schema(responses=s.BudgetOutput)
     def get(self, request, name: str, version: str):
-        budget = PrivacyBudget.objects.filter(dataset_node=self.node(name, version)).first()
-        if budget is None:
-            raise NotFound(f"no privacy budget is set for {name}@{version}")
+        budget = selectors.privacy_budget_get(node=self.node(name, version))
         return Response(s.BudgetOutput(budget).data)
 
     @extend_schema(request=s.BudgetInput, responses=s.BudgetOutput)
@@ -44,9 +41,7 @@ class ReleasesView(DatasetView):
 
     @extend_schema(responses=s.ReleaseOutput(many=True))
     def get(self, request, name: str, version: str):
-        releases = PrivacyRelease.objects.filter(dataset_node=self.node(name, version)).select_related(
-            "dataset_node"
-        )
+        releases = selectors.release_list(node=self.node(name, version))
         return self.paginated(request, releases, s.ReleaseOutput)
 
     @extend_schema(request=s.ReleaseInput, responses={201: s.ReleaseOutput, 200: s.ReleaseOutput})
@@ -69,7 +64,7 @@ class SummaryView(DatasetView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str):
-        summary = services.latest_summary(self.node(name, version))
+        summary = selectors.latest_summary(self.node(name, version))
         if summary is None:
             raise NotFound(f"no DP summary of {name}@{version} yet")
         return Response(summary)

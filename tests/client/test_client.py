@@ -105,7 +105,8 @@ def test_a_dp_release_computed_by_a_worker_is_waited_for_and_spent_once(
 ):
     from core.actors import Actor
     from privacy.models import PrivacyBudget
-    from privacy.services import budget_set, dataset_version_node
+    from privacy.selectors import dataset_version_node
+    from privacy.services import budget_set
 
     settings.PRIVACY_INLINE_MAX_ROWS = 10  # this dataset is "large": a worker computes its releases
     user = make_user("dana")

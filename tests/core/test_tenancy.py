@@ -131,6 +131,9 @@ ROUTES: dict[str, Route] = {
         ("GET", "POST"), kwargs=lambda w: {"name": "acme-data", "version": "1"}, body={"epsilon": 1.0}
     ),
     "model-list": Route(("GET",), leaks=lambda w, r: "acme-model" in _ids(r)),
+    "model-detail": Route(
+        ("GET", "PATCH"), kwargs=lambda w: {"name": "acme-model"}, body={"risk_tier": "high"}
+    ),
     # Registering creates the model in the caller's own workspace: mallory's lands in umbrella.
     "model-versions": Route(
         ("GET", "POST"),

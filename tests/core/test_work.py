@@ -291,7 +291,8 @@ def test_a_group_of_two_rows_in_one_confusion_cell_succeeds(
         response = client.post(url, {**body, "sensitive_features": ["group"]}, format="json")
     job = client.get(response["Location"]).json()
     assert job["state"] == "succeeded", job["error"]
-    assert "group=c" in job["result"]["metricframe"]
+    groups = {g["group"]: g for g in job["result"]["groups"]}
+    assert groups["group=c"]["size"] == 2
 
 
 def test_cancelled_work_is_not_sent_again(world, eager_celery, django_capture_on_commit_callbacks):

@@ -96,7 +96,9 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
             "--resamples",
             "100",
             "--min-group-size",
-            "1600",
+            "30",
+            "--reference",
+            "sex=1",
             "--idempotency-key",
             "build-7-fairness",
         ]
@@ -130,9 +132,13 @@ def test_explain_fairness_and_job_commands(settings, live_server, tmp_path):
             "false_positive_rate",
             "false_negative_rate",
         ]
-        sizes = dict(re.findall(r"^  sex=([01])\s+([\d,]+)\s", out, flags=re.M))
+        sizes = dict(re.findall(r"^  sex=([01])(?: \(reference\))?\s+([\d,]+)\s", out, flags=re.M))
         assert sum(int(v.replace(",", "")) for v in sizes.values()) == 3000
-        assert re.search(r"^warning: group 'sex=\d' has [\d]+ rows, fewer than 1600", out, re.M)
+        assert "reference group: sex=1 (given)" in out
+        assert re.search(r"^  sex=1 \(reference\)\s+[\d,]+\s", out, re.M)
+        assert re.search(
+            r"^data: adult@v1 \(sha256 [0-9a-f]{12}…\); 3,000 of 3,000 rows are training rows$", out, re.M
+        )
         # The pipeline's step run again with its key: the same job, its result printed again.
         rerun = mlgov(*fairness, **server, cwd=tmp_path)
         assert rerun.returncode == 0, rerun.stderr

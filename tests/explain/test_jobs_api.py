@@ -301,8 +301,8 @@ def test_requesting_writes_one_audit_event_and_queues(acme, alice, client, data)
 
 
 def test_backend_details_join_once_each_and_fit_their_column():
+    from explain.execution import joined_detail
     from explain.models import BACKEND_DETAIL_LENGTH
-    from explain.services import joined_detail
 
     assert joined_detail("", "cupy-treeshap (auto layout)") == "cupy-treeshap (auto layout)"
     joined = joined_detail("cupy-treeshap (auto layout)", "cupy-treeshap (tiled layout)")
@@ -336,13 +336,13 @@ def _chunk_files(job_id: str) -> list[str]:
 def test_cancelling_a_running_job_stops_its_chunks_and_records_nothing(
     acme, alice, bob, mallory, umbrella, client, data, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from explain import explainers, services
+    from explain import execution, explainers
 
     job_id = _queued_job(
         acme, alice, client, data, RandomForestClassifier(10, max_depth=5, random_state=0), chunk_rows=1000
     )
-    assert services.job_start(job_id) == [0, 1, 2, 3]
-    assert services.chunk_run(job_id, 0) is False  # one of four done; its output waits in storage
+    assert execution.job_start(job_id) == [0, 1, 2, 3]
+    assert execution.chunk_run(job_id, 0) is False  # one of four done; its output waits in storage
     assert len(_chunk_files(job_id)) == 1
 
     # Chunk 1 is being computed when the job is cancelled: its output is thrown away when it ends.
@@ -360,12 +360,12 @@ def test_cancelling_a_running_job_stops_its_chunks_and_records_nothing(
 
     monkeypatch.setattr(explainers, "shap_block", cancelled_meanwhile)
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.chunk_run(job_id, 1) is False
+        assert execution.chunk_run(job_id, 1) is False
     monkeypatch.setattr(explainers, "shap_block", computing)
     assert _chunk_files(job_id) == []  # chunk 0's output deleted, chunk 1's never kept
-    assert services.chunk_run(job_id, 2) is False  # later deliveries do nothing
-    assert services.job_start(job_id) == []
-    services.job_finalize(job_id)
+    assert execution.chunk_run(job_id, 2) is False  # later deliveries do nothing
+    assert execution.job_start(job_id) == []
+    execution.job_finalize(job_id)
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.chunks_done, job.result, job.result_node) == ("cancelled", 1, None, None)
     assert list(JobChunk.objects.filter(job=job, done=True).values_list("index", flat=True)) == [0]
@@ -404,13 +404,13 @@ def test_a_finished_job_cannot_be_cancelled(
 def test_a_failed_job_leaves_no_chunk_outputs_behind(
     acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from explain import explainers, services, tasks
+    from explain import execution, explainers, tasks
 
     job_id = _queued_job(
         acme, alice, client, data, RandomForestClassifier(10, max_depth=5, random_state=0), chunk_rows=2000
     )
-    assert services.job_start(job_id) == [0, 1]
-    assert services.chunk_run(job_id, 0) is False
+    assert execution.job_start(job_id) == [0, 1]
+    assert execution.chunk_run(job_id, 0) is False
     assert len(_chunk_files(job_id)) == 1
 
     def broken(*args, **kwargs):
@@ -429,15 +429,15 @@ def test_a_job_cancelled_while_its_result_is_assembled_records_no_result(
     acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
 ):
     from core.models import Artifact
-    from explain import services
+    from explain import execution
 
     job_id = _queued_job(
         acme, alice, client, data, DecisionTreeClassifier(max_depth=4, random_state=0), chunk_rows=2000
     )
-    assert services.job_start(job_id) == [0, 1]
-    assert services.chunk_run(job_id, 0) is False
-    assert services.chunk_run(job_id, 1) is True  # the last chunk: its worker assembles the result
-    assembling = services._explanation_result
+    assert execution.job_start(job_id) == [0, 1]
+    assert execution.chunk_run(job_id, 0) is False
+    assert execution.chunk_run(job_id, 1) is True  # the last chunk: its worker assembles the result
+    assembling = execution._explanation_result
 
     def cancelled_meanwhile(job):
         result = assembling(job)
@@ -445,9 +445,9 @@ def test_a_job_cancelled_while_its_result_is_assembled_records_no_result(
             assert client.post(reverse("job-cancel", kwargs={"job_id": job_id})).status_code == 200
         return result
 
-    monkeypatch.setattr(services, "_explanation_result", cancelled_meanwhile)
+    monkeypatch.setattr(execution, "_explanation_result", cancelled_meanwhile)
     artifacts = Artifact.objects.filter(workspace=acme).count()
-    services.job_finalize(job_id)
+    execution.job_finalize(job_id)
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.result, job.result_artifact) == ("cancelled", None, None)
     assert Artifact.objects.filter(workspace=acme).count() == artifacts
@@ -458,20 +458,20 @@ def test_a_job_cancelled_while_its_result_is_assembled_records_no_result(
 def test_a_job_cancelled_while_its_inputs_load_plans_no_chunks(
     acme, alice, client, data, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from explain import services
+    from explain import execution
 
     job_id = _queued_job(
         acme, alice, client, data, DecisionTreeClassifier(max_depth=4, random_state=0), chunk_rows=100
     )
-    loading = services._inputs
+    loading = execution.job_inputs
 
     def cancelled_meanwhile(job):
         inputs = loading(job)
         assert client.post(reverse("job-cancel", kwargs={"job_id": job_id})).status_code == 200
         return inputs
 
-    monkeypatch.setattr(services, "_inputs", cancelled_meanwhile)
-    assert services.job_start(job_id) == []  # nothing for run_job to fan out
+    monkeypatch.setattr(execution, "job_inputs", cancelled_meanwhile)
+    assert execution.job_start(job_id) == []  # nothing for run_job to fan out
     job = Job.objects.get(pk=job_id)
     assert (job.state, job.chunks_total) == ("cancelled", 0)
     assert not JobChunk.objects.filter(job=job).exists()
@@ -521,10 +521,10 @@ def test_two_requests_racing_with_one_key_make_one_job(acme, alice, data, monkey
     """The second request looked for the key before the first committed; its insert then meets the
     unique constraint and it answers with the first request's job."""
     from core.actors import Actor
-    from explain import services
+    from explain import selectors, services
 
     register(acme, alice, DecisionTreeClassifier(max_depth=2).fit(data[FEATURES], data["label"]), data)
-    node = services.model_version_node(acme, "income", "1")
+    node = selectors.model_version_node(acme, "income", "1")
     ask = {
         "workspace": acme,
         "actor": Actor(user=alice),

@@ -387,7 +387,7 @@ def test_pickle_models_run_sandboxed_on_a_real_worker(settings, tmp_path, monkey
     fails saying what was refused."""
     from core.actors import SYSTEM, Actor
     from core.workspaces import workspace_allow_pickle
-    from explain import services
+    from explain import selectors, services
 
     monkeypatch.setattr(services, "work_dispatch", lambda job: None)
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
@@ -408,7 +408,7 @@ def test_pickle_models_run_sandboxed_on_a_real_worker(settings, tmp_path, monkey
             workspace=workspace,
             actor=Actor(user=user),
             kind=kind,
-            model_node=services.model_version_node(workspace, name, "1"),
+            model_node=selectors.model_version_node(workspace, name, "1"),
             dataset_key="adult@v1",
             params={"features": FEATURES, "seed": 0, **params},
         )[0]

@@ -14,7 +14,7 @@ from core.actors import Actor
 from explain.fairness import assess
 from explain.models import Job, JobKind, JobState
 from explain.selectors import latest_fairness_assessment
-from governance import services
+from governance import gates, services
 from lineage.models import Node
 from tests.explain.conftest import planted_bias, store_bytes
 from tests.lineage.helpers import record
@@ -80,7 +80,7 @@ def _gate(workspace, admin, version, *rules: dict) -> dict[str, dict]:
     """Upload a staging policy of `rules` and evaluate the gate: each rule's outcome by its id."""
     document = {"name": "fairness", "stages": ["staging"], "rules": list(rules)}
     services.policy_upload(workspace=workspace, actor=Actor(user=admin), document=document)
-    return {r["rule"]: r for r in services.evaluate(version, "staging")["rules"]}
+    return {r["rule"]: r for r in gates.evaluate(version, "staging")["rules"]}
 
 
 def _bound(rule_id: str, metric: str, **bound) -> dict:

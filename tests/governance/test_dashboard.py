@@ -102,6 +102,26 @@ def test_reviewer_approves_with_a_comment_and_the_stage_changes(acme, bob, pendi
     assert f'<a href="{url}">' in queue.split('id="closed"')[1]
 
 
+def test_a_reviewer_who_has_reviewed_sees_the_review_and_no_form(acme, ada, bob, reviewers, pending):
+    services.policy_upload(  # a new revision of the pending request's policy: two approvals now
+        workspace=acme,
+        actor=Actor(user=ada),
+        document={
+            "name": "one-review",
+            "stages": ["production"],
+            "rules": [{"id": "reviewers", "type": "approvals", "count": 2, "role": "compliance_reviewer"}],
+        },
+    )
+    services.review(
+        workspace=acme, actor=Actor(user=bob), request_id=pending.pk, approve=True, comment="read it"
+    )
+    url = reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk})
+    page = browser(bob).get(url).content.decode()
+    assert "<strong>bob</strong> approved: read it" in page
+    assert 'id="approve"' not in page
+    assert 'id="approve"' in browser(reviewers[0]).get(url).content.decode()  # rita has not reviewed yet
+
+
 def test_the_author_sees_no_approve_button_and_cannot_post_one(acme, alice, pending):
     client = browser(alice)
     url = reverse("dashboard-request", kwargs={"slug": "acme", "request_id": pending.pk})
@@ -222,8 +242,19 @@ def test_request_page_shows_each_feature_sets_newest_assessment_and_the_explanat
     assert "with its 0.95 bootstrap interval" in text
     figure = re.search(r'<script id="figure-fairness-1" type="application/json">(.*?)</script>', text, re.S)
     assert figure, text
-    assert next(trace["x"] for trace in json.loads(figure[1])["data"]) == ["sex=0", "sex=1"]
+    labels = next(trace["x"] for trace in json.loads(figure[1])["data"])
+    assert [label.split(" (n=")[0] for label in labels] == ["sex=0", "sex=1"]  # each with its size
+    assert all(re.fullmatch(r"sex=\d \(n=\d+\)", label) for label in labels)
     assert "600 rows on cpu" in text
+    # Each interval is shown beside its group's size, and numbers at four significant digits.
+    sizes = frame["sex"].value_counts()
+    for sex, size in sizes.items():
+        row = re.search(rf"<td>sex={sex}(?: \(reference\))?</td>\s*<td>{size}</td>", text)
+        assert row, (sex, size)
+    assert "Disparities over the groups with at least 30 rows" in text
+    shown = re.findall(r">(-?\d+\.\d+)<", text)
+    assert shown
+    assert all(len(n.lstrip("-").replace(".", "").lstrip("0")) <= 6 for n in shown), shown  # not 16 digits
     shap_figure = re.search(
         r'<script id="figure-shap-importance" type="application/json">(.*?)</script>', text
     )

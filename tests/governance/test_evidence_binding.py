@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from core.actors import Actor
 from core.errors import Conflict
+from core.models import AuditEvent
 from explain.models import Job, JobKind, JobState
-from governance import services
+from governance import gates, services
 from lineage.models import Node
 from tests.conftest import bearer
 from tests.explain.conftest import store_bytes
@@ -55,7 +56,7 @@ def test_jobs_on_other_bytes_are_not_evidence_for_the_version(acme, ada, alice, 
     _succeeded(acme, registered, JobKind.FAIRNESS, decoy.pk, fair)
     _succeeded(acme, registered, JobKind.EXPLANATION, decoy.pk, {"top_features": ["score"]})
 
-    outcome = services.evaluate(registered, "staging")
+    outcome = gates.evaluate(registered, "staging")
     reasons = {r["rule"]: (r["passed"], r["reason"]) for r in outcome["rules"]}
     assert reasons["parity"] == (False, "no fairness assessment of this version covers 'sex'")
     assert reasons["explained"] == (False, "the model version has no explanation")
@@ -64,7 +65,7 @@ def test_jobs_on_other_bytes_are_not_evidence_for_the_version(acme, ada, alice, 
     biased = {"sensitive_features": ["sex"], "disparities": {"demographic_parity_difference": {"value": 0.3}}}
     job = _succeeded(acme, registered, JobKind.FAIRNESS, registered.artifact_id, biased)
     _succeeded(acme, registered, JobKind.EXPLANATION, registered.artifact_id, {"top_features": ["score"]})
-    outcome = services.evaluate(registered, "staging")
+    outcome = gates.evaluate(registered, "staging")
     rules = {r["rule"]: r for r in outcome["rules"]}
     assert rules["parity"]["passed"] is False
     assert rules["parity"]["evidence"]["job"] == str(job.id)
@@ -92,6 +93,11 @@ def test_a_registered_versions_file_cannot_be_replaced_through_lineage(acme, ali
     after = Node.objects.get(pk=registered.node_id)
     assert after.artifact_id == before.artifact_id == registered.artifact_id
     assert not Node.objects.filter(workspace=acme, key="would-be-written").exists()  # all or nothing
+    refused = AuditEvent.objects.get(
+        workspace=acme, action="lineage.record.refuse"
+    )  # one, naming who and why
+    assert refused.actor.endswith(alice.username)
+    assert "already holds artifact" in refused.payload["reason"]
 
     # The same file again, or properties only, is still an ordinary idempotent write.
     same = {

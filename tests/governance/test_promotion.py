@@ -203,6 +203,61 @@ def test_the_author_cannot_approve_even_as_a_reviewer(acme, alice, registered):
             comment="my request",
         )
     assert error.value.status == 403
+    # Each refused attempt leaves exactly one audit event: who, what and why.
+    refused = AuditEvent.objects.filter(workspace=acme, action="promotion.review.refuse").order_by("seq")
+    assert [(e.actor, e.target) for e in refused] == [
+        (f"user:{alice.username}", f"request:{request.pk}"),
+        (f"user:{admin_author.username}", f"request:{request.pk}"),
+    ]
+    assert all("cannot review it" in e.payload["reason"] and e.payload["status"] == 403 for e in refused)
+    assert not AuditEvent.objects.filter(workspace=acme, action="promotion.approve").exists()
+
+
+def test_every_refused_review_and_transition_is_audited_once(acme, ada, alice, carol, registered, reviewers):
+    request = services.promotion_request(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="staging"
+    )
+    # A second open request for the same move, and a move the stage does not allow.
+    with pytest.raises(ApplicationError) as error:
+        services.promotion_request(
+            workspace=acme, actor=Actor(user=alice), version=registered, stage="staging"
+        )
+    assert error.value.status == 409
+    archived = ModelVersion.objects.get(pk=registered.pk)
+    archived.stage = Stage.ARCHIVED
+    with pytest.raises(ApplicationError) as error:
+        services.promotion_request(
+            workspace=acme, actor=Actor(user=alice), version=archived, stage="production"
+        )
+    assert error.value.status == 409
+    # An auditor is no reviewer; a reviewer reviews once; a closed request takes no more reviews.
+    first, second = reviewers
+
+    def review(user, approve):
+        return services.review(
+            workspace=acme, actor=Actor(user=user), request_id=request.pk, approve=approve, comment="c"
+        )
+
+    with pytest.raises(ApplicationError):
+        review(carol, True)
+    review(first, True)  # the gate fails (no policy): the request stays open
+    with pytest.raises(ApplicationError):
+        review(first, True)
+    review(second, False)  # rejected: closed
+    with pytest.raises(ApplicationError):
+        review(ada, True)
+    events = AuditEvent.objects.filter(workspace=acme, action__endswith=".refuse").order_by("seq")
+    assert [(e.action, e.actor, e.payload["status"]) for e in events] == [
+        ("promotion.request.refuse", f"user:{alice.username}", 409),
+        ("promotion.request.refuse", f"user:{alice.username}", 409),
+        ("promotion.review.refuse", f"user:{carol.username}", 403),
+        ("promotion.review.refuse", f"user:{first.username}", 409),
+        ("promotion.review.refuse", f"user:{ada.username}", 409),
+    ]
+    assert "exists already" in events[0].payload["reason"]
+    assert "is archived; it cannot move to production" in events[1].payload["reason"]
+    assert "already reviewed" in events[3].payload["reason"]
+    assert "the request is rejected" in events[4].payload["reason"]
 
 
 def test_rejection_needs_a_comment_and_closes_the_request(acme, alice, registered, reviewers):
@@ -215,6 +270,28 @@ def test_rejection_needs_a_comment_and_closes_the_request(acme, alice, registere
     response = client.post(url, {"comment": "no fairness evidence"}, format="json")
     assert response.json()["state"] == "rejected"
     assert ModelVersion.objects.get(pk=registered.pk).stage == Stage.NONE
+
+
+def test_an_approval_and_both_request_lists_name_each_review_and_its_reviewer(
+    acme, ada, alice, registered, reviewers
+):
+    services.policy_upload(workspace=acme, actor=Actor(user=ada), document=POLICY)  # two approvals
+    request = services.promotion_request(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="production"
+    )
+    approved = session(reviewers[0], acme).post(
+        reverse("promotion-approve", kwargs={"request_id": request.pk}), {"comment": "read it"}, format="json"
+    )
+    assert approved.json()["state"] == "open"  # the gate still wants a second approval
+    expected = [("rita", True, "read it")]
+    assert [(r["reviewer"], r["approve"], r["comment"]) for r in approved.json()["reviews"]] == expected
+    reader = session(alice, acme)
+    for url in (
+        reverse("promotion-request-list"),
+        reverse("model-promotion-requests", kwargs={"name": "income", "version": "1"}),
+    ):
+        [listed] = reader.get(url).json()["results"]
+        assert [(r["reviewer"], r["approve"], r["comment"]) for r in listed["reviews"]] == expected, url
 
 
 def test_promoting_archives_the_previous_production_version(acme, ada, alice, registered, reviewers):

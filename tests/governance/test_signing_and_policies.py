@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from core import signing
 from core.actors import Actor
-from governance import services
+from governance import gates, services
 from mlgov.client import verify_decision
 from tests.conftest import bearer, session
 from tests.factories import make_token
@@ -116,8 +116,8 @@ def test_gate_evaluations_are_reused_only_while_the_evidence_is_unchanged(
 ):
     services.policy_upload(workspace=acme, actor=Actor(user=ada), document=POLICY)
     calls = []
-    real = services.evaluate
-    monkeypatch.setattr(services, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = gates.evaluate
+    monkeypatch.setattr(gates, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
     client = bearer(make_token(acme, alice, ["gate:check", "datasheet:write"]))
     url = reverse("model-gate", kwargs={"name": "income", "version": "1"})
     first = client.post(url, {"stage": "production"}, format="json").json()["statement"]

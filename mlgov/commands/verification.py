@@ -1,0 +1,125 @@
+"""The verification commands: `verify-decision`, `verify-report` and `verify-audit` check what the
+service signed, offline, with a public key you trust (mlgov/verify.py, mlgov/audit.py);
+`audit-checkpoint` has the service sign its audit chain's head, to keep for `verify-audit`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mlgov.audit import chain_walk, checkpoint_problems
+from mlgov.client import Client
+from mlgov.commands import FAIL, PASS
+from mlgov.verify import decision_problems, verify_report
+
+PUBLIC_KEY_HELP = "base64 key, or a file saved from /api/v1/gate/public-key"
+
+
+def _verify(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    key = _public_key(args, client)
+    expect = {
+        "workspace": args.workspace,
+        "model": args.model,
+        "version": args.version,
+        "stage": args.stage,
+        "artifact_sha256": args.sha256,
+    }
+    problems = decision_problems(document, key, expect)
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    statement = document["statement"]
+    print(
+        f"valid: {statement['workspace']}/{statement['model']}@{statement['version']} -> "
+        f"{statement['stage']}: {'passed' if statement['passed'] else 'failed'} "
+        f"(sha256 {statement['artifact_sha256'][:12]}…, key {statement.get('key_id')})"
+    )
+    return PASS
+
+
+def _verify_report(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    key = _public_key(args, client)
+    problems = verify_report(document, key)
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    report = document["report"]
+    print(
+        f"valid: report of {report['model']}@{report['version']} "
+        f"({len(report['audit_events'])} audit events, {len(report['gate_decisions'])} gate decisions, "
+        f"key {report['key_id']})"
+    )
+    return PASS
+
+
+def _verify_audit(args, client: Client) -> int:
+    """Recompute the whole chain the service serves, then check it against each checkpoint kept."""
+    checkpoints = [(name, json.loads(Path(name).read_text())) for name in args.checkpoint or []]
+    watch = [c.get("statement", {}).get("seq") for _, c in checkpoints if isinstance(c, dict)]
+    check, page = chain_walk(client.audit_chain(), watch=[s for s in watch if isinstance(s, int)])
+    problems = list(check.problems)
+    if checkpoints:
+        key = _public_key(args, client)
+        for name, checkpoint in checkpoints:
+            found = checkpoint_problems(checkpoint, key, check, str(page.get("workspace_id")))
+            problems += [f"{name}: {problem}" for problem in found]
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    extends = "".join(f"; extends {name} (event {c['statement']['seq']})" for name, c in checkpoints)
+    print(f"intact: {page.get('workspace')}, {check.events} events, head {check.last_hash[:12]}…{extends}")
+    return PASS
+
+
+def _audit_checkpoint(args, client: Client) -> int:
+    checkpoint = client.audit_checkpoint()
+    statement = checkpoint["statement"]
+    Path(args.output).write_text(json.dumps(checkpoint, indent=2, sort_keys=True) + "\n")
+    print(
+        f"checkpoint of {statement['workspace']} at event {statement['seq']} "
+        f"(hash {statement['hash'][:12]}…, signed {statement['time']}, key {statement['key_id']}) "
+        f"saved to {args.output}"
+    )
+    return PASS
+
+
+def _public_key(args, client: Client) -> str:
+    if args.public_key:
+        given = Path(args.public_key)
+        return json.loads(given.read_text())["public_key"] if given.exists() else args.public_key
+    return client.public_key()["public_key"]
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser("verify-decision", help="verify a saved gate decision's signature")
+    verify.add_argument("file")
+    verify.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+    for option, what in (
+        ("--workspace", "workspace slug"),
+        ("--model", "model name"),
+        ("--version", "model version"),
+        ("--stage", "stage"),
+        ("--sha256", "SHA-256 of the model file being deployed"),
+    ):
+        verify.add_argument(option, help=f"the decision must be for this {what}")
+    verify.set_defaults(handler=_verify)
+    report = commands.add_parser("verify-report", help="verify a report bundle (signatures and audit hashes)")
+    report.add_argument("file")
+    report.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+    report.set_defaults(handler=_verify_report)
+    audit = commands.add_parser(
+        "verify-audit", help="recompute the workspace's audit chain and check it extends saved checkpoints"
+    )
+    audit.add_argument("--checkpoint", action="append", help="a saved checkpoint file (repeatable)")
+    audit.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+    audit.set_defaults(handler=_verify_audit)
+    checkpoint = commands.add_parser("audit-checkpoint", help="have the service sign its audit chain's head")
+    checkpoint.add_argument("--output", required=True, help="the file to save the signed checkpoint to")
+    checkpoint.set_defaults(handler=_audit_checkpoint)

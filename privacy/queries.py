@@ -1,0 +1,166 @@
+"""Differentially private queries, before anything is spent: the dataset version's public privacy
+metadata checked, and a release request completed from it and checked against the data
+(`normalise_query`), so that a malformed request is a 400 naming the field, never a crash halfway
+through a release. `query_hash` is a normalised query's identity in the ledger.
+
+The metadata lives on the DatasetVersion lineage node, under properties["privacy"]:
+
+    {"unit": 1,                      # rows one person may contribute (the privacy unit)
+     "public_rows": 48842,           # the row count, if it is public (needed for mean and variance)
+     "bounds": {"age": [17, 90]},    # default bounds of numeric columns
+     "categories": {"sex": ["Female", "Male"]}}   # public categories (histograms, group-by)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pandas as pd
+
+from core import tables as loading
+from core.canonical_json import canonical_bytes
+from core.errors import ApplicationError, FieldError
+from lineage.models import Node
+
+NUMERIC_STATISTICS = ("sum", "mean", "variance", "quantile")
+
+
+def metadata(node: Node) -> dict[str, Any]:
+    """The dataset version's public facts (`properties.privacy`), checked: a malformed entry is a 400
+    naming it (`dataset.privacy.bounds.age`), never a crash halfway through a release."""
+    meta = node.properties.get("privacy") or {}
+    if not isinstance(meta, dict):
+        raise ApplicationError("dataset.privacy must be an object", field="dataset.privacy")
+    errors: list[FieldError] = []
+    for section in ("bounds", "categories"):
+        value = meta.get(section)
+        if value is not None and not isinstance(value, dict):
+            errors.append(FieldError(f"dataset.privacy.{section}", "must be an object keyed by column"))
+    for column, bounds in (meta.get("bounds") or {}).items() if not errors else ():
+        if not _valid_bounds(bounds):
+            errors.append(
+                FieldError(
+                    f"dataset.privacy.bounds.{column}", "must be [lower, upper] numbers with lower < upper"
+                )
+            )
+    for column, categories in (meta.get("categories") or {}).items() if not errors else ():
+        problem = _categories_problem(categories)
+        if problem:
+            errors.append(FieldError(f"dataset.privacy.categories.{column}", problem))
+    rows = meta.get("public_rows")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        errors.append(FieldError("dataset.privacy.public_rows", "must be a whole number of rows"))
+    if errors:
+        raise ApplicationError(
+            f"the dataset version's privacy metadata is not valid ({errors[0].field}: {errors[0].message})",
+            errors=errors,
+        )
+    return meta
+
+
+def _categories_problem(categories: Any) -> str:
+    if not isinstance(categories, list) or not categories:
+        return "must be a non-empty list of values"
+    if not all(isinstance(c, (str, int, float, bool)) for c in categories):
+        return "values must be strings or numbers"
+    labels = [str(c) for c in categories]
+    if len(set(labels)) != len(labels):
+        return "values must be distinct"
+    return ""
+
+
+def privacy_unit(meta: dict[str, Any]) -> int:
+    """How many rows one person may contribute, from the checked metadata (default 1)."""
+    unit = meta.get("unit", 1)
+    return int(unit) if isinstance(unit, int) and unit >= 1 else 1
+
+
+def _valid_bounds(bounds: Any) -> bool:
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return False
+    if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+        return False
+    return bounds[0] < bounds[1]
+
+
+def dataset_frame(node: Node) -> pd.DataFrame:
+    """The dataset version's table (read once per process: datasets are content-addressed); 400 when
+    it has no data or cannot be read."""
+    if node.artifact_id is None:
+        raise ApplicationError(f"dataset version {node.key} has no data attached", field="dataset")
+    try:
+        return loading.cached_table(str(node.artifact_id))
+    except loading.DataError as error:
+        raise ApplicationError(f"dataset version {node.key}: {error}", field="dataset") from error
+
+
+def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
+    """Complete the request from the metadata and check it against the data; 400 on any problem."""
+    meta = metadata(node)
+    frame = dataset_frame(node)
+    query = {k: v for k, v in request.items() if v is not None}
+    statistic, column = query["statistic"], query.get("column")
+    errors: list[FieldError] = []
+    if statistic != "count" and not column:
+        errors.append(FieldError("column", f"{statistic} needs a column"))
+    if column and column not in frame.columns:
+        errors.append(FieldError("column", f"the dataset has no column {column!r}"))
+    if column and column in frame.columns and statistic in NUMERIC_STATISTICS:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            errors.append(
+                FieldError("column", f"column {column!r} is not numeric; {statistic} needs numbers")
+            )
+        bounds = query.get("bounds") or (meta.get("bounds") or {}).get(column)
+        if bounds is None:
+            errors.append(
+                FieldError(
+                    "bounds", f"{statistic} of {column!r} needs bounds (in the request or the metadata)"
+                )
+            )
+        elif not _valid_bounds(bounds):
+            errors.append(
+                FieldError(
+                    "bounds", f"the bounds of {column!r} must be [lower, upper] numbers with lower < upper"
+                )
+            )
+        else:
+            query["bounds"] = [float(bounds[0]), float(bounds[1])]
+    if statistic == "histogram" and column and column in frame.columns:
+        categories = query.get("categories") or (meta.get("categories") or {}).get(column)
+        if not categories:
+            errors.append(FieldError("categories", f"a histogram of {column!r} needs its public categories"))
+        elif _categories_problem(categories):
+            errors.append(FieldError("categories", _categories_problem(categories)))
+        else:
+            query["categories"] = [str(c) for c in categories]
+    group_by = query.get("group_by")
+    if group_by:
+        if group_by not in frame.columns:
+            errors.append(FieldError("group_by", f"the dataset has no column {group_by!r}"))
+        elif not (meta.get("categories") or {}).get(group_by):
+            errors.append(
+                FieldError("group_by", f"group keys must be public: declare the categories of {group_by!r}")
+            )
+        else:
+            query["group_categories"] = [str(c) for c in meta["categories"][group_by]]
+        if statistic in ("mean", "variance"):
+            errors.append(
+                FieldError("group_by", f"{statistic} by group needs public group sizes; use sum and count")
+            )
+    if statistic in ("mean", "variance") and meta.get("public_rows") is None:
+        errors.append(
+            FieldError(
+                "statistic", f"{statistic} needs the dataset's public row count (metadata `public_rows`)"
+            )
+        )
+    if errors:
+        raise ApplicationError("the release cannot be made as asked", errors=errors)
+    query["unit"] = privacy_unit(meta)
+    return query
+
+
+def query_hash(query: dict[str, Any]) -> str:
+    """The normalised query's identity in the ledger: a query asked again is answered, not spent again."""
+    return hashlib.sha256(canonical_bytes(query)).hexdigest()
