@@ -4,7 +4,6 @@ default that needs no server (SQLite, a file-system Celery broker, artifacts on 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import dj_database_url
 
@@ -114,14 +113,9 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 
-def _plotly_js_dir() -> str:
-    import plotly
-
-    return str(Path(plotly.__file__).resolve().parent / "package_data")
-
-
-# plotly.min.js from the installed plotly package, at /static/vendor/plotly/plotly.min.js.
-STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _plotly_js_dir())]
+# The dashboard's own files and the front-end libraries it serves itself (static/vendor/, copied from
+# npm by scripts/vendor_js.sh: plotly.js's basic bundle, Cytoscape.js with its dagre layout).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 ARTIFACT_ROOT = env("ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
 ARTIFACT_MAX_BYTES = envint("ARTIFACT_MAX_BYTES", 2 * 1024**3)

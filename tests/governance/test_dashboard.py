@@ -74,12 +74,12 @@ def test_request_page_has_the_evidence_and_charts(acme, bob, pending):
     assert 'id="approve"' in page
     # Charts come as JSON blocks (data, not code) and the plotly bundle is served locally.
     assert '<script id="figure-provenance" type="application/json">' in page
-    assert "/static/vendor/plotly/plotly.min.js" in page
+    assert "/static/vendor/plotly/plotly-basic.min.js" in page
     assert "http://" not in page.split("<body>")[1].replace("http://testserver", "")
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp
     assert "'unsafe-eval'" not in csp
-    assert client.get("/static/vendor/plotly/plotly.min.js").status_code == 200
+    assert client.get("/static/vendor/plotly/plotly-basic.min.js").status_code == 200
 
 
 def test_reviewer_approves_with_a_comment_and_the_stage_changes(acme, bob, pending):
