@@ -26,6 +26,7 @@ from collections import deque
 from pathlib import Path
 
 from django.conf import settings as django_settings
+from django.urls import get_resolver
 from gunicorn.workers import gthread
 
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -112,8 +113,6 @@ graceful_timeout = envint("WEB_GRACEFUL_TIMEOUT", 0) or 20
 
 
 def post_worker_init(worker):
-    from django.urls import get_resolver
-
     get_resolver().url_patterns  # import the URLconf and with it every view module  # noqa: B018
     gc.collect()
     gc.freeze()

@@ -4,13 +4,13 @@
 import os
 import sys
 
+from django.core.management import execute_from_command_line
+
+from config.env import default_settings_module
+
 
 def main() -> None:
-    from config.env import default_settings_module
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
-    from django.core.management import execute_from_command_line
-
     execute_from_command_line(sys.argv)
 
 

@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,7 @@ def bench(
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 
     from explain import gpu
-    from explain.treeshap import flatten, model_input, reference_shap_values
+    from explain.treeshap import flatten, model_input
 
     fit_rows = slice(0, train_rows) if train_rows else slice(None)
     seconds, model = timed(
@@ -150,50 +151,12 @@ def bench(
     print(f"# shap.TreeExplainer: {n} rows in {seconds:.2f} s", flush=True)
     result(f"treeshap_{label}_shap_rows_per_s", base, "rows/s", "shap.TreeExplainer", 1.0)
 
-    methods = []
-    if "reference_numpy" in only:
-        methods.append(("reference_numpy", lambda x: reference_shap_values(paths, x)))
-    if "kernel_source_host_c" in only and shutil.which("gcc"):
-        host = gpu.build_host_kernel(Path(tempfile.mkdtemp()))
-        methods.append(("kernel_source_host_c", lambda x: host(paths, x)))
-    if "compiled_cpu" in only:  # what CPU workers run when it is the faster (Numba, every core)
-        from explain import cpu
-
-        cpu.shap_values(paths, X[:1])  # compile
-        print(f"# compiled_cpu: Numba, {cpu.threads_used(None)} threads", flush=True)
-        methods.append(("compiled_cpu", lambda x: cpu.shap_values(paths, x)))
+    methods = _cpu_methods(paths, X, only)
     choice: str | None = None
     gpu_rows: dict[str, int] = {}
     if "cupy_kernel" in only and gpu.cuda_available():
-        print(f"# GPU: {gpu.device_name()}", flush=True)
-        # What the service runs: the fastest of each layout of the smallest build that fits and of
-        # the 64-element build (local memory), timed on the first rows. Then each of them in turn.
-        service = gpu.DevicePaths(paths)
-        service.shap_values(X[: gpu.CALIBRATION_ROWS]).get()  # compile, warm up, choose
-        smallest = service.candidates[0][0]
-
-        def method_name(build: int, layout: str) -> str:
-            return f"cupy_kernel_{layout}" + ("" if build == smallest else "_local_memory")
-
-        choice = method_name(service.max_path, service.layout)
-        timings = ", ".join(
-            f"{method_name(*c)} {seconds * 1e3:.2f} ms" for c, seconds in service.timings.items()
-        )
-        print(
-            f"# cupy_kernel: the service chose {service.layout} layout, {service.max_path}-element build "
-            f"(calibration on {min(len(X), gpu.CALIBRATION_ROWS)} rows: {timings or 'not timed'}; "
-            f"tile width {service.width} rows)",
-            flush=True,
-        )
-        variants = [(method_name(build, layout), build, layout) for build, layout in service.candidates]
-        for name, max_path, layout in variants:
-            device = gpu.DevicePaths(paths, max_path, layout)
-            device.shap_values(X[:1024]).get()  # compile and warm up
-            # every row, unless a slow build would take over GPU_SECONDS per call (then fewer)
-            probe = X[: gpu.CALIBRATION_ROWS]
-            seconds, _ = timed(lambda x, device=device: device.shap_values(x).get(), probe)
-            gpu_rows[name] = min(len(X), max(len(probe), int(len(probe) / seconds * GPU_SECONDS)))
-            methods.append((name, lambda x, device=device: device.shap_values(x).get()))
+        choice, gpu_methods, gpu_rows = _gpu_methods(paths, X)
+        methods += gpu_methods
     elif "cupy_kernel" in only:
         print("# GPU: none here (CuPy or a CUDA device missing); the CuPy kernel is not measured", flush=True)
     rates = {}
@@ -212,30 +175,82 @@ def bench(
         result(f"treeshap_{label}_{name}_rows_per_s", rate, "rows/s", "shap.TreeExplainer", rate / base)
         rates[name] = rate
         if on_gpu:
-            achieved = rate * flops
-            peak, how = fp64_peak()
-            print(
-                f"# {name}: {achieved / 1e12:.3f} TFLOP/s of float64 work ({flops} flop per row); "
-                f"peak {peak / 1e12:.1f} TFLOP/s = {how}: {100 * achieved / peak:.1f}% of peak",
-                flush=True,
-            )
-            fraction = achieved / peak
-            result(
-                f"treeshap_{label}_{name}_fraction_of_fp64_peak", fraction, "fraction", "fp64-peak", fraction
-            )
-            result(
-                f"treeshap_{label}_{name}_vs_target",
-                rate / base,
-                "x",
-                "target-300x",
-                rate / base / GPU_TARGET,
-            )
+            _gpu_results(label, name, rate, base, flops)
     if choice in rates:  # the headline: what the service runs
         rate = rates[choice]
         print(f"# cupy_kernel: the service's choice is {choice}, measured above", flush=True)
         result(f"treeshap_{label}_cupy_kernel_rows_per_s", rate, "rows/s", "shap.TreeExplainer", rate / base)
         ratio = rate / base
         result(f"treeshap_{label}_cupy_kernel_vs_target", ratio, "x", "target-300x", ratio / GPU_TARGET)
+
+
+def _cpu_methods(paths, X, only: set[str]) -> list[tuple[str, Callable]]:
+    """The CPU methods asked for, each a function rows -> SHAP values."""
+    from explain import gpu
+    from explain.treeshap import reference_shap_values
+
+    methods: list[tuple[str, Callable]] = []
+    if "reference_numpy" in only:
+        methods.append(("reference_numpy", lambda x: reference_shap_values(paths, x)))
+    if "kernel_source_host_c" in only and shutil.which("gcc"):
+        host = gpu.build_host_kernel(Path(tempfile.mkdtemp()))
+        methods.append(("kernel_source_host_c", lambda x: host(paths, x)))
+    if "compiled_cpu" in only:  # what CPU workers run when it is the faster (Numba, every core)
+        from explain import cpu
+
+        cpu.shap_values(paths, X[:1])  # compile
+        print(f"# compiled_cpu: Numba, {cpu.threads_used(None)} threads", flush=True)
+        methods.append(("compiled_cpu", lambda x: cpu.shap_values(paths, x)))
+    return methods
+
+
+def _gpu_methods(paths, X) -> tuple[str, list[tuple[str, Callable]], dict[str, int]]:
+    """(the service's choice, every build and layout as a method, the rows each is timed on)."""
+    from explain import gpu
+
+    print(f"# GPU: {gpu.device_name()}", flush=True)
+    # What the service runs: the fastest of each layout of the smallest build that fits and of
+    # the 64-element build (local memory), timed on the first rows. Then each of them in turn.
+    service = gpu.DevicePaths(paths)
+    service.shap_values(X[: gpu.CALIBRATION_ROWS]).get()  # compile, warm up, choose
+    smallest = service.candidates[0][0]
+
+    def method_name(build: int, layout: str) -> str:
+        return f"cupy_kernel_{layout}" + ("" if build == smallest else "_local_memory")
+
+    timings = ", ".join(f"{method_name(*c)} {seconds * 1e3:.2f} ms" for c, seconds in service.timings.items())
+    print(
+        f"# cupy_kernel: the service chose {service.layout} layout, {service.max_path}-element build "
+        f"(calibration on {min(len(X), gpu.CALIBRATION_ROWS)} rows: {timings or 'not timed'}; "
+        f"tile width {service.width} rows)",
+        flush=True,
+    )
+    methods: list[tuple[str, Callable]] = []
+    gpu_rows: dict[str, int] = {}
+    for build, layout in service.candidates:
+        name = method_name(build, layout)
+        device = gpu.DevicePaths(paths, build, layout)
+        device.shap_values(X[:1024]).get()  # compile and warm up
+        # every row, unless a slow build would take over GPU_SECONDS per call (then fewer)
+        probe = X[: gpu.CALIBRATION_ROWS]
+        seconds, _ = timed(lambda x, device=device: device.shap_values(x).get(), probe)
+        gpu_rows[name] = min(len(X), max(len(probe), int(len(probe) / seconds * GPU_SECONDS)))
+        methods.append((name, lambda x, device=device: device.shap_values(x).get()))
+    return method_name(service.max_path, service.layout), methods, gpu_rows
+
+
+def _gpu_results(label: str, name: str, rate: float, base: float, flops: int) -> None:
+    """A GPU method's float64 work against the device's peak, and its speed against the target."""
+    achieved = rate * flops
+    peak, how = fp64_peak()
+    print(
+        f"# {name}: {achieved / 1e12:.3f} TFLOP/s of float64 work ({flops} flop per row); "
+        f"peak {peak / 1e12:.1f} TFLOP/s = {how}: {100 * achieved / peak:.1f}% of peak",
+        flush=True,
+    )
+    fraction = achieved / peak
+    result(f"treeshap_{label}_{name}_fraction_of_fp64_peak", fraction, "fraction", "fp64-peak", fraction)
+    result(f"treeshap_{label}_{name}_vs_target", rate / base, "x", "target-300x", rate / base / GPU_TARGET)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +152,6 @@ def falkordb_bulk_load(workspace, server, graph, chunk: int = 20_000) -> None:
 
     graph.ensure_schema()  # the rid and ws indexes, through Bolt
     client = redis.Redis(host="127.0.0.1", port=server.port)
-    name = "falkordb"  # the graph FalkorDB's Bolt endpoint serves
 
     def text(value: str) -> str:
         encoded = graph.enc(value)
@@ -167,23 +167,11 @@ def falkordb_bulk_load(workspace, server, graph, chunk: int = 20_000) -> None:
             .values_list("id", "key", "name")
             .order_by("id")
         )
-        batch: list[str] = []
-        for rid, key, label in rows.iterator(chunk_size=chunk):
-            batch.append(f"{{rid:{rid},ws:{ws},kind:'{kind}',key:{text(key)},name:{text(label)},props:''}}")
-            if len(batch) == chunk:
-                client.execute_command(
-                    "GRAPH.QUERY",
-                    name,
-                    f"CYPHER rows=[{','.join(batch)}] UNWIND $rows AS r "
-                    f"CREATE (n:LineageNode:{kind}) SET n = r",
-                )
-                batch = []
-        if batch:
-            client.execute_command(
-                "GRAPH.QUERY",
-                name,
-                f"CYPHER rows=[{','.join(batch)}] UNWIND $rows AS r CREATE (n:LineageNode:{kind}) SET n = r",
-            )
+        items = (
+            f"{{rid:{rid},ws:{ws},kind:'{kind}',key:{text(key)},name:{text(label)},props:''}}"
+            for rid, key, label in rows.iterator(chunk_size=chunk)
+        )
+        _unwind(client, items, f"CREATE (n:LineageNode:{kind}) SET n = r", chunk)
     edge_kinds = Edge.objects.filter(workspace=workspace).values_list("kind", flat=True).distinct()
     for kind in edge_kinds:
         rows = (
@@ -191,25 +179,35 @@ def falkordb_bulk_load(workspace, server, graph, chunk: int = 20_000) -> None:
             .values_list("id", "src_id", "dst_id", "up_id", "down_id")
             .order_by("id")
         )
-        batch = []
-
-        def flush(batch: list[str], kind: str = kind) -> None:
-            client.execute_command(
-                "GRAPH.QUERY",
-                name,
-                f"CYPHER rows=[{','.join(batch)}] UNWIND $rows AS r "
-                "MATCH (a:LineageNode {rid: r.down}) MATCH (b:LineageNode {rid: r.up}) "
-                f"CREATE (a)-[:{kind} {{rid: r.rid, src: r.src, dst: r.dst}}]->(b)",
-            )
-
-        for rid, src, dst, up, down in rows.iterator(chunk_size=chunk):
-            batch.append(f"{{rid:{rid},src:{src},dst:{dst},up:{up},down:{down}}}")
-            if len(batch) == chunk:
-                flush(batch)
-                batch = []
-        if batch:
-            flush(batch)
+        items = (
+            f"{{rid:{rid},src:{src},dst:{dst},up:{up},down:{down}}}"
+            for rid, src, dst, up, down in rows.iterator(chunk_size=chunk)
+        )
+        statement = (
+            "MATCH (a:LineageNode {rid: r.down}) MATCH (b:LineageNode {rid: r.up}) "
+            f"CREATE (a)-[:{kind} {{rid: r.rid, src: r.src, dst: r.dst}}]->(b)"
+        )
+        _unwind(client, items, statement, chunk)
     client.close()
+
+
+def _unwind(client, items: Iterable[str], statement: str, chunk: int) -> None:
+    """Run `statement` once per row of `items` (Cypher map literals, bound to `r`), `chunk` rows to a
+    query, on the graph FalkorDB's Bolt endpoint serves."""
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == chunk:
+            _graph_query(client, batch, statement)
+            batch = []
+    if batch:
+        _graph_query(client, batch, statement)
+
+
+def _graph_query(client, rows: list[str], statement: str) -> None:
+    client.execute_command(
+        "GRAPH.QUERY", "falkordb", f"CYPHER rows=[{','.join(rows)}] UNWIND $rows AS r {statement}"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

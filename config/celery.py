@@ -5,6 +5,7 @@ import resource
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
+from django.conf import settings
 
 from config.env import default_settings_module
 
@@ -22,8 +23,6 @@ def limit_address_space(**kwargs) -> None:
     which outgrows it fails with MemoryError instead of taking the machine's memory. Prefork children
     also restart once they hold more than WORKER_MAX_MEMORY_MB after a task
     (CELERY_WORKER_MAX_MEMORY_PER_CHILD)."""
-    from django.conf import settings
-
     limit_mb = settings.WORKER_MAX_ADDRESS_SPACE_MB
     if limit_mb > 0:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from core.models import ApiToken
+from core.models import ApiToken
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,5 @@ SYSTEM = Actor(system="mlgov")
 
 
 def actor_from_request(request: Any) -> Actor:
-    from core.models import ApiToken
-
     token = request.auth if isinstance(getattr(request, "auth", None), ApiToken) else None
     return Actor(user=request.user, token=token)

@@ -6,4 +6,4 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from core import schema  # noqa: F401  (registers the OpenAPI extension)
+        from core import schema  # noqa: F401, PLC0415 - registers the OpenAPI extension once apps are ready

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from core.actors import Actor
 from core.canonical_json import canonical_json, normalise
-from core.errors import Conflict
+from core.errors import ApplicationError, Conflict
 from core.models import GENESIS_HASH, AuditEvent, Workspace
 
 
@@ -217,7 +217,6 @@ def refusals_audited(action: str, target: Callable[[dict[str, Any]], str]) -> Ca
     ApplicationError answering 403 or 409 (not allowed; not now) — leaves one audit event,
     `<action>.refuse` naming who was refused, what and why, written after the service's own
     transaction rolled back. Invalid input (400) is not a refusal and is not recorded."""
-    from core.errors import ApplicationError
 
     def decorate(service: Callable) -> Callable:
         @functools.wraps(service)

@@ -19,6 +19,7 @@ import io
 import zlib
 
 import pandas as pd
+import pyarrow.parquet as pq
 from django.conf import settings
 
 from core import media_types
@@ -58,8 +59,6 @@ def _check_shape(rows: int, columns: int, *, at_least: bool = False) -> None:
 
 
 def _parquet_shape(data: bytes) -> None:
-    import pyarrow.parquet as pq
-
     try:
         metadata = pq.ParquetFile(io.BytesIO(data)).metadata
     except Exception as error:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from celery import Task, current_app
+from celery import Task, current_app, shared_task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from django.apps import apps
 from django.conf import settings
@@ -392,8 +392,6 @@ class WorkTask(Task):
 
 def work_task(name: str, model: str, **options: Any) -> Callable:
     """`@work_task("explain.run_job", "explain.Job")`: a shared task on WorkTask for `model`."""
-    from celery import shared_task
-
     return shared_task(name=name, base=WorkTask, work_model=model, **options)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 RAW = Path(__file__).resolve().parent / "data" / "adult.csv.gz"
 TRAIN_ROWS = 32_561  # the original training file comes first in the shipped copy
@@ -100,8 +102,6 @@ class Trained:
 
 
 def _metrics(model, holdout: pd.DataFrame, features: list[str]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-
     X, y = holdout[features].astype(float), holdout[LABEL].to_numpy()
     predicted = model.predict(X)
     return {
@@ -113,8 +113,6 @@ def _metrics(model, holdout: pd.DataFrame, features: list[str]) -> dict[str, flo
 
 def train(train_rows: pd.DataFrame, holdout: pd.DataFrame, *, trees: int = 100) -> list[Trained]:
     """Fit version 1 (with sex and race) and version 2 (without, reweighed). Deterministic."""
-    from sklearn.ensemble import RandomForestClassifier
-
     models = []
     for version, weights, description in (
         ("1", None, "random forest on all features, sex and race included"),

@@ -24,17 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy
+import pandas
+import sklearn
+import skops
+import skops.io as sio
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from core.actors import SYSTEM, Actor
 from core.artifacts import artifact_store_bytes
-from core.models import Membership, Workspace
+from core.models import ApiToken, Membership, Workspace
 from core.roles import Role, scopes_for_role
 from core.tokens import api_token_create
 from core.work import FINISHED
 from core.workspaces import membership_add, workspace_create
-from demo import adult
+from demo import adult, documents
 from explain import services as explain_services
 from explain.models import Job, JobKind
 from governance import reports
@@ -110,11 +115,6 @@ def _commit() -> dict[str, Any]:
 
 
 def _environment() -> dict[str, Any]:
-    import numpy
-    import pandas
-    import sklearn
-    import skops
-
     python = platform.python_version()
     return {
         "key": f"py{python}-sklearn{sklearn.__version__}",
@@ -388,8 +388,6 @@ class Seeder:
 
     def models(self) -> dict[str, ModelVersion]:
         self.step(f"training and registering {MODEL} versions 1 and 2 (random forests, {self.trees} trees)")
-        import skops.io as sio
-
         # The demo's own versions only: users register more (the quickstart's example adds @3).
         versions = {
             v.version: v
@@ -427,8 +425,6 @@ class Seeder:
 
     def datasheets(self, versions: dict[str, ModelVersion]) -> None:
         self.step("datasheets: a dataset datasheet for adult@v2, model cards for both versions")
-        from demo import documents
-
         wanted = [("datasheet", "adult", "v2", documents.adult_datasheet())]
         for version in sorted(versions):
             wanted.append(("model_card", MODEL, version, documents.model_card(version, versions[version])))
@@ -447,8 +443,6 @@ class Seeder:
 
     def policies(self) -> None:
         self.step("policies: staging-basics and production-readiness (8 rules)")
-        from demo import documents
-
         for document in documents.POLICIES:
             if not Policy.objects.filter(workspace=self.ws, name=document["name"]).exists():
                 governance.policy_upload(workspace=self.ws, actor=self.actor("admin"), document=document)
@@ -576,8 +570,6 @@ class Seeder:
 
     def tokens(self) -> None:
         self.step("API tokens for dana (examples/) and ci-bot (mlgov gate)")
-        from core.models import ApiToken
-
         for username in ("dana", "ci-bot"):
             name = "demo"
             if ApiToken.objects.filter(

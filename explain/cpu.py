@@ -25,6 +25,118 @@ ROWS_PER_TASK = 64  # rows a thread takes together (measured: 16, 32, 64, 128 ->
 RECIPROCAL = np.array([0.0] + [1.0 / k for k in range(1, MAX_PATH_LENGTH + 1)])  # as in the CUDA kernel
 
 
+# The kernel is split into steps, each compiled by Numba on its own and inlined into `_shap_rows` at
+# Numba's level (inline="always"), so the loops compile exactly as if written in one function.
+def _compiled(function, **options):
+    """`function` compiled with Numba. Numba refuses cache=True where no cache location is writable (a
+    read-only install without a home directory): then each process compiles its own copy."""
+    try:
+        return numba.njit(cache=True, nogil=True, **options)(function)
+    except RuntimeError:
+        return numba.njit(nogil=True, **options)(function)
+
+
+def _inlined(function):
+    return _compiled(function, inline="always")
+
+
+@_inlined
+def _load_block(x, first, rows, xb):  # pragma: no cover
+    """The block's rows, feature-major; unused columns stay 0."""
+    for r in range(rows):
+        for f in range(xb.shape[0]):
+            xb[f, r] = x[first + r, f]
+
+
+@_inlined
+def _extend(
+    xb, start, length, feature, lower, upper, zero, reciprocal, one, pw, scale_one
+):  # pragma: no cover
+    """EXTEND along one path for every row of the block: `one` says which rows follow each element's
+    branch, `pw` holds the permutation weights."""
+    block = xb.shape[1]
+    for r in range(block):
+        pw[0, r] = 1.0
+    for d in range(1, length):
+        f = feature[start + d]
+        lo = lower[start + d]
+        hi = upper[start + d]
+        step = reciprocal[d + 1]
+        scale_zero = zero[start + d] * step
+        for r in range(block):
+            v = xb[f, r]
+            o = 1.0 if (v > lo and v <= hi) else 0.0
+            one[d, r] = o
+            scale_one[r] = o * step
+            pw[d, r] = 0.0
+        for i in range(d - 1, -1, -1):
+            up = float(i + 1)
+            down = scale_zero * (d - i)
+            for r in range(block):
+                p = pw[i, r]
+                pw[i + 1, r] += scale_one[r] * up * p
+                pw[i, r] = down * p
+
+
+@_inlined
+def _unwound_sums(pw, depth, z, reciprocal, next_one, follows_sum, other_sum):  # pragma: no cover
+    """UNWOUND-SUM of one element with zero fraction `z`, both forms for every row: `follows_sum` for
+    a row that follows the element's branch, `other_sum` (unscaled) for one that does not."""
+    width = float(depth + 1)
+    scale_zero = z * reciprocal[depth + 1]
+    for r in range(pw.shape[1]):
+        next_one[r] = pw[depth, r]
+        follows_sum[r] = 0.0
+        other_sum[r] = 0.0
+    for i in range(depth - 1, -1, -1):
+        a = width * reciprocal[i + 1]
+        b = scale_zero * (depth - i)
+        c = reciprocal[depth - i]
+        for r in range(pw.shape[1]):
+            p = pw[i, r]
+            tmp = next_one[r] * a
+            follows_sum[r] += tmp
+            next_one[r] = p - tmp * b
+            other_sum[r] += p * c
+
+
+@_inlined
+def _add_element(acc, one_e, z, target, value, follows_sum, other_sum, other_scale):  # pragma: no cover
+    """Add one element's contribution to one output (row `target` of `acc`) for every row."""
+    for r in range(acc.shape[1]):
+        o = one_e[r]
+        total = follows_sum[r] if o != 0.0 else other_sum[r] * other_scale
+        acc[target, r] += total * (o - z) * value
+
+
+@_inlined
+def _store_block(acc, first, rows, n_outputs, phi):  # pragma: no cover
+    for r in range(rows):
+        for j in range(acc.shape[0]):
+            phi[first + r, j // n_outputs, j % n_outputs] = acc[j, r]
+
+
+@_inlined
+def _add_path(
+    path, start, length, xb, feature, lower, upper, zero, values, reciprocal, work, acc
+):  # pragma: no cover
+    """One path's contributions for every row of the block, added into `acc`."""
+    one, pw, scale_one, next_one, follows_sum, other_sum = work
+    n_outputs = values.shape[1]
+    depth = length - 1
+    width = float(depth + 1)
+    _extend(xb, start, length, feature, lower, upper, zero, reciprocal, one, pw, scale_one)
+    for e in range(1, length):
+        z = zero[start + e]
+        _unwound_sums(pw, depth, z, reciprocal, next_one, follows_sum, other_sum)
+        other_scale = width / z if z != 0.0 else 0.0
+        f = feature[start + e]
+        for k in range(n_outputs):
+            _add_element(
+                acc, one[e], z, f * n_outputs + k, values[path, k], follows_sum, other_sum, other_scale
+            )
+
+
 def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, phi):  # pragma: no cover
     n_rows, n_features = x.shape
     n_paths = path_start.shape[0] - 1
@@ -34,82 +146,26 @@ def _shap_rows(x, path_start, feature, lower, upper, zero, values, reciprocal, p
     for task in numba.prange(n_tasks):
         first = task * block
         rows = min(block, n_rows - first)
-        xb = np.zeros((n_features, block))  # the block's rows, feature-major; unused columns stay 0
-        for r in range(rows):
-            for f in range(n_features):
-                xb[f, r] = x[first + r, f]
-        one = np.zeros((MAX_PATH_LENGTH, block))
-        pw = np.zeros((MAX_PATH_LENGTH, block))
-        scale_one = np.zeros(block)
-        next_one = np.zeros(block)
-        follows_sum = np.zeros(block)  # the unwound sum of a row that follows the element's branch
-        other_sum = np.zeros(block)  # ... and of one that does not (scaled below)
+        xb = np.zeros((n_features, block))
+        _load_block(x, first, rows, xb)
+        work = (
+            np.zeros((MAX_PATH_LENGTH, block)),  # one: does the row follow the element's branch
+            np.zeros((MAX_PATH_LENGTH, block)),  # pw: the permutation weights
+            np.zeros(block),  # scale_one
+            np.zeros(block),  # next_one
+            np.zeros(block),  # follows_sum: the unwound sum of a row that follows the element's branch
+            np.zeros(block),  # other_sum: ... and of one that does not (scaled when added)
+        )
         acc = np.zeros((n_features * n_outputs, block))
         for path in range(n_paths):
             start = path_start[path]
             length = path_start[path + 1] - start
-            if length < 2:
-                continue  # a single-leaf tree adds only to the expected value
-            depth = length - 1
-            width = float(depth + 1)
-            for r in range(block):
-                pw[0, r] = 1.0
-            for d in range(1, length):  # EXTEND
-                f = feature[start + d]
-                lo = lower[start + d]
-                hi = upper[start + d]
-                step = reciprocal[d + 1]
-                scale_zero = zero[start + d] * step
-                for r in range(block):
-                    v = xb[f, r]
-                    o = 1.0 if (v > lo and v <= hi) else 0.0
-                    one[d, r] = o
-                    scale_one[r] = o * step
-                    pw[d, r] = 0.0
-                for i in range(d - 1, -1, -1):
-                    up = float(i + 1)
-                    down = scale_zero * (d - i)
-                    for r in range(block):
-                        p = pw[i, r]
-                        pw[i + 1, r] += scale_one[r] * up * p
-                        pw[i, r] = down * p
-            for e in range(1, length):  # UNWOUND-SUM, both forms for every row
-                z = zero[start + e]
-                scale_zero = z * reciprocal[depth + 1]
-                for r in range(block):
-                    next_one[r] = pw[depth, r]
-                    follows_sum[r] = 0.0
-                    other_sum[r] = 0.0
-                for i in range(depth - 1, -1, -1):
-                    a = width * reciprocal[i + 1]
-                    b = scale_zero * (depth - i)
-                    c = reciprocal[depth - i]
-                    for r in range(block):
-                        p = pw[i, r]
-                        tmp = next_one[r] * a
-                        follows_sum[r] += tmp
-                        next_one[r] = p - tmp * b
-                        other_sum[r] += p * c
-                other_scale = width / z if z != 0.0 else 0.0
-                f = feature[start + e]
-                for k in range(n_outputs):
-                    value = values[path, k]
-                    target = f * n_outputs + k
-                    for r in range(block):
-                        o = one[e, r]
-                        total = follows_sum[r] if o != 0.0 else other_sum[r] * other_scale
-                        acc[target, r] += total * (o - z) * value
-        for r in range(rows):
-            for j in range(n_features * n_outputs):
-                phi[first + r, j // n_outputs, j % n_outputs] = acc[j, r]
+            if length >= 2:  # a single-leaf tree adds only to the expected value
+                _add_path(path, start, length, xb, feature, lower, upper, zero, values, reciprocal, work, acc)
+        _store_block(acc, first, rows, n_outputs, phi)
 
 
-# Numba refuses cache=True where no cache location is writable (a read-only install without a home
-# directory): then each process compiles its own copy.
-try:
-    _shap_rows = numba.njit(parallel=True, cache=True, nogil=True)(_shap_rows)
-except RuntimeError:
-    _shap_rows = numba.njit(parallel=True, nogil=True)(_shap_rows)
+_shap_rows = _compiled(_shap_rows, parallel=True)
 
 
 def threads_used(threads: int | None) -> int:

@@ -214,15 +214,6 @@ def chunk_run(job_id: str, index: int, worker: str = "") -> bool:
     return job.chunks_done == job.chunks_total
 
 
-def chunks_discard(job: Job) -> None:
-    """Delete the stored outputs of a finished job's chunks (the result, if any, has its own copy)."""
-    for key in job.chunks.exclude(storage_key="").values_list("storage_key", flat=True):
-        try:
-            default_storage.delete(key)
-        except OSError:
-            logger.warning("could not delete %s", key)
-
-
 # --- results ------------------------------------------------------------------------------------------
 
 
@@ -375,7 +366,7 @@ def job_finalize(
                 "node": node.pk,
             },
         )
-    chunks_discard(job)
+    job.chunks_discard()
 
 
 def _record_lineage(job: Job, summary: dict[str, Any], artifact: Artifact) -> Node:

@@ -37,20 +37,24 @@ def kernel_source() -> str:
     return KERNEL_PATH.read_text()
 
 
+def _cupy():
+    """CuPy, imported when first needed: only GPU workers have it."""
+    import cupy  # noqa: PLC0415 - an optional dependency only GPU workers have
+
+    return cupy
+
+
 @functools.cache
 def cuda_available() -> bool:
     """CuPy importable and at least one CUDA device visible."""
     try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
+        return _cupy().cuda.runtime.getDeviceCount() > 0
     except Exception:  # no cupy, no driver, no device: all mean "no GPU here"
         return False
 
 
 def device_name() -> str:
-    import cupy
-
+    cupy = _cupy()
     props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
     name = props["name"]
     return name.decode() if isinstance(name, bytes) else str(name)
@@ -74,8 +78,7 @@ def max_path_define(max_path: int) -> str:
 
 @functools.cache
 def _cuda_kernel(max_path: int, layout: str = "atomic"):
-    import cupy
-
+    cupy = _cupy()
     return cupy.RawKernel(
         kernel_source(), ENTRY_POINTS[layout], options=(*KERNEL_OPTIONS, max_path_define(max_path))
     )
@@ -137,8 +140,7 @@ class DevicePaths:
     (build, layout)); calls before that run the first candidate."""
 
     def __init__(self, paths: PathSet, max_path: int | None = None, layout: str = "auto") -> None:
-        import cupy
-
+        cupy = _cupy()
         if layout not in ("auto", *LAYOUTS):
             raise ValueError(f"layout must be one of {('auto', *LAYOUTS)}")
         smallest = kernel_variant(paths)
@@ -167,8 +169,7 @@ class DevicePaths:
 
     def shap_values(self, X, *, synchronize: bool = True):
         """SHAP values (rows, features, outputs) as a CuPy array."""
-        import cupy
-
+        cupy = _cupy()
         paths = self.paths
         x = cupy.asarray(np.ascontiguousarray(paths.prepare(X).T))  # feature-major
         if not self.decided and x.shape[1] >= MIN_CALIBRATION_ROWS:
@@ -181,8 +182,7 @@ class DevicePaths:
 
     def _launch(self, x, max_path: int, layout: str):
         """Run one build and layout over the feature-major rows `x`; phi (features x outputs, rows)."""
-        import cupy
-
+        cupy = _cupy()
         paths = self.paths
         n_rows = x.shape[1]
         outputs = paths.kernel_outputs
@@ -204,8 +204,7 @@ class DevicePaths:
         return phi
 
     def _calibrate(self, x) -> None:
-        import cupy
-
+        cupy = _cupy()
         sample = cupy.ascontiguousarray(x[:, :CALIBRATION_ROWS])
         warm_up = cupy.ascontiguousarray(x[:, :32])
         device = cupy.cuda.Device()

@@ -29,6 +29,7 @@ from core import media_types
 from core.artifacts import artifact_open
 from core.models import Artifact, Workspace
 from core.tables import DataError, cached_table, read_table, read_table_bytes
+from explain.sandbox import SandboxedModel
 
 __all__ = [
     "DataError",
@@ -101,7 +102,7 @@ def _pickle_refused(media_type: str) -> ModelLoadError:
 def _skops_trusted(data: bytes) -> list[str]:
     """The untrusted types of a skops file, all on our allow-list (else ModelLoadError), read from the
     file's schema without loading any object."""
-    import skops.io as sio
+    import skops.io as sio  # noqa: PLC0415 - 2 s to import: only when a model file is checked or loaded
 
     try:
         untrusted = sio.get_untrusted_types(data=data)
@@ -142,12 +143,10 @@ def load_model_bytes(data: bytes, *, media_type: str, allow_pickle: bool) -> Any
     if media_type in PICKLE_FORMATS:
         if not allow_pickle:
             raise _pickle_refused(media_type)
-        from explain.sandbox import SandboxedModel
-
         return SandboxedModel(data, media_type=media_type)
     if media_type != media_types.SKOPS:
         raise ModelLoadError(f"the model artifact is {media_type}, not a skops file ({media_types.SKOPS})")
-    import skops.io as sio
+    import skops.io as sio  # noqa: PLC0415 - 2 s to import: only when a model file is checked or loaded
 
     trusted = _skops_trusted(data)
     try:

@@ -3,14 +3,18 @@ dataset version. A job's rows are split into chunks that several workers can sha
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import models
 
 from core.models import Artifact, Workspace
 from core.work import Work, WorkState
 from lineage.models import Node
+
+logger = logging.getLogger(__name__)
 
 
 class JobKind(models.TextChoices):
@@ -102,9 +106,15 @@ class Job(Work):
         return self.queue
 
     def after_finished(self) -> None:
-        from explain.execution import chunks_discard
+        self.chunks_discard()
 
-        chunks_discard(self)
+    def chunks_discard(self) -> None:
+        """Delete the stored outputs of the finished job's chunks (the result, if any, has its own copy)."""
+        for key in self.chunks.exclude(storage_key="").values_list("storage_key", flat=True):
+            try:
+                default_storage.delete(key)
+            except OSError:
+                logger.warning("could not delete %s", key)
 
 
 class JobChunk(models.Model):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from core import media_types
 
@@ -49,8 +50,6 @@ class SandboxLimits:
 
     @classmethod
     def from_settings(cls) -> SandboxLimits:
-        from django.conf import settings
-
         return cls(
             memory_mb=settings.MODELS_SANDBOX_MEMORY_MB,
             cpu_seconds=settings.MODELS_SANDBOX_CPU_SECONDS,
@@ -72,8 +71,6 @@ class SandboxLimits:
 def _protected_paths() -> list[str]:
     """Where the service keeps what the child must never read: the child refuses to start if any of
     these is beneath a directory it needs to read."""
-    from django.conf import settings
-
     paths = [
         settings.VAR_DIR,
         settings.GATE_SIGNING_KEY_FILE,
@@ -87,8 +84,6 @@ def _protected_paths() -> list[str]:
 
 
 def _workdir_root() -> str | None:
-    from django.conf import settings
-
     return settings.MODELS_SANDBOX_TMPDIR or None
 
 
@@ -289,7 +284,8 @@ class SandboxedModel:
 
     def shap_block(self, X: np.ndarray, background: np.ndarray | None):
         """SHAP values of the rows, computed in the sandbox on the CPU (an explainers.Block)."""
-        from explain.explainers import Block
+        # The web process imports this module (through explain.loading) and never runs a model.
+        from explain.explainers import Block  # noqa: PLC0415 - explainers loads scikit-learn
 
         (result,) = self._run({"op": "shap", "X": X, "background": background})
         arrays = result["arrays"]

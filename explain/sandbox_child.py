@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import sys
 import sysconfig
 import traceback
@@ -68,17 +69,15 @@ def _answer(workdir: Path, answer: dict[str, Any]) -> None:
 
 def _load(data: bytes, model_format: str) -> Any:
     if model_format == "joblib":
-        import joblib
+        import joblib  # noqa: PLC0415 - after main() has set JOBLIB_MULTIPROCESSING; joblib files only
 
         return joblib.load(io.BytesIO(data))
-    import pickle
-
     return pickle.loads(data)  # noqa: S301 - the reason for this sandbox
 
 
 def _scalars(values: Any) -> list[Any]:
     """A list JSON can carry: numbers, strings and booleans as they are, anything else as its str."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - after main() has set the thread variables
 
     out = []
     for value in np.asarray(values).ravel().tolist()[:MAX_NAMES]:
@@ -87,7 +86,7 @@ def _scalars(values: Any) -> list[Any]:
 
 
 def _describe(model: Any) -> dict[str, Any]:
-    from explain import explainers
+    from explain import explainers  # noqa: PLC0415 - scikit-learn, after main() has set the thread variables
 
     names = getattr(model, "feature_names_in_", None)
     n_in = getattr(model, "n_features_in_", None)
@@ -103,7 +102,7 @@ def _describe(model: Any) -> dict[str, Any]:
 
 
 def _save(workdir: Path, name: str, array: Any) -> str:
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - after main() has set the thread variables
 
     array = np.asarray(array)
     if array.dtype == object:  # labels such as strings: as fixed-width text, never as pickled objects
@@ -113,9 +112,9 @@ def _save(workdir: Path, name: str, array: Any) -> str:
 
 
 def _run(workdir: Path, model: Any, index: int, op: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - after main() has set the thread variables
 
-    from explain import explainers
+    from explain import explainers  # noqa: PLC0415 - scikit-learn, after main() has set the thread variables
 
     kind = op["op"]
     if kind == "describe":
@@ -150,7 +149,8 @@ def main(argv: list[str]) -> int:
     os.environ["NUMBA_CACHE_DIR"] = str(workdir / "numba")  # compiled code cached where writing is allowed
     request = json.loads((workdir / "request.json").read_text(encoding="utf-8"))
     try:
-        import numpy  # noqa: F401 - loaded (and its threads decided) before confinement
+        # numpy loads (and decides its threads) here: after the thread variables, before confinement.
+        import numpy  # noqa: F401, PLC0415 - after the thread variables are set
 
         allowed = read_only_paths()
         check_protected(allowed, request.get("protected", []))

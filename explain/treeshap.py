@@ -25,6 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 MAX_PATH_LENGTH = 64  # elements per path, bias included; the CUDA kernel's fixed local arrays
 
@@ -183,8 +194,6 @@ IDENTITY_LINK_LOSSES = ("squared_error", "absolute_error", "quantile")
 
 
 def _hist_estimators(model) -> tuple[list[tuple[object, int | None]], int]:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
     if isinstance(model, HistGradientBoostingRegressor) and model.loss not in IDENTITY_LINK_LOSSES:
         raise UnsupportedModel(
             f"TreeSHAP paths explain HistGradientBoostingRegressor with an identity link "
@@ -196,18 +205,6 @@ def _hist_estimators(model) -> tuple[list[tuple[object, int | None]], int]:
 
 def _estimators(model) -> tuple[str, list[tuple[object, int | None]], float, bool, int]:
     """(model type, [(tree_, output column or None)], scale, classifier-normalise, n_outputs)."""
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        ExtraTreesRegressor,
-        GradientBoostingClassifier,
-        GradientBoostingRegressor,
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
     name = type(model).__name__
     if isinstance(model, DecisionTreeClassifier):
         return name, [(model.tree_, None)], 1.0, True, int(model.tree_.value.shape[2])
@@ -231,15 +228,11 @@ def _estimators(model) -> tuple[str, list[tuple[object, int | None]], float, boo
 
 
 def _is_hist(model) -> bool:
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
     return isinstance(model, (HistGradientBoostingClassifier, HistGradientBoostingRegressor))
 
 
 def _raw_output(model, X: np.ndarray) -> np.ndarray:
     """The output SHAP values add up to, shaped (rows, outputs)."""
-    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-
     if isinstance(model, (GradientBoostingClassifier, HistGradientBoostingClassifier)):
         raw = model.decision_function(X)
     elif hasattr(model, "predict_proba"):

@@ -15,7 +15,12 @@ from django.db.models import Q
 
 from core.roles import Role
 from explain.evidence import DISPARITY_METRICS, Explanation, FairnessAssessment
+from explain.selectors import fairness_assessments_of, latest_explanation
+from governance.models import Datasheet, DatasheetKind
 from lineage.kinds import NodeKind
+from lineage.models import Edge, Node
+from lineage.stores import get_graph_store
+from privacy.models import PrivacyBudget
 
 REGISTRY: dict[str, type[Check]] = {}
 
@@ -38,8 +43,6 @@ class Context:
 
     @functools.cached_property
     def upstream(self):
-        from lineage.stores import get_graph_store
-
         return get_graph_store(self.workspace).upstream(self.version.node_id, depth=10)
 
     @functools.cached_property
@@ -48,8 +51,6 @@ class Context:
 
     @functools.cached_property
     def training_datasets(self) -> list:
-        from lineage.models import Edge, Node
-
         ids = Edge.objects.filter(src_id=self.version.node_id, kind="TRAINED_ON").values_list(
             "dst_id", flat=True
         )
@@ -58,8 +59,6 @@ class Context:
     @functools.cached_property
     def fairness_assessments(self) -> list[FairnessAssessment]:
         """The version's newest fairness assessments (read once, whatever the number of rules)."""
-        from explain.selectors import fairness_assessments_of
-
         return fairness_assessments_of(model_node=self.version.node)
 
     def fairness_assessment(self, sensitive_feature: str) -> FairnessAssessment | None:
@@ -68,14 +67,10 @@ class Context:
 
     @functools.cached_property
     def explanation(self) -> Explanation | None:
-        from explain.selectors import latest_explanation
-
         return latest_explanation(model_node=self.version.node)
 
     @functools.cached_property
     def model_card(self):
-        from governance.models import Datasheet, DatasheetKind
-
         return Datasheet.objects.filter(
             subject_id=self.version.node_id, kind=DatasheetKind.MODEL_CARD
         ).first()
@@ -123,7 +118,7 @@ class DatasheetComplete(Check):
     }
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from governance.selectors import datasheet_view  # the selectors import this module
+        from governance.selectors import datasheet_view  # noqa: PLC0415 - a cycle: the selectors import checks
 
         if ctx.model_card is None:
             return Outcome(False, "the model version has no model card")
@@ -397,8 +392,6 @@ class DpBudgetNotExhausted(Check):
     params = {"min_epsilon_left": {"type": "number", "minimum": 0}, "require_budget": {"type": "boolean"}}
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from privacy.models import PrivacyBudget
-
         datasets = ctx.training_datasets
         if not datasets:
             return Outcome(False, "no training dataset is recorded (TRAINED_ON) for the version")

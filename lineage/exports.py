@@ -11,7 +11,7 @@ from core.canonical_json import canonical_json
 from core.models import Workspace
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
-from lineage.stores.base import GraphNode, Subgraph
+from lineage.stores.base import GraphEdge, GraphNode, Subgraph
 
 PRODUCER = "https://github.com/mlgov/mlgov"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -57,33 +57,42 @@ def prov_json(*, workspace: Workspace, root: Node, subgraph: Subgraph) -> dict[s
     for edge in subgraph.edges:
         if edge.src not in nodes or edge.dst not in nodes:
             continue
-        rid = f"mlgov:edge-{edge.id}"
-        src, dst = _prov_id(edge.src), _prov_id(edge.dst)
-        src_is_activity = nodes[edge.src].kind in ACTIVITY_KINDS
-        if edge.kind == EdgeKind.PRODUCED and src_is_activity:
-            relations["wasGeneratedBy"][rid] = {"prov:entity": dst, "prov:activity": src}
-        elif edge.kind == EdgeKind.INSTANCE_OF and src_is_activity:
-            relations["wasAssociatedWith"][rid] = {
-                "prov:activity": src,
-                "prov:agent": "mlgov:service",
-                "prov:plan": dst,
-            }
-        elif src_is_activity:  # USED, BUILT_FROM, RAN_IN
-            relations["used"][rid] = {"prov:activity": src, "prov:entity": dst, "mlgov:kind": edge.kind}
-        elif edge.kind == EdgeKind.VERSION_OF:
-            relations["specializationOf"][rid] = {"prov:specificEntity": src, "prov:generalEntity": dst}
-        elif edge.kind == EdgeKind.DEPLOYED_AS:
-            relations["wasDerivedFrom"][rid] = {"prov:generatedEntity": dst, "prov:usedEntity": src}
-        elif nodes[edge.dst].kind not in ACTIVITY_KINDS:
-            relations["wasDerivedFrom"][rid] = {
-                "prov:generatedEntity": src,
-                "prov:usedEntity": dst,
-                "mlgov:kind": edge.kind,
-            }
+        relation = _prov_relation(edge, nodes)
+        if relation is not None:
+            name, item = relation
+            relations[name][f"mlgov:edge-{edge.id}"] = item
     for name, items in relations.items():
         doc[name] = items
     doc["entity"] = doc["entity"] or {}
     return doc
+
+
+def _prov_relation(edge: GraphEdge, nodes: dict[int, GraphNode]) -> tuple[str, dict[str, Any]] | None:
+    """(PROV relation, its item) for an edge between two nodes of the export; None for an edge from
+    an entity to an activity, which PROV has no relation for."""
+    src, dst = _prov_id(edge.src), _prov_id(edge.dst)
+    if nodes[edge.src].kind in ACTIVITY_KINDS:
+        if edge.kind == EdgeKind.PRODUCED:
+            return "wasGeneratedBy", {"prov:entity": dst, "prov:activity": src}
+        if edge.kind == EdgeKind.INSTANCE_OF:
+            return "wasAssociatedWith", {
+                "prov:activity": src,
+                "prov:agent": "mlgov:service",
+                "prov:plan": dst,
+            }
+        # USED, BUILT_FROM, RAN_IN
+        return "used", {"prov:activity": src, "prov:entity": dst, "mlgov:kind": edge.kind}
+    if edge.kind == EdgeKind.VERSION_OF:
+        return "specializationOf", {"prov:specificEntity": src, "prov:generalEntity": dst}
+    if edge.kind == EdgeKind.DEPLOYED_AS:
+        return "wasDerivedFrom", {"prov:generatedEntity": dst, "prov:usedEntity": src}
+    if nodes[edge.dst].kind not in ACTIVITY_KINDS:
+        return "wasDerivedFrom", {
+            "prov:generatedEntity": src,
+            "prov:usedEntity": dst,
+            "mlgov:kind": edge.kind,
+        }
+    return None
 
 
 def _prov_attributes(node: GraphNode) -> dict[str, Any]:

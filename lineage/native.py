@@ -105,39 +105,45 @@ def _edge_event(checker: Checker, batch: Batch, data: dict, path: str) -> None:
         batch.edge(kind, src.ref, dst.ref, props)
 
 
+# A run's single links: the event's field, the node it names, and the run's edge to it.
+RUN_LINKS = {
+    "job": (NodeKind.JOB, EdgeKind.INSTANCE_OF),
+    "commit": (NodeKind.COMMIT, EdgeKind.BUILT_FROM),
+    "environment": (NodeKind.ENVIRONMENT, EdgeKind.RAN_IN),
+}
+
+
 def _run_event(checker: Checker, batch: Batch, data: dict, path: str) -> None:
     before = len(checker.errors)
     run = checker.node(data.get("run"), f"{path}.run", kind=NodeKind.RUN)
-    singles = {
-        "job": (NodeKind.JOB, EdgeKind.INSTANCE_OF),
-        "commit": (NodeKind.COMMIT, EdgeKind.BUILT_FROM),
-        "environment": (NodeKind.ENVIRONMENT, EdgeKind.RAN_IN),
-    }
-    linked = []
-    for name, (node_kind, edge_kind) in singles.items():
-        if data.get(name) is not None:
-            spec = checker.node(data[name], f"{path}.{name}", kind=node_kind)
-            linked.append((spec, edge_kind))
+    linked = [
+        (checker.node(data[name], f"{path}.{name}", kind=node_kind), edge_kind)
+        for name, (node_kind, edge_kind) in RUN_LINKS.items()
+        if data.get(name) is not None
+    ]
     inputs = _node_list(checker, data, "inputs", path)
     outputs = _node_list(checker, data, "outputs", path)
     if run is None or len(checker.errors) != before:
         return
     batch.node(run)
-    for spec, edge_kind in linked:
+    edges = [
+        *linked,
+        *((spec, EdgeKind.USED) for spec in inputs),
+        *((spec, EdgeKind.PRODUCED) for spec in outputs),
+    ]
+    for spec, edge_kind in edges:
         batch.node(spec)
         batch.edge(edge_kind, run.ref, spec.ref)
-    for spec in inputs:
-        batch.node(spec)
-        batch.edge(EdgeKind.USED, run.ref, spec.ref)
-    for spec in outputs:
-        batch.node(spec)
-        batch.edge(EdgeKind.PRODUCED, run.ref, spec.ref)
-    # A run that reads dataset versions and writes a model version trained that model on them.
-    for out in outputs:
-        if out.kind == NodeKind.MODEL_VERSION:
-            for inp in inputs:
-                if inp.kind == NodeKind.DATASET_VERSION:
-                    batch.edge(EdgeKind.TRAINED_ON, out.ref, inp.ref)
+    _trained_on(batch, inputs, outputs)
+
+
+def _trained_on(batch: Batch, inputs: list, outputs: list) -> None:
+    """A run that reads dataset versions and writes a model version trained that model on them."""
+    models = [out for out in outputs if out.kind == NodeKind.MODEL_VERSION]
+    datasets = [inp for inp in inputs if inp.kind == NodeKind.DATASET_VERSION]
+    for out in models:
+        for inp in datasets:
+            batch.edge(EdgeKind.TRAINED_ON, out.ref, inp.ref)
 
 
 def _node_list(checker: Checker, data: dict, name: str, path: str) -> list:

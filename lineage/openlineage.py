@@ -160,12 +160,7 @@ def _datasets(checker: Checker, batch: Batch, obj: dict, name: str) -> list[Node
 
 
 def _run_event(checker: Checker, batch: Batch, obj: dict) -> None:
-    event_type = obj.get("eventType")
-    if event_type is not None and (not isinstance(event_type, str) or event_type not in EVENT_TYPES):
-        checker.fail(
-            "eventType",
-            f"unknown event type {event_type!r}; expected one of {', '.join(sorted(EVENT_TYPES))}",
-        )
+    event_type = _event_type(checker, obj)
     run = checker.obj(obj.get("run"), "run") or {}
     run_id = checker.text(run, "runId", "run")
     run_facets = _facets(checker, run, "run")
@@ -174,6 +169,29 @@ def _run_event(checker: Checker, batch: Batch, obj: dict) -> None:
     outputs = _datasets(checker, batch, obj, "outputs")
     if not run_id or job is None:
         return
+    properties = _run_properties(obj, event_type, run_facets)
+    run_ref = batch.node(NodeSpec(NodeKind.RUN, run_id, properties=properties))
+    batch.edge(EdgeKind.INSTANCE_OF, run_ref, job)
+    for ref in inputs:
+        batch.edge(EdgeKind.USED, run_ref, ref)
+    for ref in outputs:
+        batch.edge(EdgeKind.PRODUCED, run_ref, ref)
+    _commit(checker, batch, run_ref, job_facets)
+    _environment(batch, run_ref, run_facets)
+
+
+def _event_type(checker: Checker, obj: dict) -> Any:
+    event_type = obj.get("eventType")
+    if event_type is not None and (not isinstance(event_type, str) or event_type not in EVENT_TYPES):
+        checker.fail(
+            "eventType",
+            f"unknown event type {event_type!r}; expected one of {', '.join(sorted(EVENT_TYPES))}",
+        )
+    return event_type
+
+
+def _run_properties(obj: dict, event_type: Any, run_facets: dict[str, Any]) -> dict[str, Any]:
+    """The Run node's properties: its facets, the event's state and time, and who produced it."""
     properties: dict[str, Any] = dict(run_facets)
     if event_type:
         properties["state"] = event_type
@@ -181,26 +199,26 @@ def _run_event(checker: Checker, batch: Batch, obj: dict) -> None:
             properties[f"event:{event_type}"] = obj["eventTime"]
     if isinstance(obj.get("producer"), str):
         properties["producer"] = obj["producer"]
-    run_ref = batch.node(NodeSpec(NodeKind.RUN, run_id, properties=properties))
-    batch.edge(EdgeKind.INSTANCE_OF, run_ref, job)
-    for ref in inputs:
-        batch.edge(EdgeKind.USED, run_ref, ref)
-    for ref in outputs:
-        batch.edge(EdgeKind.PRODUCED, run_ref, ref)
+    return properties
 
+
+def _commit(checker: Checker, batch: Batch, run_ref: NodeRef, job_facets: dict[str, Any]) -> None:
+    """The commit the job's sourceCodeLocation facet names (its version, else its URL): BUILT_FROM."""
     location = job_facets.get("facet:sourceCodeLocation")
-    commit_key = ""
-    if isinstance(location, dict) and (location.get("version") or location.get("url")):
-        commit_key = _key(
-            checker,
-            str(location.get("version") or location.get("url")),
-            "job.facets.sourceCodeLocation.version",
-        )
+    if not isinstance(location, dict) or not (location.get("version") or location.get("url")):
+        return
+    commit_key = _key(
+        checker, str(location.get("version") or location.get("url")), "job.facets.sourceCodeLocation.version"
+    )
     if commit_key:
         commit = batch.node(
             NodeSpec(NodeKind.COMMIT, commit_key, properties={"sourceCodeLocation": location})
         )
         batch.edge(EdgeKind.BUILT_FROM, run_ref, commit)
+
+
+def _environment(batch: Batch, run_ref: NodeRef, run_facets: dict[str, Any]) -> None:
+    """The environment the run's facets describe, keyed by their digest: RAN_IN."""
     environment = {
         name: run_facets[f"facet:{name}"] for name in ENVIRONMENT_FACETS if f"facet:{name}" in run_facets
     }

@@ -218,6 +218,9 @@ def lineage_record(
     return counts
 
 
+EdgeKey = tuple[int, int, str]  # (src id, dst id, kind)
+
+
 def _record_edges(
     workspace: Workspace,
     batch: Batch,
@@ -226,17 +229,10 @@ def _record_edges(
     now,
     counts: dict[str, int],
 ) -> list[dict[str, Any]]:
+    """Insert the batch's new edges and merge the properties of those that exist; the outbox payloads
+    of the edges that changed (none where the graph is not projected)."""
     wanted = {(ids[src], ids[dst], kind): spec for (src, dst, kind), spec in batch.edges.items()}
-    existing: dict[tuple[int, int, str], tuple[int, dict]] = {}
-    # A node created by this batch has no edges yet, so only older sources need looking up.
-    src_ids = sorted({key[0] for key in wanted if key[0] in old_ids})
-    for chunk in _chunks(src_ids):
-        rows = Edge.objects.filter(src_id__in=chunk).values_list(
-            "src_id", "dst_id", "kind", "pk", "properties"
-        )
-        for src_id, dst_id, kind, pk, properties in rows:
-            if (src_id, dst_id, kind) in wanted:
-                existing[(src_id, dst_id, kind)] = (pk, properties)
+    existing = _existing_edges(wanted, old_ids)
     fresh = []
     for (src_id, dst_id, kind), spec in wanted.items():
         if (src_id, dst_id, kind) not in existing:
@@ -245,6 +241,42 @@ def _record_edges(
     outbox = projection_enabled()
     created_ids = insert_edges(workspace, now, fresh, returning=outbox)
     counts["edges_created"] = len(fresh)
+    updates = _merged_edges(workspace, wanted, existing)
+    for chunk in _chunks(updates):
+        Edge.objects.bulk_update(chunk, ["properties"])
+    counts["edges_updated"] = len(updates)
+    changed = [edge_payload(*(getattr(e, f) for f in EDGE_FIELDS)) for e in updates] if outbox else []
+    if not fresh or not outbox:
+        return changed
+    # The outbox needs the new edges' ids: from INSERT ... RETURNING where the database gives them.
+    missing = sorted({key[0] for key in wanted if key not in created_ids and key not in existing})
+    created_ids.update(_edge_ids(missing, created_ids))
+    return changed + [
+        edge_payload(created_ids[(src, dst, kind)], workspace.pk, kind, src, dst, up, down, props)
+        for kind, src, dst, up, down, props in fresh
+        if (src, dst, kind) in created_ids
+    ]
+
+
+def _existing_edges(wanted: dict[EdgeKey, Any], old_ids: set[int]) -> dict[EdgeKey, tuple[int, dict]]:
+    """(pk, properties) of the wanted edges already recorded. A node created by this batch has no
+    edges yet, so only older sources need looking up."""
+    existing: dict[EdgeKey, tuple[int, dict]] = {}
+    src_ids = sorted({key[0] for key in wanted if key[0] in old_ids})
+    for chunk in _chunks(src_ids):
+        rows = Edge.objects.filter(src_id__in=chunk).values_list(
+            "src_id", "dst_id", "kind", "pk", "properties"
+        )
+        for src_id, dst_id, kind, pk, properties in rows:
+            if (src_id, dst_id, kind) in wanted:
+                existing[(src_id, dst_id, kind)] = (pk, properties)
+    return existing
+
+
+def _merged_edges(
+    workspace: Workspace, wanted: dict[EdgeKey, Any], existing: dict[EdgeKey, tuple[int, dict]]
+) -> list[Edge]:
+    """The existing edges whose properties the batch changes, with the merged properties."""
     updates = []
     for key, (pk, old) in existing.items():
         properties = merge_properties(old, wanted[key].properties)
@@ -262,23 +294,18 @@ def _record_edges(
                     properties=properties,
                 )
             )
-    for chunk in _chunks(updates):
-        Edge.objects.bulk_update(chunk, ["properties"])
-    counts["edges_updated"] = len(updates)
-    changed = [edge_payload(*(getattr(e, f) for f in EDGE_FIELDS)) for e in updates] if outbox else []
-    if not fresh or not outbox:
-        return changed
-    # The outbox needs the new edges' ids: from INSERT ... RETURNING where the database gives them.
-    missing = sorted({key[0] for key in wanted if key not in created_ids and key not in existing})
-    for chunk in _chunks(missing):
+    return updates
+
+
+def _edge_ids(src_ids: list[int], known: dict[EdgeKey, int]) -> dict[EdgeKey, int]:
+    """The ids of the edges from these sources, but for those already `known`."""
+    found: dict[EdgeKey, int] = {}
+    for chunk in _chunks(src_ids):
         rows = Edge.objects.filter(src_id__in=chunk).values_list("src_id", "dst_id", "kind", "pk")
         for src_id, dst_id, kind, pk in rows:
-            created_ids.setdefault((src_id, dst_id, kind), pk)
-    return changed + [
-        edge_payload(created_ids[(src, dst, kind)], workspace.pk, kind, src, dst, up, down, props)
-        for kind, src, dst, up, down, props in fresh
-        if (src, dst, kind) in created_ids
-    ]
+            if (src_id, dst_id, kind) not in known:
+                found.setdefault((src_id, dst_id, kind), pk)
+    return found
 
 
 # What the ingestion endpoints call: a refused batch (a node's file replaced, 409) leaves one

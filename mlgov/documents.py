@@ -10,7 +10,7 @@ from typing import Any
 
 def document_subject(text: str, fmt: str) -> dict[str, Any]:
     """The document's `subject:` entry ({"kind", "name", "version"}), or {} when it has none."""
-    import yaml
+    import yaml  # noqa: PLC0415 - a light `import mlgov`: only datasheet files need YAML
 
     try:
         data = yaml.safe_load(
@@ -24,7 +24,7 @@ def document_subject(text: str, fmt: str) -> dict[str, Any]:
 
 def document_without_subject(text: str, fmt: str) -> str:
     """The document without its `subject:` entry (which says where it goes, and is not content)."""
-    import yaml
+    import yaml  # noqa: PLC0415 - a light `import mlgov`: only datasheet files need YAML
 
     if fmt == "markdown" and text.startswith("---"):
         _, front, body = text.split("---", 2)

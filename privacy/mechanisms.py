@@ -54,7 +54,7 @@ class Released:
 
 
 def _dp():
-    import opendp.prelude as dp
+    import opendp.prelude as dp  # noqa: PLC0415 - 0.7 s to import: loaded by the first release
 
     dp.enable_features("contrib", "floating-point")
     return dp

@@ -101,54 +101,13 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
     meta = metadata(node)
     frame = dataset_frame(node)
     query = {k: v for k, v in request.items() if v is not None}
-    statistic, column = query["statistic"], query.get("column")
-    errors: list[FieldError] = []
-    if statistic != "count" and not column:
-        errors.append(FieldError("column", f"{statistic} needs a column"))
-    if column and column not in frame.columns:
-        errors.append(FieldError("column", f"the dataset has no column {column!r}"))
-    if column and column in frame.columns and statistic in NUMERIC_STATISTICS:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            errors.append(
-                FieldError("column", f"column {column!r} is not numeric; {statistic} needs numbers")
-            )
-        bounds = query.get("bounds") or (meta.get("bounds") or {}).get(column)
-        if bounds is None:
-            errors.append(
-                FieldError(
-                    "bounds", f"{statistic} of {column!r} needs bounds (in the request or the metadata)"
-                )
-            )
-        elif not _valid_bounds(bounds):
-            errors.append(
-                FieldError(
-                    "bounds", f"the bounds of {column!r} must be [lower, upper] numbers with lower < upper"
-                )
-            )
-        else:
-            query["bounds"] = [float(bounds[0]), float(bounds[1])]
-    if statistic == "histogram" and column and column in frame.columns:
-        categories = query.get("categories") or (meta.get("categories") or {}).get(column)
-        if not categories:
-            errors.append(FieldError("categories", f"a histogram of {column!r} needs its public categories"))
-        elif _categories_problem(categories):
-            errors.append(FieldError("categories", _categories_problem(categories)))
-        else:
-            query["categories"] = [str(c) for c in categories]
-    group_by = query.get("group_by")
-    if group_by:
-        if group_by not in frame.columns:
-            errors.append(FieldError("group_by", f"the dataset has no column {group_by!r}"))
-        elif not (meta.get("categories") or {}).get(group_by):
-            errors.append(
-                FieldError("group_by", f"group keys must be public: declare the categories of {group_by!r}")
-            )
-        else:
-            query["group_categories"] = [str(c) for c in meta["categories"][group_by]]
-        if statistic in ("mean", "variance"):
-            errors.append(
-                FieldError("group_by", f"{statistic} by group needs public group sizes; use sum and count")
-            )
+    errors = [
+        *_column_problems(query, frame),
+        *_numeric_problems(query, meta, frame),
+        *_histogram_problems(query, meta, frame),
+        *_group_problems(query, meta, frame),
+    ]
+    statistic = query["statistic"]
     if statistic in ("mean", "variance") and meta.get("public_rows") is None:
         errors.append(
             FieldError(
@@ -159,6 +118,79 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
         raise ApplicationError("the release cannot be made as asked", errors=errors)
     query["unit"] = privacy_unit(meta)
     return query
+
+
+# Each of the checks below returns what is wrong with one part of the query, and completes that part
+# of `query` (bounds, categories) from the metadata where nothing is.
+
+
+def _column_problems(query: dict[str, Any], frame: pd.DataFrame) -> list[FieldError]:
+    statistic, column = query["statistic"], query.get("column")
+    if statistic != "count" and not column:
+        return [FieldError("column", f"{statistic} needs a column")]
+    if column and column not in frame.columns:
+        return [FieldError("column", f"the dataset has no column {column!r}")]
+    return []
+
+
+def _numeric_problems(query: dict[str, Any], meta: dict[str, Any], frame: pd.DataFrame) -> list[FieldError]:
+    """A numeric statistic's column is numeric and has bounds (the request's, else the metadata's)."""
+    statistic, column = query["statistic"], query.get("column")
+    if not column or column not in frame.columns or statistic not in NUMERIC_STATISTICS:
+        return []
+    errors = []
+    if not pd.api.types.is_numeric_dtype(frame[column]):
+        errors.append(FieldError("column", f"column {column!r} is not numeric; {statistic} needs numbers"))
+    bounds = query.get("bounds") or (meta.get("bounds") or {}).get(column)
+    if bounds is None:
+        errors.append(
+            FieldError("bounds", f"{statistic} of {column!r} needs bounds (in the request or the metadata)")
+        )
+    elif not _valid_bounds(bounds):
+        errors.append(
+            FieldError(
+                "bounds", f"the bounds of {column!r} must be [lower, upper] numbers with lower < upper"
+            )
+        )
+    else:
+        query["bounds"] = [float(bounds[0]), float(bounds[1])]
+    return errors
+
+
+def _histogram_problems(query: dict[str, Any], meta: dict[str, Any], frame: pd.DataFrame) -> list[FieldError]:
+    """A histogram's column has public categories (the request's, else the metadata's)."""
+    column = query.get("column")
+    if query["statistic"] != "histogram" or not column or column not in frame.columns:
+        return []
+    categories = query.get("categories") or (meta.get("categories") or {}).get(column)
+    if not categories:
+        return [FieldError("categories", f"a histogram of {column!r} needs its public categories")]
+    problem = _categories_problem(categories)
+    if problem:
+        return [FieldError("categories", problem)]
+    query["categories"] = [str(c) for c in categories]
+    return []
+
+
+def _group_problems(query: dict[str, Any], meta: dict[str, Any], frame: pd.DataFrame) -> list[FieldError]:
+    """Group keys are a column whose categories are public; mean and variance cannot be grouped."""
+    statistic, group_by = query["statistic"], query.get("group_by")
+    if not group_by:
+        return []
+    errors = []
+    if group_by not in frame.columns:
+        errors.append(FieldError("group_by", f"the dataset has no column {group_by!r}"))
+    elif not (meta.get("categories") or {}).get(group_by):
+        errors.append(
+            FieldError("group_by", f"group keys must be public: declare the categories of {group_by!r}")
+        )
+    else:
+        query["group_categories"] = [str(c) for c in meta["categories"][group_by]]
+    if statistic in ("mean", "variance"):
+        errors.append(
+            FieldError("group_by", f"{statistic} by group needs public group sizes; use sum and count")
+        )
+    return errors
 
 
 def query_hash(query: dict[str, Any]) -> str:

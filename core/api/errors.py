@@ -60,37 +60,48 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     request = context.get("request")
     instance = request.path if request is not None else ""
-    headers: dict[str, str] = {}
-
     if isinstance(exc, ApplicationError):
-        errors = [{"field": e.field, "message": e.message} for e in exc.errors]
-        body = problem(
-            status_code=exc.status, title=exc.title, detail=exc.detail, instance=instance, errors=errors
-        )
-        body.update({k: v for k, v in exc.extra.items() if k not in body})
-        return _response(body, exc.status, headers)
-    if isinstance(exc, Http404):
-        body = problem(status_code=404, title="Not found", detail=str(exc) or "not found", instance=instance)
-        return _response(body, 404, headers)
+        return _application_problem(exc, instance)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    if isinstance(exc, RequestDataTooBig):
-        body = problem(status_code=413, title="Payload too large", detail=str(exc), instance=instance)
-        return _response(body, 413, headers)
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        # The database cannot be reached (or dropped the connection): the service is unavailable,
-        # not broken; say so without the error's text, which can carry the database's address.
-        logger.error("database unavailable answering %s: %s", instance, exc)
-        body = problem(
-            status_code=503,
-            title="Service unavailable",
-            detail="the database cannot be reached; try again shortly",
-            instance=instance,
-        )
-        return _response(body, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)})
+    if isinstance(exc, Http404 | RequestDataTooBig | OperationalError | InterfaceError):
+        return _django_problem(exc, instance)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let Django log it and answer 500 (handler500 keeps the format)
+    return _api_problem(exc, instance)
 
+
+def _application_problem(exc: ApplicationError, instance: str) -> Response:
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    body = problem(
+        status_code=exc.status, title=exc.title, detail=exc.detail, instance=instance, errors=errors
+    )
+    body.update({k: v for k, v in exc.extra.items() if k not in body})
+    return _response(body, exc.status, {})
+
+
+def _django_problem(exc: Exception, instance: str) -> Response:
+    """Django's own errors that DRF does not translate: not found, a body too large, no database."""
+    if isinstance(exc, Http404):
+        body = problem(status_code=404, title="Not found", detail=str(exc) or "not found", instance=instance)
+        return _response(body, 404, {})
+    if isinstance(exc, RequestDataTooBig):
+        body = problem(status_code=413, title="Payload too large", detail=str(exc), instance=instance)
+        return _response(body, 413, {})
+    # The database cannot be reached (or dropped the connection): the service is unavailable,
+    # not broken; say so without the error's text, which can carry the database's address.
+    logger.error("database unavailable answering %s: %s", instance, exc)
+    body = problem(
+        status_code=503,
+        title="Service unavailable",
+        detail="the database cannot be reached; try again shortly",
+        instance=instance,
+    )
+    return _response(body, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
+def _api_problem(exc: exceptions.APIException, instance: str) -> Response:
+    headers: dict[str, str] = {}
     # APIView.handle_exception has already set auth_header (401) or downgraded the status to 403.
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
@@ -98,7 +109,6 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     wait = getattr(exc, "wait", None)
     if wait:
         headers["Retry-After"] = str(int(wait))
-
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
         body = problem(
@@ -109,16 +119,20 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             errors=errors,
         )
     else:
-        detail = (
-            exc.detail
-            if isinstance(exc.detail, str)
-            else "; ".join(e["message"] for e in flatten_errors(exc.detail))
-        )
-        if isinstance(exc, exceptions.UnsupportedMediaType):
-            detail = f"{detail} Send JSON with the header Content-Type: application/json."
         title = _TITLES.get(exc.status_code, "Error")
-        body = problem(status_code=exc.status_code, title=title, detail=str(detail), instance=instance)
+        body = problem(status_code=exc.status_code, title=title, detail=_api_detail(exc), instance=instance)
     return _response(body, exc.status_code, headers)
+
+
+def _api_detail(exc: exceptions.APIException) -> str:
+    detail = (
+        exc.detail
+        if isinstance(exc.detail, str)
+        else "; ".join(e["message"] for e in flatten_errors(exc.detail))
+    )
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        detail = f"{detail} Send JSON with the header Content-Type: application/json."
+    return str(detail)
 
 
 _TITLES = {

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 
 from explain.fairness import metrics as m
 from explain.fairness.groups import FairnessInputError, Groups, groups_of, reference_index
@@ -202,8 +203,43 @@ def _by_group(task, groups, sizes, eligible, ref, point, boot, undefined, estima
     metric_items = {
         name: estimates.items(point[name], None if boot is None else boot[name]) for name in names
     }
-    # Each group against the reference: per metric the difference and ratio, and the disparities
-    # between the pair (what fairlearn says of the two groups' rows alone).
+    versus = _versus_reference(names, ref, point, boot, estimates)
+    pairwise = _pairwise(task, ref, point, boot, estimates)
+    out = []
+    value_maps = groups.value_maps()
+    for g, label in enumerate(groups.labels):
+        entry: dict[str, Any] = {
+            "group": label,
+            "values": value_maps[g],
+            "size": int(sizes[g]),
+            "eligible": bool(eligible[g]),
+            "reference": g == ref,
+            "metrics": {name: _metric_item(name, metric_items[name][g], undefined, g) for name in names},
+        }
+        if task == "classification":
+            members = groups.index == g
+            entry["positives"] = int(np.count_nonzero(truth[members]))
+            entry["predicted_positives"] = int(np.count_nonzero(predicted[members]))
+        if g != ref:
+            entry["versus_reference"] = {
+                name: {"difference": versus[name][0][g], "ratio": versus[name][1][g]} for name in versus
+            }
+            if pairwise:
+                entry["pairwise"] = {name: pairwise[name][g] for name in pairwise}
+        out.append(entry)
+    return out
+
+
+def _metric_item(name: str, item: Mapping[str, Any], undefined, g: int) -> dict[str, Any]:
+    """One group's value of one metric, saying why it is undefined where it is."""
+    out = dict(item)
+    if name in undefined and undefined[name][g]:
+        out["undefined"] = m.UNDEFINED_BY[name]
+    return out
+
+
+def _versus_reference(names, ref, point, boot, estimates) -> dict[str, tuple[list, list]]:
+    """Each group against the reference: per metric the difference and the ratio, with intervals."""
     versus: dict[str, tuple[list, list]] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for name in names:
@@ -217,40 +253,20 @@ def _by_group(task, groups, sizes, eligible, ref, point, boot, undefined, estima
                     reference != 0, boot[name] / np.where(reference != 0, reference, 1), np.nan
                 )
             versus[name] = (estimates.items(diff, boot_diff), estimates.items(ratio, boot_ratio))
-    pairwise: dict[str, list] = {}
-    if task == "classification":
-        values = m.pair_disparities(point, ref)
-        boot_values = m.pair_disparities(boot, ref) if boot is not None else None
-        for name, value in values.items():
-            pairwise[name] = estimates.items(value, None if boot_values is None else boot_values[name])
-    out = []
-    value_maps = groups.value_maps()
-    for g, label in enumerate(groups.labels):
-        entry: dict[str, Any] = {
-            "group": label,
-            "values": value_maps[g],
-            "size": int(sizes[g]),
-            "eligible": bool(eligible[g]),
-            "reference": g == ref,
-            "metrics": {},
-        }
-        if task == "classification":
-            members = groups.index == g
-            entry["positives"] = int(np.count_nonzero(truth[members]))
-            entry["predicted_positives"] = int(np.count_nonzero(predicted[members]))
-        for name in m.metric_names(task):
-            item = dict(metric_items[name][g])
-            if name in undefined and undefined[name][g]:
-                item["undefined"] = m.UNDEFINED_BY[name]
-            entry["metrics"][name] = item
-        if g != ref:
-            entry["versus_reference"] = {
-                name: {"difference": versus[name][0][g], "ratio": versus[name][1][g]} for name in versus
-            }
-            if pairwise:
-                entry["pairwise"] = {name: pairwise[name][g] for name in pairwise}
-        out.append(entry)
-    return out
+    return versus
+
+
+def _pairwise(task, ref, point, boot, estimates) -> dict[str, list]:
+    """Classification only: the disparities between each group and the reference (what fairlearn
+    says of the two groups' rows alone)."""
+    if task != "classification":
+        return {}
+    values = m.pair_disparities(point, ref)
+    boot_values = m.pair_disparities(boot, ref) if boot is not None else None
+    return {
+        name: estimates.items(value, None if boot_values is None else boot_values[name])
+        for name, value in values.items()
+    }
 
 
 def metricframe_by_group(
@@ -258,18 +274,17 @@ def metricframe_by_group(
 ) -> pd.DataFrame:
     """fairlearn's MetricFrame over the same metrics, with fairlearn's and scikit-learn's own
     functions and defaults: the reference the assessment's numbers are checked against."""
-    from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate, selection_rate
-    from sklearn import metrics as skm
+    from fairlearn import metrics as flm  # noqa: PLC0415 - 0.5 s to import; only this reference uses it
 
     if task == "classification":
         fns = {
-            "selection_rate": selection_rate,
+            "selection_rate": flm.selection_rate,
             "accuracy": skm.accuracy_score,
             "balanced_accuracy": skm.balanced_accuracy_score,
             "precision": skm.precision_score,
             "recall": skm.recall_score,
-            "false_positive_rate": false_positive_rate,
-            "false_negative_rate": false_negative_rate,
+            "false_positive_rate": flm.false_positive_rate,
+            "false_negative_rate": flm.false_negative_rate,
         }
     else:
         fns = {
@@ -283,7 +298,7 @@ def metricframe_by_group(
     with warnings.catch_warnings():
         # Rates without a denominator: scikit-learn warns and answers 0, per group.
         warnings.simplefilter("ignore")
-        frame = MetricFrame(
+        frame = flm.MetricFrame(
             metrics=fns, y_true=y_true, y_pred=y_pred, sensitive_features=sensitive, sample_params=params
         )
         return frame.by_group

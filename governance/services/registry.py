@@ -12,6 +12,7 @@ from core.actors import Actor
 from core.audit import audit_append, refusals_audited
 from core.errors import ApplicationError, Conflict, NotFound
 from core.models import Artifact, Workspace
+from explain.loading import ModelLoadError, model_artifact_check
 from governance import datasheets
 from governance.models import Alias, Datasheet, ModelVersion, Policy, RegisteredModel
 from governance.names import name_check
@@ -25,8 +26,6 @@ from lineage.specs import Batch, NodeSpec
 
 def _check_model_artifact(workspace: Workspace, artifact_id: str) -> Artifact:
     """The model file, checked without deserialising it: the web process never loads a model."""
-    from explain.loading import ModelLoadError, model_artifact_check
-
     artifact = Artifact.objects.filter(workspace=workspace, pk=artifact_id).first()
     if artifact is None:
         raise ApplicationError(f"no artifact {artifact_id} in this workspace", field="artifact")

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from core.errors import ApplicationError
 from lineage.kinds import EDGE_KINDS, NODE_KINDS
+from lineage.models import Node
 from lineage.stores.base import Direction, GraphEdge, GraphNode, GraphStore
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class GraphConnection:
         self._schema_ready = False
 
     def _open(self):
-        import neo4j
+        import neo4j  # noqa: PLC0415 - the Bolt driver, only where NEO4J_URI is set
 
         # Short connection timeouts: a stalled handshake is retried on a fresh connection instead of
         # blocking for the driver's default minute.
@@ -128,7 +129,7 @@ class GraphConnection:
 
     def run(self, work: Callable[[Any], Any], *, write: bool = False, attempts: int = 2) -> Any:
         """Run `work(tx)` in a managed transaction, re-opening the driver between failed attempts."""
-        import neo4j.exceptions as errors
+        import neo4j.exceptions as errors  # noqa: PLC0415 - the Bolt driver, only where NEO4J_URI is set
 
         last: Exception | None = None
         for _ in range(attempts):
@@ -359,8 +360,6 @@ class Neo4jGraphStore(GraphStore):
 
     def _hydrated(self, ids: list[int]) -> list[GraphNode]:
         """Node details from the relational record; the graph said which nodes (properties_in_graph)."""
-        from lineage.models import Node
-
         found = Node.objects.filter(workspace=self.workspace, pk__in=ids).only(
             "kind", "key", "name", "properties"
         )

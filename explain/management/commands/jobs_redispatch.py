@@ -33,20 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, job_ids, idle_minutes, workspace, **options):
         jobs = Job.objects.exclude(state__in=FINISHED).select_related("workspace").order_by("created_at")
         if job_ids:
-            ids = []
-            for text in job_ids:
-                try:
-                    ids.append(uuid.UUID(text))
-                except ValueError:
-                    raise CommandError(f"{text!r} is not a job id") from None
-            states = dict(Job.objects.filter(pk__in=ids).values_list("pk", "state"))
-            missing = set(ids) - set(states)
-            if missing:
-                raise CommandError(f"no such job: {', '.join(sorted(map(str, missing)))}")
-            for job_id, state in states.items():
-                if state in FINISHED:
-                    self.stdout.write(f"skipped {job_id}: already {state}")
-            jobs = jobs.filter(pk__in=ids)
+            jobs = jobs.filter(pk__in=self._named_jobs(job_ids))
         if workspace:
             jobs = jobs.filter(workspace__slug=workspace)
         if idle_minutes:
@@ -63,3 +50,22 @@ class Command(BaseCommand):
                 f"{len(chosen) - len(sent)} of {len(chosen)} jobs could not be sent: is the broker up?"
             )
         self.stdout.write(f"{len(sent)} jobs sent")
+
+    def _named_jobs(self, job_ids: list[str]) -> list[uuid.UUID]:
+        """The ids given, each of an existing job; those already finished are named as skipped."""
+        ids = [_job_id(text) for text in job_ids]
+        states = dict(Job.objects.filter(pk__in=ids).values_list("pk", "state"))
+        missing = set(ids) - set(states)
+        if missing:
+            raise CommandError(f"no such job: {', '.join(sorted(map(str, missing)))}")
+        for job_id, state in states.items():
+            if state in FINISHED:
+                self.stdout.write(f"skipped {job_id}: already {state}")
+        return ids
+
+
+def _job_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise CommandError(f"{text!r} is not a job id") from None
