@@ -19,15 +19,15 @@ _DECISION_COPIES = {"id": "decision", "stage": "stage", "passed": "passed", "key
 def verify_decision(document: dict[str, Any], public_key_b64: str) -> bool:
     """Check a saved gate decision's Ed25519 signature over the statement's canonical JSON (sorted
     keys, no spaces, UTF-8), with a public key you trust. `decision_problems` checks the rest."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - a light `import mlgov`
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415 - a light `import mlgov`
 
     statement = document.get("statement")
     signature = document.get("signature")
     if not isinstance(statement, dict) or not isinstance(signature, str):
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64)).verify(
+        ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64)).verify(
             base64.b64decode(signature), canonical_bytes(statement)
         )
     except (InvalidSignature, ValueError, TypeError):  # ValueError: also a statement with NaN in it
@@ -61,21 +61,105 @@ def decision_problems(
     return problems
 
 
+# The sections a report (format 2 on) keeps a digest of, in `report["sections"]`.
+REPORT_SECTIONS = (
+    "model_card",
+    "datasheets",
+    "fairness",
+    "explanation",
+    "gate_decisions",
+    "promotion_requests",
+    "provenance",
+    "provenance_graph",
+    "audit_events",
+    "charts",
+)
+
+
 def verify_report(document: dict[str, Any], public_key_b64: str) -> list[str]:
     """Check a report bundle offline; returns the problems found (empty when it verifies): the
-    bundle's signature, every gate decision's signature, and every audit event's hash."""
-    problems = []
+    bundle's signature over the whole report, the digest of each section (so an edit is named by its
+    section: the model card, a datasheet, a fairness table, a review, a rule's threshold, a chart, a
+    provenance edge ...), every gate decision's own signature, and the audit events' hashes and the
+    links between consecutive ones."""
     report = document.get("report")
     if not isinstance(report, dict):
         return ["the file is not a report bundle"]
+    problems = []
     if not verify_decision({"statement": report, "signature": document.get("signature")}, public_key_b64):
-        problems.append("the report's signature does not match its content and this key")
-    for index, decision in enumerate(report.get("gate_decisions", [])):
-        if not verify_decision(decision, public_key_b64):
-            problems.append(f"gate decision {index + 1}: the signature does not match")
-    for event in report.get("audit_events", []):
-        document_ = event.get("document", {})
-        digest = hashlib.sha256(event.get("prev_hash", "").encode() + canonical_bytes(document_)).hexdigest()
+        problems.append(
+            "the report's signature does not match its content and this key"
+            + _key_hint(report, public_key_b64)
+        )
+    problems += _section_problems(report)
+    problems += _decision_problems(report, public_key_b64)
+    problems += _event_problems(report.get("audit_events"))
+    return problems
+
+
+def _key_hint(report: dict[str, Any], public_key_b64: str) -> str:
+    """Where the report names another key than the one given, say so (after a key rotation, verify
+    with the key the report was signed with)."""
+    try:
+        given = hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:16]
+    except ValueError:
+        return ""
+    named = report.get("key_id")
+    return f" (the report names key {named}; the key given is {given})" if named and named != given else ""
+
+
+def _section_problems(report: dict[str, Any]) -> list[str]:
+    """Each section against the digest the signed report keeps of it."""
+    digests = report.get("sections")
+    if not isinstance(digests, dict):
+        return ["the report keeps no section digests"] if report.get("format", 1) >= 2 else []
+    problems = [f"the {name} section has no digest" for name in REPORT_SECTIONS if name not in digests]
+    for name, digest in digests.items():
+        if name not in report:
+            problems.append(f"the {name} section is missing")
+        elif hashlib.sha256(canonical_bytes(report[name])).hexdigest() != digest:
+            problems.append(f"the {name} section does not match its digest")
+    return problems
+
+
+def _decision_problems(report: dict[str, Any], public_key_b64: str) -> list[str]:
+    """Each gate decision's own signature, and that it is about the report's model version."""
+    problems = []
+    subject = {field: report.get(field) for field in ("workspace", "model", "version")}
+    for index, decision in enumerate(report.get("gate_decisions") or [], start=1):
+        statement = decision.get("statement") if isinstance(decision, dict) else None
+        if not isinstance(statement, dict) or not verify_decision(decision, public_key_b64):
+            problems.append(f"gate decision {index}: the signature does not match")
+            continue
+        about = {field: statement.get(field) for field in subject}
+        if about != subject:
+            problems.append(
+                f"gate decision {index} is about {about['model']}@{about['version']} in "
+                f"{about['workspace']}, not the report's model version"
+            )
+    return problems
+
+
+def _event_problems(events: Any) -> list[str]:
+    """Each event's hash (SHA-256 of its previous hash and its document's canonical JSON), and each
+    event's previous hash against the hash of the event listed before it where the two are
+    consecutive in the chain (the report lists only the events about its version)."""
+    problems: list[str] = []
+    previous: dict[str, Any] | None = None
+    for event in events or []:
+        document = event.get("document") if isinstance(event, dict) else None
+        if not isinstance(document, dict):
+            problems.append("an audit event has no document")
+            continue
+        seq, prev_hash = document.get("seq"), event.get("prev_hash")
+        digest = hashlib.sha256(str(prev_hash or "").encode() + canonical_bytes(document)).hexdigest()
         if digest != event.get("hash"):
-            problems.append(f"audit event {document_.get('seq')}: its content does not match its hash")
+            problems.append(f"audit event {seq}: its content does not match its hash")
+        if previous is not None and isinstance(seq, int):
+            before = previous["document"].get("seq")
+            if not isinstance(before, int) or seq <= before:
+                problems.append(f"audit event {seq} is listed after event {before}")
+            elif seq == before + 1 and prev_hash != previous.get("hash"):
+                problems.append(f"audit event {seq}: its previous hash is not event {before}'s hash")
+        previous = event
     return problems

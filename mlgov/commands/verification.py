@@ -50,10 +50,12 @@ def _verify_report(args, client: Client) -> int:
             print(f"INVALID: {problem}", file=sys.stderr)
         return FAIL
     report = document["report"]
+    reviews = sum(len(r.get("reviews", [])) for r in report.get("promotion_requests", []))
+    sections = f"{len(report['sections'])} sections, " if "sections" in report else ""
     print(
-        f"valid: report of {report['model']}@{report['version']} "
-        f"({len(report['audit_events'])} audit events, {len(report['gate_decisions'])} gate decisions, "
-        f"key {report['key_id']})"
+        f"valid: report of {report['model']}@{report['version']} ({sections}"
+        f"{len(report['gate_decisions'])} gate decisions, {reviews} reviews, "
+        f"{len(report['audit_events'])} audit events, key {report['key_id']})"
     )
     return PASS
 
@@ -110,7 +112,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     ):
         verify.add_argument(option, help=f"the decision must be for this {what}")
     verify.set_defaults(handler=_verify)
-    report = commands.add_parser("verify-report", help="verify a report bundle (signatures and audit hashes)")
+    report = commands.add_parser(
+        "verify-report",
+        help="verify a report bundle: its signature, each section's digest, each gate decision's "
+        "signature and the audit events' hashes",
+    )
     report.add_argument("file")
     report.add_argument("--public-key", help=PUBLIC_KEY_HELP)
     report.set_defaults(handler=_verify_report)
