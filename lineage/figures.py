@@ -1,11 +1,15 @@
-"""Plotly figures of lineage subgraphs, for the dashboard (one layout for every page that draws
-a graph): the root in the middle, upstream nodes in columns to the left by distance, downstream ones
-to the right."""
+"""Lineage subgraphs shaped for the dashboard: a plotly figure for the request page's provenance (the
+root in the middle, upstream nodes in columns to the left by distance, downstream ones to the right),
+and for the lineage explorer the plain nodes and edges that static/js/explorer.js draws with
+Cytoscape.js, plus a node's properties as rows of text."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
+from lineage.kinds import SOURCE_IS_UPSTREAM
 from lineage.stores.base import Subgraph
 
 
@@ -70,3 +74,41 @@ def network_figure(
             "clickmode": "event",
         },
     }
+
+
+def explorer_graph(root_id: int, upstream: Subgraph, downstream: Subgraph) -> dict[str, Any]:
+    """The root's upstream and downstream walks as one graph for the explorer: nodes without their
+    properties (the side panel reads those one node at a time), edges as recorded, and the edge kinds
+    whose source is the upstream end (so the page can draw every arrow from upstream to downstream)."""
+    nodes: dict[int, dict[str, Any]] = {}
+    edges: dict[int, dict[str, Any]] = {}
+    for graph in (upstream, downstream):
+        for node in graph.nodes:
+            nodes.setdefault(node.id, {"id": node.id, "kind": node.kind, "key": node.key, "name": node.name})
+        for edge in graph.edges:
+            edges.setdefault(edge.id, {"id": edge.id, "kind": edge.kind, "src": edge.src, "dst": edge.dst})
+    return {
+        "root": root_id,
+        "nodes": list(nodes.values()),
+        "edges": list(edges.values()),
+        "truncated": upstream.truncated or downstream.truncated,
+        "source_is_upstream": sorted(SOURCE_IS_UPSTREAM),
+    }
+
+
+@dataclass(frozen=True)
+class PropertyRow:
+    name: str
+    text: str
+    is_json: bool  # shown as JSON (numbers, booleans, null, lists, objects); strings as they are
+
+
+def node_property_rows(properties: dict[str, Any]) -> list[PropertyRow]:
+    """A node's properties, sorted by name, each value as text: strings verbatim, anything else as
+    indented JSON (never a Python repr)."""
+    return [
+        PropertyRow(name, value, False)
+        if isinstance(value, str)
+        else PropertyRow(name, json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True), True)
+        for name, value in sorted(properties.items())
+    ]

@@ -34,9 +34,13 @@ def version_node(*, workspace: Workspace, kind: str, name: str, version: str) ->
     return node
 
 
-def node_get(*, workspace: Workspace, node_id: int) -> Node:
-    """One node of the workspace by its id; 404 when the workspace has none by that id."""
-    node = Node.objects.filter(workspace=workspace, pk=node_id).first()
+def node_get(*, workspace: Workspace, node_id: int, with_artifact: bool = False) -> Node:
+    """One node of the workspace by its id (with its file's row read in the same query when asked);
+    404 when the workspace has none by that id."""
+    nodes = Node.objects.filter(workspace=workspace, pk=node_id)
+    if with_artifact:
+        nodes = nodes.select_related("artifact")
+    node = nodes.first()
     if node is None:
         raise NotFound("no such node in this workspace")
     return node
