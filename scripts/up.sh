@@ -12,6 +12,8 @@ PY=.venv/bin/python
 mkdir -p var/log
 echo "==> migrating the database (var/mlgov.sqlite3 unless DATABASE_URL is set)"
 $PY manage.py migrate --noinput >var/log/migrate.log
+echo "==> collecting static files into staticfiles/ (content-hashed names, gzip copies, long caching)"
+$PY manage.py collectstatic --noinput >var/log/collectstatic.log
 echo "==> creating the admin user and the demo workspace"
 $PY manage.py bootstrap
 echo "==> starting the Celery worker with its scheduler (log: var/log/worker.log)"
