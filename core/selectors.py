@@ -119,37 +119,15 @@ def audit_event_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
+    """The audit log as the API and the dashboard filter it, newest first: `actor`, `action` and
+    `target` each an exact value or a prefix ending in `*` (`promotion.*`), between `since` and
+    `until` (inclusive)."""
     queryset = AuditEvent.objects.filter(workspace=workspace)
     for field, value in (("actor", actor), ("action", action), ("target", target)):
         if value.endswith("*"):
             queryset = queryset.filter(**{f"{field}__startswith": value[:-1]})
         elif value:
             queryset = queryset.filter(**{field: value})
-    if since:
-        queryset = queryset.filter(created_at__gte=since)
-    if until:
-        queryset = queryset.filter(created_at__lte=until)
-    return queryset.order_by("-seq")
-
-
-def audit_event_search(
-    *,
-    workspace: Workspace,
-    actor: str = "",
-    action: str = "",
-    target: str = "",
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> QuerySet[AuditEvent]:
-    """The audit log as the dashboard's form searches it, newest first: `actor` and `target` are
-    parts of the text, `action` its start (`promotion.` finds every promotion event)."""
-    queryset = AuditEvent.objects.filter(workspace=workspace)
-    if actor:
-        queryset = queryset.filter(actor__icontains=actor)
-    if action:
-        queryset = queryset.filter(action__startswith=action)
-    if target:
-        queryset = queryset.filter(target__icontains=target)
     if since:
         queryset = queryset.filter(created_at__gte=since)
     if until:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.utils.dateparse import parse_datetime
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.http import require_POST
 from django.views.defaults import page_not_found
@@ -16,6 +13,7 @@ from django.views.defaults import server_error as html_server_error
 
 from core import selectors
 from core.api.errors import api_csrf_failure, api_not_found, api_server_error
+from core.api.serializers import AuditFilterInput
 from core.audit import audit_verify
 from core.errors import ApplicationError
 from core.web import page_context, workspace_page
@@ -44,28 +42,27 @@ def invitation_answer_page(request, invitation_id, accept: bool):
 
 @workspace_page
 def audit_log(request, workspace):
-    """The audit log, filtered by actor, action, target and time, with the chain's status."""
+    """The audit log, filtered as the API filters it (actor, action and target: exact, or a prefix
+    ending in `*`; since and until: ISO times), each event with its payload and hashes, and the
+    chain's status. A filter that does not parse is shown as an error, with no events."""
     if "audit:read" not in request.scopes:
         return render(request, "core/forbidden.html", page_context(request), status=403)
     filters = {
         name: request.GET.get(name, "").strip() for name in ("actor", "action", "target", "since", "until")
     }
-    events = selectors.audit_event_search(
-        workspace=workspace,
-        actor=filters["actor"],
-        action=filters["action"],
-        target=filters["target"],
-        since=_moment(filters["since"]),
-        until=_moment(filters["until"]),
-    )
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    given = AuditFilterInput(data={name: value for name, value in filters.items() if value})
+    page, problems = None, []
+    if given.is_valid():
+        events = selectors.audit_event_list(workspace=workspace, **given.validated_data)
+        page = Paginator(events, 50).get_page(request.GET.get("page"))
+    else:
+        problems = [f"{name}: {' '.join(str(m) for m in errors)}" for name, errors in given.errors.items()]
     chain = audit_verify(workspace=workspace)
-    return render(request, "core/audit.html", page_context(request, page=page, filters=filters, chain=chain))
-
-
-def _moment(text: str) -> datetime | None:
-    """A time typed in the audit log's form; None when empty or not a date and time."""
-    return parse_datetime(text) if text else None
+    return render(
+        request,
+        "core/audit.html",
+        page_context(request, page=page, filters=filters, problems=problems, chain=chain),
+    )
 
 
 def not_found(request, exception=None):

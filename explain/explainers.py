@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain import gpu
-from explain.treeshap import PathSet, UnsupportedModel, flatten, model_input
+from explain.treeshap import PathSet, UnsupportedModel, _estimators, flatten, model_input, model_output
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ class Block:
 
 def supports_paths(model) -> bool:
     try:
-        from explain.treeshap import _estimators
-
         _estimators(model)
         return True
     except UnsupportedModel:
@@ -76,7 +74,7 @@ class CpuTrees:
     faster on its first rows (decided once per model and process, then kept)."""
 
     def __init__(self, model) -> None:
-        import shap
+        import shap  # noqa: PLC0415 - 0.8 s to import: loaded by the first explanation, not by every worker
 
         self.model = model
         try:
@@ -103,7 +101,7 @@ class CpuTrees:
         if choice != "auto":
             return choice
         if self.faster is None and len(x) >= CALIBRATION_ROWS:
-            from explain import cpu
+            from explain import cpu  # noqa: PLC0415 - Numba: only for the compiled path
 
             sample = x[:CALIBRATION_ROWS]
             cpu.shap_values(self.paths, sample[:1], threads=threads)  # compile, or load Numba's cache
@@ -121,7 +119,7 @@ class CpuTrees:
         (`treeshap.model_input`)."""
         explainer = self.explainer
         if self.pick(x, choice, threads) == "compiled" or explainer is None:  # (None: for mypy)
-            from explain import cpu
+            from explain import cpu  # noqa: PLC0415 - Numba: only for the compiled path
 
             values = cpu.shap_values(self.paths, x, threads=threads)
             used = cpu.threads_used(threads)
@@ -193,11 +191,9 @@ def _shap_block(
         cpu = _shap_block(model, X, "cpu", background, cpu_tree, threads)
         cpu.detail = f"{cpu.detail}, rerun after GPU values that missed the model's output"
         return cpu
-    import shap
+    import shap  # noqa: PLC0415 - 0.8 s to import: loaded by the first explanation, not by every worker
 
     if supports_paths(model):
-        from explain.treeshap import model_output
-
         trees = _cpu_trees(id(model), model)
         values, expected, detail = trees.values(model_input(model, X), cpu_tree, threads)
         return Block(values, expected, model_output(model, X), "cpu", detail)
@@ -219,8 +215,6 @@ def _shap_block(
 
 
 def _gpu_block(model, X: np.ndarray) -> Block:
-    from explain.treeshap import model_output
-
     device = _device_paths(id(model), model)
     values = device.shap_values(X).get()
     return Block(values, device.paths.expected_value(), model_output(model, X), "gpu", device.detail)
@@ -236,6 +230,27 @@ def residual(values: np.ndarray, expected: np.ndarray, output: np.ndarray) -> fl
 def importance(values: np.ndarray) -> np.ndarray:
     """Global importance: mean |SHAP| per (feature, output)."""
     return np.abs(values).mean(axis=0)
+
+
+# SHAP's own colours for a feature's value: blue low, red high (shap.plots.colors.red_blue).
+SHAP_COLOURS = [[0.0, "#008bfb"], [1.0, "#ff0051"]]
+
+
+def colour_scale(column: np.ndarray) -> np.ndarray:
+    """A feature's values as colours in [0, 1], as shap's beeswarm scales them: between the 5th and
+    95th percentiles (clipped), so that a few outliers do not wash out everyone else; the 1st and 99th,
+    then the extremes, when those percentiles coincide. A missing value takes the middle colour."""
+    finite = column[np.isfinite(column)]
+    if len(finite) == 0:
+        return np.full(len(column), 0.5)
+    for low_q, high_q in ((5, 95), (1, 99), (0, 100)):
+        low, high = np.percentile(finite, [low_q, high_q])
+        if high > low:
+            break
+    else:
+        return np.full(len(column), 0.5)
+    scaled = np.clip((column - low) / (high - low), 0.0, 1.0)
+    return np.where(np.isfinite(scaled), scaled, 0.5)
 
 
 def figures(
@@ -268,12 +283,10 @@ def figures(
     xs, ys, colours, texts = [], [], [], []
     for rank, f in enumerate(swarm_features[::-1]):
         column = X[rows, f]
-        low, high = float(column.min()) if len(column) else 0.0, float(column.max()) if len(column) else 0.0
-        scaled = (column - low) / (high - low) if high > low else np.full(len(column), 0.5)
         jitter = rng.uniform(-0.3, 0.3, len(rows))
         xs += [float(v) for v in values[rows, f, output]]
         ys += [float(rank + j) for j in jitter]
-        colours += [float(c) for c in scaled]
+        colours += [float(c) for c in colour_scale(column)]
         texts += [f"{features[f]}={float(v):g}" for v in column]
     beeswarm = {
         "data": [
@@ -285,10 +298,15 @@ def figures(
                 "text": texts,
                 "marker": {
                     "color": colours,
-                    "colorscale": "RdBu",
-                    "reversescale": True,
+                    "colorscale": SHAP_COLOURS,
+                    "cmin": 0.0,
+                    "cmax": 1.0,
                     "size": 5,
-                    "colorbar": {"title": {"text": "feature value (low to high)"}},
+                    "colorbar": {
+                        "title": {"text": "feature value (low → high)", "side": "right"},
+                        "tickvals": [0.0, 1.0],
+                        "ticktext": ["low", "high"],
+                    },
                 },
             }
         ],

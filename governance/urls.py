@@ -12,5 +12,11 @@ urlpatterns = [
         views.report_export,
         name="dashboard-report-export",
     ),
+    path("w/<slug:slug>/reports/", views.reports_page, name="dashboard-reports"),
+    path(
+        "w/<slug:slug>/models/<str:name>/versions/<str:version>/reports/",
+        views.reports_page,
+        name="dashboard-version-reports",
+    ),
     path("w/<slug:slug>/reports/<uuid:report_id>/", views.report_page, name="dashboard-report"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -18,7 +19,8 @@ from core.errors import ApplicationError, NotFound
 from core.models import Workspace
 from core.web import page_context, workspace_page
 from governance import reports, selectors, services
-from governance.models import RequestState
+from governance import request_display as display
+from governance.models import DatasheetKind, RequestState
 from lineage.figures import network_figure
 
 
@@ -57,6 +59,11 @@ def request_page(request, workspace: Workspace, request_id: UUID) -> HttpRespons
     }
     if evidence.explanation is not None:
         figures.update({f"shap_{name}": figure for name, figure in evidence.explanation.figures.items()})
+    links = display.Links(
+        slug=workspace.slug,
+        model_key=version.node.key,
+        nodes={**evidence.dataset_nodes, version.node.key: version.node_id},
+    )
     user = request.user
     is_author = user.pk in (version.author_id, promotion.requested_by_id)
     can_review = (
@@ -73,20 +80,48 @@ def request_page(request, workspace: Workspace, request_id: UUID) -> HttpRespons
             promotion=promotion,
             version=version,
             gate=evidence.gate,
+            rules=display.gate_rows(evidence.gate, evidence.rule_documents, links),
             card=evidence.card,
             card_view=evidence.card_view,
+            card_sections=(
+                display.datasheet_sections(
+                    DatasheetKind.MODEL_CARD, evidence.card.content, evidence.card_view, links
+                )
+                if evidence.card and evidence.card_view
+                else []
+            ),
+            datasheets=display.training_datasheets(evidence.datasheets, links),
+            incumbent=evidence.incumbent,
+            incumbent_basis=evidence.incumbent_basis,
+            comparison=(
+                display.comparison(evidence.current, evidence.incumbent, links) if evidence.incumbent else []
+            ),
             fairness=[
                 {
                     "assessment": assessment,
                     "figure_id": f"figure-fairness-{index}",
                     "headline_metric": assessment.headline_metric,
                     "groups": assessment.group_rows(assessment.headline_metric),
+                    "dataset_href": links.node(assessment.dataset),
+                    "job_href": links.job(assessment.job_id),
                 }
                 for index, assessment in enumerate(evidence.fairness, start=1)
             ],
             explanation=evidence.explanation,
+            explanation_links=(
+                {
+                    "job": links.job(evidence.explanation.job_id),
+                    "dataset": links.node(evidence.explanation.dataset),
+                }
+                if evidence.explanation
+                else {}
+            ),
+            shap_summary=display.shap_summary(evidence.explanation) if evidence.explanation else [],
             running=evidence.running,
             figures=figures,
+            provenance=evidence.provenance,
+            provenance_edges=display.provenance_edges(evidence.provenance),
+            lineage_href=links.node(version.node.key),
             budgets=evidence.budgets,
             is_author=is_author,
             can_review=can_review,
@@ -148,3 +183,26 @@ def report_page(request, workspace: Workspace, report_id: UUID) -> HttpResponse:
     except NotFound:
         raise Http404("no such report") from None
     return render(request, "governance/report.html", page_context(request, report=report))
+
+
+@workspace_page
+def reports_page(request, workspace: Workspace, name: str = "", version: str = "") -> HttpResponse:
+    """The workspace's reports, or one version's with a button to ask for another: each with its
+    state, times and downloads. For the roles that export reports, as the report page."""
+    if "report:export" not in request.scopes:
+        return render(request, "core/forbidden.html", page_context(request), status=403)
+    found = selectors.version_get(workspace=workspace, name=name, version=version) if name else None
+    page = Paginator(selectors.report_list(workspace=workspace, version=found), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "governance/reports.html",
+        page_context(
+            request,
+            page=page,
+            version=found,
+            filters={},
+            unfinished=any(not report.finished for report in page),
+        ),
+    )

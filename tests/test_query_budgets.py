@@ -147,8 +147,12 @@ DASHBOARD: dict[str, tuple[str, str, int]] = {
     "review queue": ("/w/acme/reviews/", ">Review</a>", 5),
     # Constant in the number of reviews, assessments and budgets. (The gate's lineage check and the
     # provenance figure each walk the same upstream graph, and evidence jobs are read three times; the
-    # reviews, with their reviewers, are one query, which also says whether the reader has reviewed.)
-    "promotion request": ("/w/acme/reviews/{request}/", "read the evidence", 26),
+    # reviews, with their reviewers, are one query, which also says whether the reader has reviewed.
+    # Four more for what a reviewer reads beside the evidence: the rules as their policy revisions
+    # wrote them, the version now in the stage, the training data's datasheets, and the lineage nodes
+    # of the datasets the page links; three more when a version is in the stage, for its evidence, or,
+    # when none is, one to find the version before, which the page compares with instead.)
+    "promotion request": ("/w/acme/reviews/{request}/", "read the evidence", 31),
 }
 
 

@@ -30,6 +30,22 @@
       // Long category names (features, groups) get the room they need instead of being cut off.
       layout.xaxis = Object.assign({automargin: true}, layout.xaxis || {});
       layout.yaxis = Object.assign({automargin: true}, layout.yaxis || {});
+      // On a phone a legend beside the plot leaves it no room: put it underneath, across.
+      if (div.clientWidth < 600) {
+        layout.legend = Object.assign({orientation: "h", x: 0, xanchor: "left", y: -0.25, yanchor: "top"},
+          layout.legend || {});
+        layout.margin = Object.assign({}, layout.margin, {l: 40, r: 10});
+        layout.height = Math.max(layout.height, (figure.data || []).length > 3 ? 460 : 360);
+        (figure.data || []).forEach(function (trace) {  // a colour bar goes underneath too
+          var bar = trace.marker && trace.marker.colorbar;
+          if (!bar) { return; }
+          trace.marker.colorbar = Object.assign({}, bar, {
+            orientation: "h", x: 0.5, xanchor: "center", y: -0.3, yanchor: "top", thickness: 12,
+            title: Object.assign({}, bar.title || {}, {side: "top"})
+          });
+          layout.height = Math.max(layout.height, 420);
+        });
+      }
       Plotly.newPlot(div, figure.data || [], layout, {displaylogo: false, responsive: true})
         .then(function () { div.dataset.rendered = "true"; });
     });

@@ -14,6 +14,22 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "e2e-screenshots"
 
 
+@pytest.fixture
+def world(db):
+    """income@1 with a fairness assessment and an explanation, and alice's open request (worlds.py)."""
+    from tests.e2e.worlds import build_world
+
+    return build_world()
+
+
+@pytest.fixture
+def reviewed_world(db):
+    """income@1 in production; alice's open request to move income@2 there (worlds.py)."""
+    from tests.e2e.worlds import build_reviewed_world
+
+    return build_reviewed_world()
+
+
 @pytest.fixture(autouse=True)
 def _blocking_orm_beside_playwright(monkeypatch):
     """Playwright's sync API keeps an event loop running in this thread; the tests' own ORM calls
