@@ -1,4 +1,4 @@
-"""How the request page shows what `selectors.promotion_request_evidence` read: values for people
+"""How the request page shows what `request_evidence.promotion_request_evidence` read: values for people
 (about four significant digits, the exact value kept for a tooltip), gate evidence as labelled values
 with links to jobs and lineage nodes, each rule's bound as its policy revision wrote it, datasheets
 section by section, the comparison with the version now in the requested stage, and the summaries
@@ -19,7 +19,8 @@ from explain.evidence import Estimate, Explanation
 from governance import datasheets
 from governance.datasheets import _filled
 from governance.models import Datasheet, DatasheetKind
-from governance.selectors import DatasetDatasheet, VersionEvidence
+from governance.request_evidence import VersionEvidence
+from governance.selectors import DatasetDatasheet
 from lineage.models import Node
 from lineage.stores.base import Subgraph
 

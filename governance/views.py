@@ -1,8 +1,9 @@
 """Dashboard pages for reviewers and auditors: the model inventory, the review queue, one request
 with all its evidence, and the review form. Server-rendered; charts are plotly figures drawn by
-static/js/charts.js from JSON blocks in the page. Reads go through `governance.selectors`, writes
-through `governance.services`. (`request` is left unannotated: it carries the membership and scopes
-`core.web.workspace_page` sets, which HttpRequest does not declare.)"""
+static/js/charts.js from JSON blocks in the page. Reads go through `governance.selectors` and
+`governance.request_evidence`, writes through `governance.services`. (`request` is left unannotated:
+it carries the membership and scopes `core.web.workspace_page` sets, which HttpRequest does not
+declare.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from core.actors import Actor
 from core.errors import ApplicationError, NotFound
 from core.models import Workspace
 from core.web import page_context, workspace_page
-from governance import reports, selectors, services
+from governance import reports, request_evidence, selectors, services
 from governance import request_display as display
 from governance.models import DatasheetKind, RequestState
 from lineage.figures import network_figure
@@ -48,7 +49,7 @@ def queue(request, workspace: Workspace) -> HttpResponse:
 def request_page(request, workspace: Workspace, request_id: UUID) -> HttpResponse:
     """Everything a reviewer needs to decide, on one page."""
     try:
-        evidence = selectors.promotion_request_evidence(workspace=workspace, request_id=request_id)
+        evidence = request_evidence.promotion_request_evidence(workspace=workspace, request_id=request_id)
     except NotFound:
         raise Http404("no such request") from None
     promotion, version = evidence.promotion, evidence.version
