@@ -3,7 +3,9 @@ first, so tests that use them are transactional) and at a broker of the test's c
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +46,8 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 def start_worker(
     env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
 ) -> subprocess.Popen:
-    """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
+    """Start `celery -A config worker` (with an embedded beat when asked) in a process group of its own;
+    stop it with stop_worker, or kill it with kill_worker."""
     full_env = process_env(env)
     command = [
         sys.executable,
@@ -66,18 +69,42 @@ def start_worker(
     if name:
         command += ["--hostname", name]
     return subprocess.Popen(
-        command, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
+def _signal_group(worker: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, sig)
+
+
+def kill_worker(worker: subprocess.Popen) -> str:
+    """SIGKILL the worker and every process it started (an embedded beat runs in a child, which would
+    otherwise live on, orphaned, sweeping a test queue): a machine's sudden death, no warm shutdown.
+    Returns what it logged (once; empty when it was killed before)."""
+    _signal_group(worker, signal.SIGKILL)
+    if worker.stdout is None or worker.stdout.closed:
+        worker.wait(timeout=30)
+        return ""
+    log, _ = worker.communicate(timeout=30)
+    return log
+
+
 def stop_worker(worker: subprocess.Popen) -> str:
-    """Stop the worker and return its log."""
-    worker.terminate()
+    """Stop the worker (and its embedded beat) and return its log."""
+    _signal_group(worker, signal.SIGTERM)
     try:
         log, _ = worker.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        worker.kill()
+        _signal_group(worker, signal.SIGKILL)
         log, _ = worker.communicate()
+    _signal_group(worker, signal.SIGKILL)  # whatever of the group outlived the worker
     return log
 
 
