@@ -5,9 +5,11 @@ source tree rather than a failing page."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.test import RequestFactory, override_settings
 from django.utils.functional import empty
@@ -26,7 +28,9 @@ def _settings(root):
 
 
 def _reset_storage():
-    """staticfiles_storage is built once per process; build it again from the settings in force."""
+    """staticfiles_storage is built once per process (and kept by django's storages); build it again
+    from the settings in force and the manifest on disk."""
+    storages._storages.pop("staticfiles", None)
     staticfiles_storage._wrapped = empty
 
 
@@ -68,7 +72,21 @@ def test_after_collectstatic_names_are_hashed_and_served_compressed_for_a_year(c
 
 def test_a_file_added_since_collectstatic_is_named_unhashed_not_an_error(collected, caplog):
     call_command("collectstatic", interactive=False, verbosity=0)
+    manifest = collected / "staticfiles.json"
+    document = json.loads(manifest.read_text())
+    del document["paths"]["css/app.css"]  # as if app.css had been added after collectstatic
+    manifest.write_text(json.dumps(document))
     _reset_storage()
-    assert staticfiles_storage.url("css/app.css") != "/static/css/app.css"
-    assert staticfiles_storage.url("css/added-later.css") == "/static/css/added-later.css"
-    assert "run manage.py collectstatic" in caplog.text
+    assert staticfiles_storage.url("js/charts.js") != "/static/js/charts.js"
+    assert staticfiles_storage.url("css/app.css") == "/static/css/app.css"
+    assert staticfiles_storage.url("css/app.css") == "/static/css/app.css"
+    warnings = [r.getMessage() for r in caplog.records if "collectstatic" in r.getMessage()]
+    assert warnings == ["css/app.css is not in staticfiles.json; run manage.py collectstatic"]
+
+
+def test_names_of_files_that_exist_nowhere_pass_without_a_warning(collected, caplog):
+    """WhiteNoise asks for the files a minified script's source map names; there are none."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+    _reset_storage()
+    assert staticfiles_storage.url("vendor/plotly/plotly-basic.js") == "/static/vendor/plotly/plotly-basic.js"
+    assert "collectstatic" not in caplog.text
