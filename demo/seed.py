@@ -45,12 +45,14 @@ from explain.models import Job, JobKind
 from governance import reports
 from governance import services as governance
 from governance.models import (
+    AnnexIIIArea,
     Datasheet,
     ModelVersion,
     Policy,
     PromotionRequest,
     Report,
     RequestState,
+    RiskTier,
     Stage,
 )
 from lineage.models import Node
@@ -208,6 +210,7 @@ class Seeder:
         self.data()
         self.privacy()
         versions = self.models()
+        self.classify()
         self.datasheets(versions)
         self.policies()
         self.evidence(versions)
@@ -422,6 +425,22 @@ class Seeder:
             )
             self.say(f"        {MODEL}@{trained.version}: {trained.metrics}")
         return versions
+
+    def classify(self) -> None:
+        """The model's risk classification: an income prediction of the kind that decides credit is
+        high-risk under the EU AI Act (Annex III, point 5). No change, and no audit event, on a rerun."""
+        governance.model_update(
+            workspace=self.ws,
+            actor=self.actor("admin"),
+            name=MODEL,
+            risk_tier=RiskTier.HIGH,
+            annex_iii_area=AnnexIIIArea.ESSENTIAL_SERVICES,
+            intended_purpose=(
+                "Estimate whether a person's income exceeds $50,000 a year, as one input to a "
+                "creditworthiness assessment reviewed by a loan officer; not for decisions without one."
+            ),
+            owner="dana (data science)",
+        )
 
     def datasheets(self, versions: dict[str, ModelVersion]) -> None:
         self.step("datasheets: a dataset datasheet for adult@v2, model cards for both versions")

@@ -38,6 +38,22 @@ class RiskTier(models.TextChoices):
     PROHIBITED = "prohibited"
 
 
+class AnnexIIIArea(models.TextChoices):
+    """The areas of the EU AI Act's Annex III, which make a system in them high-risk (points 1-8)."""
+
+    BIOMETRICS = "biometrics", "Biometrics"
+    CRITICAL_INFRASTRUCTURE = "critical-infrastructure", "Critical infrastructure"
+    EDUCATION = "education", "Education and vocational training"
+    EMPLOYMENT = "employment", "Employment, workers' management and access to self-employment"
+    ESSENTIAL_SERVICES = (
+        "essential-services",
+        "Access to essential private services and essential public services and benefits",
+    )
+    LAW_ENFORCEMENT = "law-enforcement", "Law enforcement"
+    MIGRATION = "migration", "Migration, asylum and border control management"
+    JUSTICE = "justice", "Administration of justice and democratic processes"
+
+
 class RegisteredModel(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="registered_models")
     name = models.CharField(max_length=200)
@@ -45,6 +61,11 @@ class RegisteredModel(models.Model):
     # What policies select models by (`applies_to`): free-form tags and the risk tier (blank: not set).
     tags = models.JSONField(default=list, blank=True)
     risk_tier = models.CharField(max_length=20, choices=RiskTier.choices, blank=True)
+    # The risk classification beside the tier: for a high-risk model, the Annex III area that makes
+    # it so (blank: not set, or high-risk for another reason); what it is for; who answers for it.
+    annex_iii_area = models.CharField(max_length=40, choices=AnnexIIIArea.choices, blank=True)
+    intended_purpose = models.TextField(blank=True)
+    owner = models.CharField(max_length=200, blank=True)
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"

@@ -97,10 +97,13 @@ class InventoryRow:
         return self.version.registered_model
 
 
-def model_inventory(*, workspace: Workspace, query: str = "", stage: str = "") -> list[InventoryRow]:
-    """Every version whose model name contains `query` (and in `stage`, when given), in the models'
-    order. Three queries however many versions: the versions (each with the id of its latest gate
-    decision), those decisions, and the open requests."""
+def model_inventory(
+    *, workspace: Workspace, query: str = "", stage: str = "", risk_tier: str = ""
+) -> list[InventoryRow]:
+    """Every version whose model name contains `query` (and in `stage`, and of a model in
+    `risk_tier`, "unset" for none, when given), in the models' order. Three queries however many
+    versions: the versions (each with the id of its latest gate decision), those decisions, and the
+    open requests."""
     latest = GateDecision.objects.filter(model_version=OuterRef("pk")).order_by("-created_at")
     versions = ModelVersion.objects.filter(registered_model__workspace=workspace).select_related(
         "registered_model"
@@ -109,6 +112,8 @@ def model_inventory(*, workspace: Workspace, query: str = "", stage: str = "") -
         versions = versions.filter(registered_model__name__icontains=query)
     if stage:
         versions = versions.filter(stage=stage)
+    if risk_tier:
+        versions = versions.filter(registered_model__risk_tier="" if risk_tier == "unset" else risk_tier)
     found = list(versions.annotate(latest_decision_id=Subquery(latest.values("pk")[:1])))
     decisions = GateDecision.objects.in_bulk([v.latest_decision_id for v in found if v.latest_decision_id])
     open_requests: dict[int, list[PromotionRequest]] = defaultdict(list)

@@ -21,19 +21,20 @@ from core.models import Workspace
 from core.web import page_context, workspace_page
 from governance import reports, request_evidence, selectors, services
 from governance import request_display as display
-from governance.models import DatasheetKind, RequestState
+from governance.models import DatasheetKind, RequestState, RiskTier
 from lineage.figures import network_figure
 
 
 @workspace_page
 def inventory(request, workspace: Workspace) -> HttpResponse:
-    """Every model, its versions and stages, the latest gate result and open requests."""
+    """Every model, its versions and stages, its risk classification, the latest gate result and
+    open requests; filtered by name, stage and risk tier."""
     query = request.GET.get("q", "").strip()
     stage = request.GET.get("stage", "").strip()
-    rows = selectors.model_inventory(workspace=workspace, query=query, stage=stage)
-    return render(
-        request, "governance/inventory.html", page_context(request, rows=rows, q=query, stage=stage)
-    )
+    tier = request.GET.get("tier", "").strip()
+    rows = selectors.model_inventory(workspace=workspace, query=query, stage=stage, risk_tier=tier)
+    context = page_context(request, rows=rows, q=query, stage=stage, tier=tier, tiers=RiskTier.choices)
+    return render(request, "governance/inventory.html", context)
 
 
 @workspace_page

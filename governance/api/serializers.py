@@ -7,6 +7,7 @@ from rest_framework import serializers
 from core.api.fields import NumberField
 from core.api.serializers import WORK_FIELDS
 from governance.models import (
+    AnnexIIIArea,
     GateDecision,
     ModelVersion,
     Policy,
@@ -80,7 +81,17 @@ class ModelOutput(serializers.ModelSerializer):
 
     class Meta:
         model = RegisteredModel
-        fields = ["name", "description", "tags", "risk_tier", "created_at", "versions"]
+        fields = [
+            "name",
+            "description",
+            "tags",
+            "risk_tier",
+            "annex_iii_area",
+            "intended_purpose",
+            "owner",
+            "created_at",
+            "versions",
+        ]
 
 
 class ModelUpdateInput(serializers.Serializer):
@@ -90,6 +101,16 @@ class ModelUpdateInput(serializers.Serializer):
         child=serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"), max_length=50, required=False
     )
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    annex_iii_area = serializers.ChoiceField(
+        choices=AnnexIIIArea.choices,
+        required=False,
+        allow_blank=True,
+        help_text="for a high-risk model, the EU AI Act Annex III area that makes it so; blank clears it",
+    )
+    intended_purpose = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    owner = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="the person or team who answers for it"
+    )
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
 
 

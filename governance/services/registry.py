@@ -14,7 +14,7 @@ from core.errors import ApplicationError, Conflict, NotFound
 from core.models import Artifact, Workspace
 from explain.loading import ModelLoadError, model_artifact_check
 from governance import datasheets
-from governance.models import Alias, Datasheet, ModelVersion, Policy, RegisteredModel
+from governance.models import Alias, Datasheet, ModelVersion, Policy, RegisteredModel, RiskTier
 from governance.names import name_check
 from governance.policies import policy_validate
 from governance.selectors import datasheet_subject, version_get
@@ -234,16 +234,32 @@ def model_update(
     tags: list[str] | None = None,
     risk_tier: str | None = None,
     description: str | None = None,
+    annex_iii_area: str | None = None,
+    intended_purpose: str | None = None,
+    owner: str | None = None,
 ) -> RegisteredModel:
-    """Change what describes a registered model: its tags and risk tier (which select the policies
-    that govern it) and its description. One `model.update` audit event with the changes, none when
-    nothing changes."""
+    """Change what describes a registered model: its tags and risk classification (tier, and for a
+    high-risk model its Annex III area; the tags and tier select the policies that govern it), its
+    intended purpose, owner and description. One `model.update` audit event with the changes, none
+    when nothing changes. An Annex III area belongs to high-risk models only: setting one on another
+    tier is refused, and moving a model out of the high tier clears its area (recorded as a change)."""
     model = RegisteredModel.objects.select_for_update().filter(workspace=workspace, name=name).first()
     if model is None:
         raise NotFound(f"no registered model {name!r} in this workspace")
+    tier = risk_tier if risk_tier is not None else model.risk_tier
+    if annex_iii_area and tier != RiskTier.HIGH:
+        raise ApplicationError(
+            f"an Annex III area is for high-risk models; {model.name!r} would be {tier or 'without a tier'}",
+            field="annex_iii_area",
+        )
+    if tier != RiskTier.HIGH and annex_iii_area is None and model.annex_iii_area:
+        annex_iii_area = ""
     wanted = {
         "tags": sorted(set(tags)) if tags is not None else None,
         "risk_tier": risk_tier,
+        "annex_iii_area": annex_iii_area,
+        "intended_purpose": intended_purpose,
+        "owner": owner,
         "description": description,
     }
     changes = {
