@@ -1,4 +1,6 @@
-"""Datasheets: model cards (Mitchell et al. 2019) and dataset datasheets (Gebru et al. 2021).
+"""Datasheets: model cards (Mitchell et al. 2019), dataset datasheets (Gebru et al. 2021), and the
+authored sections of a model version's EU AI Act technical documentation (Annex IV: what only people
+can say; the technical file's other sections are generated from evidence).
 
 A datasheet is a JSON document of sections, each section an object of named text (or list) fields.
 It is validated by JSON Schema (unknown sections or fields, and wrong types, are errors that name the
@@ -45,8 +47,47 @@ DATASHEET_SECTIONS: dict[str, list[str]] = {
     "maintenance": ["maintainer", "contact", "update_policy", "retention"],
 }
 
-SECTIONS = {"model_card": MODEL_CARD_SECTIONS, "datasheet": DATASHEET_SECTIONS}
-TITLES = {"model_card": "Model card", "datasheet": "Datasheet"}
+# Regulation (EU) 2024/1689, Annex IV, the points named beside each section (and the articles they
+# refer to). Each field is free text (or a list) written by the provider's people.
+ANNEX_IV_SECTIONS: dict[str, list[str]] = {
+    # 1: the system's general description
+    "general_description": [
+        "intended_purpose",
+        "provider",
+        "foreseeable_misuse",
+        "deployment_forms",
+        "hardware",
+        "user_interface",
+        "instructions_for_use",
+    ],
+    # 2(e) and Article 14: human oversight
+    "human_oversight": ["measures", "interpretation_aids", "intervention_and_stop"],
+    # 2(f): changes decided in advance
+    "predetermined_changes": ["changes", "how_validated"],
+    # 2(h): cybersecurity
+    "cybersecurity": ["measures"],
+    # 3: monitoring, functioning and control
+    "monitoring_and_control": [
+        "capabilities_and_limitations",
+        "expected_accuracy",
+        "input_data_specifications",
+    ],
+    # 5 and Article 9: the risk-management system
+    "risk_management": ["process", "known_risks", "foreseeable_risks", "measures", "residual_risks"],
+    # 7: harmonised standards applied, or the other solutions adopted
+    "harmonised_standards": ["standards_applied", "other_solutions"],
+    # 8 and Article 47: the EU declaration of conformity
+    "declaration_of_conformity": ["reference", "date", "signatory"],
+    # 9 and Article 72: post-market monitoring
+    "post_market_monitoring": ["plan", "data_collected", "review_frequency", "responsible"],
+}
+
+SECTIONS = {"model_card": MODEL_CARD_SECTIONS, "datasheet": DATASHEET_SECTIONS, "annex_iv": ANNEX_IV_SECTIONS}
+TITLES = {
+    "model_card": "Model card",
+    "datasheet": "Datasheet",
+    "annex_iv": "Technical documentation (EU AI Act Annex IV, authored sections)",
+}
 MAX_TEXT = 20_000
 
 
@@ -215,6 +256,8 @@ def to_markdown(kind: str, subject: str, content: dict[str, Any], report: dict[s
         for field in fields:
             if _filled(section.get(field)):
                 lines.append(f"- **{_label(field)}**: {_text(section[field])}")
+        if info["missing"]:
+            lines += ["", f"Missing: {', '.join(_label(f) for f in info['missing'])}"]
         lines.append("")
     if content.get("notes"):
         lines += ["## Notes", "", str(content["notes"]), ""]
@@ -242,6 +285,9 @@ def to_html(kind: str, subject: str, content: dict[str, Any], report: dict[str, 
             if _filled(section.get(field)):
                 parts.append(f"<dt>{esc(_label(field))}</dt><dd>{esc(_text(section[field]))}</dd>")
         parts.append("</dl>")
+        if info["missing"]:
+            missing = ", ".join(esc(_label(f)) for f in info["missing"])
+            parts.append(f"<p class='meta'>Missing: {missing}</p>")
     if content.get("notes"):
         parts.append(f"<h2>Notes</h2><pre>{esc(str(content['notes']))}</pre>")
     parts.append("</body></html>")

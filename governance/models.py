@@ -119,6 +119,8 @@ class Alias(models.Model):
 class DatasheetKind(models.TextChoices):
     MODEL_CARD = "model_card"
     DATASET = "datasheet"
+    # A model version's EU AI Act technical documentation, the parts only people can write (Annex IV).
+    ANNEX_IV = "annex_iv"
 
 
 class Datasheet(models.Model):

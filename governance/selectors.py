@@ -137,9 +137,9 @@ def model_inventory(
 
 
 def datasheet_subject(*, workspace: Workspace, kind: str, name: str, version: str) -> Node:
-    """The lineage node a datasheet describes: a registered version's for a model card, a dataset
-    version's otherwise."""
-    if kind == DatasheetKind.MODEL_CARD:
+    """The lineage node a datasheet describes: a registered version's for a model card and for its
+    technical documentation, a dataset version's otherwise."""
+    if kind in (DatasheetKind.MODEL_CARD, DatasheetKind.ANNEX_IV):
         return version_get(workspace=workspace, name=name, version=version).node
     node = Node.objects.filter(
         workspace=workspace, kind=NodeKind.DATASET_VERSION, key=f"{name}@{version}"

@@ -11,7 +11,7 @@ from core.models import AuditEvent, Workspace
 from lineage.models import Node
 
 # The audit targets that name a lineage node by its key (the registry's, datasheets', privacy's).
-NODE_TARGET_PREFIXES = ("model", "model_card", "datasheet", "dataset")
+NODE_TARGET_PREFIXES = ("model", "model_card", "annex_iv", "datasheet", "dataset")
 
 
 def node_list(*, workspace: Workspace, kind: str = "", key: str = "", q: str = "") -> QuerySet[Node]:

@@ -81,9 +81,11 @@ def parser() -> argparse.ArgumentParser:
     verification.add_parsers(commands)
     sheet = commands.add_parser("datasheet", help="datasheets")
     sheet_commands = sheet.add_subparsers(dest="action", required=True)
-    push = sheet_commands.add_parser("push", help="push a model card or datasheet (YAML, JSON, Markdown)")
+    push = sheet_commands.add_parser(
+        "push", help="push a model card, Annex IV sections or a datasheet (YAML, JSON, Markdown)"
+    )
     push.add_argument("file")
-    push.add_argument("--kind", choices=["model_card", "datasheet"])
+    push.add_argument("--kind", choices=["model_card", "annex_iv", "datasheet"])
     push.add_argument("--name")
     push.add_argument("--version")
     push.set_defaults(handler=_datasheet)

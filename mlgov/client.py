@@ -317,9 +317,10 @@ class Client(Transport):
         name: str | None = None,
         version: str | None = None,
     ) -> dict[str, Any]:
-        """Push a model card or dataset datasheet from a YAML, JSON or Markdown-with-front-matter file.
-        The subject comes from the arguments or from the file's `subject:` front matter
-        ({"kind": "model_card" | "datasheet", "name": ..., "version": ...})."""
+        """Push a model card, a model version's Annex IV sections or a dataset datasheet from a YAML,
+        JSON or Markdown-with-front-matter file. The subject comes from the arguments or from the
+        file's `subject:` front matter ({"kind": "model_card" | "annex_iv" | "datasheet", "name": ...,
+        "version": ...})."""
         path = Path(path)
         text = path.read_text()
         fmt = {".md": "markdown", ".markdown": "markdown", ".json": "json"}.get(path.suffix.lower(), "yaml")
@@ -332,8 +333,11 @@ class Client(Transport):
         if not (kind and name and version):
             raise ValueError("say which model or dataset version the datasheet is for (kind, name, version)")
         text = document_without_subject(text, fmt)
-        route = "model-card" if kind == "model_card" else "datasheet"
-        collection = "models" if kind == "model_card" else "datasets"
+        routes = {"model_card": "model-card", "annex_iv": "annex-iv", "datasheet": "datasheet"}
+        if kind not in routes:
+            raise ValueError(f"kind must be one of {', '.join(routes)}, not {kind!r}")
+        route = routes[kind]
+        collection = "datasets" if kind == "datasheet" else "models"
         return self.request(
             "PUT",
             f"{collection}/{_quote(name)}/versions/{_quote(str(version))}/{route}",

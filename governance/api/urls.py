@@ -10,6 +10,7 @@ urlpatterns = [
     path(version, views.ModelVersionView.as_view(), name="model-version"),
     path("models/<str:name>/aliases/<str:alias>", views.AliasView.as_view(), name="model-alias"),
     path(f"{version}/model-card", views.ModelCardView.as_view(), name="model-card"),
+    path(f"{version}/annex-iv", views.AnnexIVView.as_view(), name="model-annex-iv"),
     path(f"{version}/gate", views.GateView.as_view(), name="model-gate"),
     path(
         f"{version}/promotion-requests",

@@ -147,6 +147,12 @@ class DatasetDatasheetView(DatasheetView):
     kind = DatasheetKind.DATASET
 
 
+class AnnexIVView(DatasheetView):
+    """The authored sections of the version's EU AI Act technical documentation."""
+
+    kind = DatasheetKind.ANNEX_IV
+
+
 class PolicyListView(WorkspaceAPIView):
     required_scopes = {"GET": "model:read", "POST": "policy:write"}
 

@@ -56,6 +56,14 @@ def test_cli_exit_codes_and_commands(live_server, tmp_path):
     pushed = mlgov("datasheet", "push", str(card), url=url, token=token, cwd=tmp_path)
     assert pushed.returncode == 0, pushed.stderr
     assert "model_card of scorer@1: revision 1" in pushed.stdout
+    annex = tmp_path / "annex-iv.yaml"
+    annex.write_text("human_oversight:\n  measures: a loan officer reviews every score\n")
+    pushed = mlgov(
+        "datasheet", "push", str(annex), "--kind", "annex_iv", "--name", "scorer", "--version", "1",
+        url=url, token=token, cwd=tmp_path,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    assert "annex_iv of scorer@1: revision 1" in pushed.stdout
 
     services.policy_upload(
         workspace=workspace,
