@@ -163,3 +163,42 @@ def _event_problems(events: Any) -> list[str]:
                 problems.append(f"audit event {seq}: its previous hash is not event {before}'s hash")
         previous = event
     return problems
+
+
+def verify_techfile(document: dict[str, Any], public_key_b64: str) -> list[str]:
+    """Check a technical-file bundle offline; returns the problems found (empty when it verifies):
+    the signature over the file, every evidence document against the SHA-256 the signed file keeps of
+    it (a changed byte or a dropped document is named by its id), every cited id among them, and the
+    cited gate decisions' own signatures and audit events' hashes."""
+    techfile = document.get("techfile")
+    carried = document.get("evidence")
+    if not isinstance(techfile, dict) or not isinstance(carried, dict):
+        return ["the file is not a technical-file bundle"]
+    problems = []
+    if not verify_decision({"statement": techfile, "signature": document.get("signature")}, public_key_b64):
+        problems.append(
+            "the technical file's signature does not match its content and this key"
+            + _key_hint(techfile, public_key_b64)
+        )
+    digests = techfile.get("evidence") if isinstance(techfile.get("evidence"), dict) else {}
+    for ident, digest in sorted(digests.items()):
+        if ident not in carried:
+            problems.append(f"evidence {ident} is missing from the bundle")
+        elif hashlib.sha256(canonical_bytes(carried[ident])).hexdigest() != digest:
+            problems.append(f"evidence {ident} does not match the hash the file cites")
+    problems += [
+        f"evidence {ident} is not cited by the signed file" for ident in sorted(set(carried) - set(digests))
+    ]
+    for section in techfile.get("sections") or []:
+        cited = [c for s in section.get("statements") or [] for c in s.get("cites") or []]
+        cited += [c for a in section.get("authored") or [] for c in a.get("cites") or []]
+        problems += [
+            f"section {section.get('number')} cites {ident}, which the file does not list"
+            for ident in sorted(set(cited) - set(digests))
+        ]
+    for ident, item in sorted(carried.items()):
+        if ident.startswith("decision:") and not verify_decision(item, public_key_b64):
+            problems.append(f"evidence {ident}: the gate decision's signature does not match")
+        if ident.startswith("audit:") and ident != "audit:head":
+            problems += [f"evidence {ident}: {p}" for p in _event_problems([item])]
+    return problems

@@ -7,7 +7,7 @@ import os
 
 import dj_database_url
 
-from config.env import BASE_DIR, env, envbool, envchoice, envint, envlist, var_dir
+from config.env import BASE_DIR, env, envbool, envchoice, envfloat, envint, envlist, var_dir
 
 VAR_DIR = var_dir()
 
@@ -361,6 +361,10 @@ WEB_ADMISSION_CONTROL = envbool("WEB_ADMISSION_CONTROL", True)
 WEB_MAX_ACTIVE = envint("WEB_MAX_ACTIVE", 0) or 2
 WEB_MAX_QUEUE = envint("WEB_MAX_QUEUE", 0) or 4
 WEB_QUEUE_TIMEOUT_MS = envint("WEB_QUEUE_TIMEOUT_MS", 0) or 20
+
+# The technical file (governance/techfile.py) flags a change between versions of a metric or of a
+# difference between groups larger than this (absolute) as possibly a substantial modification.
+TECHFILE_SUBSTANTIAL_CHANGE = envfloat("TECHFILE_SUBSTANTIAL_CHANGE", 0.02)
 
 # The throttles' counters must be seen by every web process: Redis when CACHE_URL is set (required
 # with more than one web machine), else files under VAR_DIR that every process on this machine shares.

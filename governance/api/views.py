@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from core import signing
 from core.api.base import WorkspaceAPIView
 from core.errors import ApplicationError
-from governance import datasheets, reports, selectors, services
+from governance import datasheets, reports, selectors, services, techfile
 from governance.api import serializers as s
 from governance.models import Datasheet, DatasheetKind
 
@@ -286,6 +286,17 @@ class ReportsView(WorkspaceAPIView):
         body = s.ReportOutput(report).data
         url = reverse("report-detail", kwargs={"report_id": report.pk})
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+class TechnicalFileView(WorkspaceAPIView):
+    """The version's EU AI Act technical file, generated now and signed (governance/techfile.py)."""
+
+    required_scopes = {"GET": "report:export"}
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, name: str, version: str) -> Response:
+        found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
+        return Response(techfile.bundle(found))
 
 
 class ReportDetailView(WorkspaceAPIView):

@@ -12,7 +12,7 @@ from pathlib import Path
 from mlgov.audit import chain_walk, checkpoint_problems
 from mlgov.client import Client
 from mlgov.commands import FAIL, PASS
-from mlgov.verify import decision_problems, verify_report
+from mlgov.verify import decision_problems, verify_report, verify_techfile
 
 PUBLIC_KEY_HELP = "base64 key, or a file saved from /api/v1/gate/public-key"
 
@@ -56,6 +56,23 @@ def _verify_report(args, client: Client) -> int:
         f"valid: report of {report['model']}@{report['version']} ({sections}"
         f"{len(report['gate_decisions'])} gate decisions, {reviews} reviews, "
         f"{len(report['audit_events'])} audit events, key {report['key_id']})"
+    )
+    return PASS
+
+
+def _verify_techfile(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    problems = verify_techfile(document, _public_key(args, client))
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    techfile = document["techfile"]
+    missing = sum(len(s.get("missing", [])) for s in techfile["sections"])
+    print(
+        f"valid: technical file of {techfile['model']}@{techfile['version']} ({len(techfile['sections'])} "
+        f"sections, {len(techfile['evidence'])} evidence documents, {missing} items missing, "
+        f"key {techfile['key_id']})"
     )
     return PASS
 
@@ -120,6 +137,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     report.add_argument("file")
     report.add_argument("--public-key", help=PUBLIC_KEY_HELP)
     report.set_defaults(handler=_verify_report)
+    techfile = commands.add_parser(
+        "verify-techfile",
+        help="verify a technical-file bundle: its signature and every cited evidence document's hash",
+    )
+    techfile.add_argument("file")
+    techfile.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+    techfile.set_defaults(handler=_verify_techfile)
     audit = commands.add_parser(
         "verify-audit", help="recompute the workspace's audit chain and check it extends saved checkpoints"
     )

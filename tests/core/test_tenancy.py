@@ -148,6 +148,10 @@ ROUTES: dict[str, Route] = {
     "model-card": Route(
         ("GET", "PUT"), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"content": {}}
     ),
+    "model-annex-iv": Route(
+        ("GET", "PUT"), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"content": {}}
+    ),
+    "model-technical-file": Route(("GET",), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
     "model-gate": Route(
         ("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"stage": "staging"}
     ),

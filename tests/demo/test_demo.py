@@ -18,11 +18,14 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from core import signing
 from core.models import ApiToken, Workspace
 from core.work import WorkState
 from explain.models import Job, JobState
+from governance import techfile
 from governance.models import ModelVersion, PromotionRequest, Report, RequestState, Stage
 from lineage.models import Node
+from mlgov.verify import verify_techfile
 from privacy.models import PrivacyRelease
 from tests.workers import ROOT, process_env, start_worker, stop_worker
 
@@ -177,6 +180,20 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         node = Node.objects.get(workspace=workspace, key="income-classifier@2")
         explorer = _page(ravi, reverse("dashboard-lineage-node", kwargs={**slug, "node_id": node.pk}))
         assert "adult@v2" in explorer
+
+        # The technical file of income-classifier@2: nine sections, every cited hash matches, and the
+        # change log since @1 names the removed features, the reweighing and the moved disparities.
+        second = ModelVersion.objects.get(registered_model__workspace=workspace, version="2")
+        technical = techfile.bundle(second)
+        assert [s["number"] for s in technical["techfile"]["sections"]] == list(range(1, 10))
+        assert verify_techfile(technical, signing.public_key_document()["public_key"]) == []
+        changes = " ".join(s["text"] for s in technical["techfile"]["sections"][5]["statements"])
+        assert "Features removed: is_male, is_white." in changes
+        assert "reweighing 'none' -> 'sex x label'" in changes
+        assert "the data the model learns from changed, possibly a substantial modification" in changes
+        assert "Disparities by sex since income-classifier@1: demographic_parity_difference" in changes
+        general = " ".join(s["text"] for s in technical["techfile"]["sections"][0]["statements"])
+        assert "Risk tier: high (Annex III: Access to essential" in general
 
         # examples/ against the live server: the data scientist's whole path, then the CI gate.
         client_env = {**process_env(env), "MLGOV_URL": live_server.url, "MLGOV_TOKEN": tokens["MLGOV_TOKEN"]}
