@@ -200,6 +200,16 @@ def _development(file: _File, version: ModelVersion, workspace: Workspace, train
     the gate decisions and the reviews."""
     graph = get_graph_store(workspace).provenance(version.node_id)
     provenance = file.cite("provenance", contents._graph(graph))
+    _training_data(file, training, provenance)
+    if graph.truncated:
+        file.lack(2, f"the provenance holds more than {len(graph.nodes)} nodes; the nearest are listed")
+    kinds = sorted({n.kind for n in graph.nodes})
+    file.say(2, f"Provenance: {len(graph.nodes)} lineage nodes upstream ({', '.join(kinds)}).", provenance)
+    _validation(file, version)
+
+
+def _training_data(file: _File, training: list[Node], provenance: str) -> None:
+    """Each training dataset by its file's SHA-256, with its datasheet."""
     for node in training:
         sha = node.artifact.sha256 if node.artifact is not None else None
         data = file.cite(f"dataset:{node.key}", {"key": node.key, "kind": node.kind, "sha256": sha})
@@ -225,8 +235,10 @@ def _development(file: _File, version: ModelVersion, workspace: Workspace, train
             )
     if not training:
         file.lack(2, "the lineage records no training data")
-    kinds = sorted({n.kind for n in graph.nodes})
-    file.say(2, f"Provenance: {len(graph.nodes)} lineage nodes upstream ({', '.join(kinds)}).", provenance)
+
+
+def _validation(file: _File, version: ModelVersion) -> None:
+    """Validation and testing: fairness, the explanation, the gate decisions and the reviews."""
     assessments = latest_fairness_assessments(model_node=version.node)
     for assessment in assessments:
         cite = file.cite(f"job:{assessment.job_id}", contents._fairness(assessment))

@@ -192,3 +192,12 @@ def test_a_second_version_on_other_data_is_flagged_as_a_possibly_substantial_cha
     flagged = "(past the threshold: possibly substantial)"
     assert changes[1] == f"Changed from income@1: accuracy 0.9 -> 0.85 {flagged}."
     assert verify_techfile(document, _key()) == []
+
+
+def test_a_provenance_cut_at_the_result_limit_is_listed_as_missing(evidenced, settings):
+    settings.LINEAGE_MAX_RESULT_NODES = 3
+    document = techfile.bundle(evidenced)
+    development, section = _statements(document, 2)
+    assert any(t.startswith("Provenance: 3 lineage nodes upstream") for t in development)
+    assert "the provenance holds more than 3 nodes; the nearest are listed" in section["missing"]
+    assert verify_techfile(document, _key()) == []
