@@ -1,3 +1,4 @@
+import io
 import os
 import stat
 import subprocess
@@ -5,9 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 
-from config.env import default_settings_module, envbool, envchoice, envint, local_secret_key
+from config.env import default_settings_module, envbool, envchoice, envfloat, envint, local_secret_key
+from core.models import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_SECRET = "p" * 20 + "roduction-secret-key-with-enough-entropy-0123456789-XYZ"
@@ -101,6 +105,12 @@ def test_env_helpers_name_the_bad_variable(monkeypatch):
     monkeypatch.setenv("SOME_NUMBER", "ten")
     with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER"):
         envint("SOME_NUMBER", 1)
+    for bad in ("much", "nan", "inf"):
+        monkeypatch.setenv("SOME_FRACTION", bad)
+        with pytest.raises(ImproperlyConfigured, match="SOME_FRACTION must be a"):
+            envfloat("SOME_FRACTION", 0.5)
+    monkeypatch.setenv("SOME_FRACTION", "0.05")
+    assert envfloat("SOME_FRACTION", 0.5) == 0.05
     monkeypatch.setenv("SOME_CHOICE", "fastest")
     with pytest.raises(ImproperlyConfigured, match="SOME_CHOICE must be one of auto, shap"):
         envchoice("SOME_CHOICE", "auto", ("auto", "shap"))
@@ -141,3 +151,17 @@ def test_embedded_defaults_need_no_server(tmp_path):
     assert artifacts == str(tmp_path / "artifacts")
     assert neo4j == ""
     assert (tmp_path / "secret_key").exists()
+
+
+@pytest.mark.django_db
+def test_bootstrap_without_a_workspace_creates_only_the_admin(monkeypatch):
+    """What scripts/up.sh runs with MLGOV_DEMO=0: no empty `demo` workspace."""
+    monkeypatch.setenv("MLGOV_ADMIN_PASSWORD", "a-long-test-password")
+    out = io.StringIO()
+    call_command("bootstrap", "--workspace", "", stdout=out)
+    assert get_user_model().objects.get(username="admin").is_superuser
+    assert not Workspace.objects.exists()
+    assert "workspace: (none; create one" in out.getvalue()
+    call_command("bootstrap", stdout=io.StringIO())  # the default still makes `demo`, once
+    call_command("bootstrap", stdout=io.StringIO())
+    assert list(Workspace.objects.values_list("slug", flat=True)) == ["demo"]

@@ -18,7 +18,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default=os.environ.get("MLGOV_ADMIN_USERNAME", "admin"))
-        parser.add_argument("--workspace", default=os.environ.get("MLGOV_WORKSPACE", "demo"))
+        parser.add_argument(
+            "--workspace",
+            default=os.environ.get("MLGOV_WORKSPACE", "demo"),
+            help="the admin's first workspace; empty for none (signed-in users create their own)",
+        )
         parser.add_argument(
             "--reset-password", action="store_true", help="give an existing admin a new password"
         )
@@ -38,11 +42,14 @@ class Command(BaseCommand):
         else:
             shown = "(unchanged; run `manage.py bootstrap --reset-password` for a new one)"
 
-        ws = Workspace.objects.filter(slug=workspace).first()
-        if ws is None:
-            ws = workspace_create(slug=workspace, name=workspace.title(), actor=SYSTEM, admin=user)
-        elif not Membership.objects.filter(workspace=ws, user=user).exists():
-            Membership.objects.create(workspace=ws, user=user, role=Role.ADMIN)
-        self.stdout.write(f"workspace: {ws.slug}")
+        if workspace:
+            ws = Workspace.objects.filter(slug=workspace).first()
+            if ws is None:
+                ws = workspace_create(slug=workspace, name=workspace.title(), actor=SYSTEM, admin=user)
+            elif not Membership.objects.filter(workspace=ws, user=user).exists():
+                Membership.objects.create(workspace=ws, user=user, role=Role.ADMIN)
+            self.stdout.write(f"workspace: {ws.slug}")
+        else:
+            self.stdout.write("workspace: (none; create one from the dashboard's home page or the API)")
         self.stdout.write(f"username:  {username}")
         self.stdout.write(f"password:  {shown}")
