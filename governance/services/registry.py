@@ -17,7 +17,7 @@ from governance import datasheets
 from governance.models import Alias, Datasheet, ModelVersion, Policy, RegisteredModel, RiskTier
 from governance.names import name_check
 from governance.policies import policy_validate
-from governance.selectors import datasheet_subject, version_get
+from governance.selectors import datasheet_subject, datasheet_view, version_get
 from lineage.kinds import EdgeKind, NodeKind
 from lineage.models import Node
 from lineage.services import lineage_record
@@ -189,7 +189,8 @@ def datasheet_push(
         content=content,
         created_by=actor.user,
     )
-    report = datasheets.completeness(kind, content)
+    # The completeness people see (page, API, CLI): with the sections evidence fills.
+    report = datasheet_view(sheet=sheet)["completeness"]
     audit_append(
         workspace=workspace,
         actor=actor,

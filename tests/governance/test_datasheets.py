@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from core.models import AuditEvent
 from tests.conftest import bearer
 from tests.factories import make_token
 from tests.governance.conftest import FULL_CARD
@@ -42,6 +43,10 @@ def test_a_partial_datasheet_saves_and_reports_completeness_per_section(acme, al
     assert sections["training_data"]["filled_from"] == ["lineage"]
     assert body["content"]["training_data"]["datasets"] == ["adult@v1"]
     assert body["revision"] == 1
+    # One completeness everywhere: the audit event says what the API (and the page, and the CLI) say,
+    # evidence-filled sections included.
+    pushed = AuditEvent.objects.get(workspace=acme, action="model_card.push")
+    assert pushed.payload == {"revision": 1, "completeness": body["completeness"]["overall"]}
     assert client.put(CARD, {"content": FULL_CARD}, format="json").json()["revision"] == 2
 
 
