@@ -4,7 +4,7 @@ mlgov gate --model income --version 3 --stage production     # exit 0 pass, 1 fa
 mlgov verify-decision decision.json [--public-key KEY] [--model income --version 3 --stage production]
                                                                # exit 0 valid, 1 invalid, 2 error
 mlgov datasheet push card.md [--kind model_card --name income --version 3]
-mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ...]
+mlgov register --model income --version 3 --file model.skops [--dataset adult@v2 ... --run R --job J]
 mlgov explain --model income --version 3 --dataset adult-holdout@v2 [--rows 1000 --values shap.npz]
 mlgov fairness --model income --version 3 --dataset adult-holdout@v2 --target income_over_50k --sensitive sex
 mlgov verify-audit [--checkpoint cp.json ...] [--public-key KEY]   # exit 0 intact, 1 not, 2 error
@@ -54,8 +54,10 @@ def _register(args, client: Client) -> int:
     details = {}
     if args.dataset:
         details["datasets"] = args.dataset
+    if args.job and not args.run:
+        raise SystemExit("--job names the job of a run: give --run too")
     if args.run:
-        details["run"] = {"key": args.run}
+        details["run"] = {"key": args.run, **({"job": args.job} if args.job else {})}
     if args.commit:
         details["commit"] = {"key": args.commit}
     if args.environment:
@@ -94,7 +96,8 @@ def parser() -> argparse.ArgumentParser:
     register.add_argument("--version", required=True)
     register.add_argument("--file", required=True)
     register.add_argument("--dataset", action="append", help="a training dataset version key (repeatable)")
-    register.add_argument("--run")
+    register.add_argument("--run", help="the training run's key")
+    register.add_argument("--job", help="the job (pipeline) the run is an instance of")
     register.add_argument("--commit")
     register.add_argument("--environment")
     register.add_argument("--metric", action="append", type=_metric, help="name=value (repeatable)")

@@ -13,6 +13,7 @@ from sklearn.tree import DecisionTreeClassifier
 from core.actors import Actor
 from core.roles import Role
 from governance import services
+from lineage.models import Edge, Node
 from tests.conftest import mlgov
 from tests.factories import make_member, make_token, make_user, make_workspace
 from tests.governance.conftest import training_frame
@@ -41,12 +42,19 @@ def test_cli_exit_codes_and_commands(live_server, tmp_path):
         "model.skops",
         "--metric",
         "accuracy=0.91",
+        "--run",
+        "train-scorer-1",
+        "--job",
+        "train-scorer",
         url=url,
         token=token,
         cwd=tmp_path,
     )
     assert registered.returncode == 0, registered.stderr
     assert "registered scorer@1" in registered.stdout
+    # The run is recorded as an instance of its job (lineage: Run -INSTANCE_OF-> Job).
+    run = Node.objects.get(workspace=workspace, kind="Run", key="train-scorer-1")
+    assert Edge.objects.filter(src=run, kind="INSTANCE_OF", dst__kind="Job", dst__key="train-scorer").exists()
 
     card = tmp_path / "card.md"
     card.write_text(
