@@ -71,5 +71,21 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
 }
 
 
+# What a token gets when it is created without naming scopes: what the role's members usually hand a
+# program (a notebook, a pipeline, an auditor's script), never more than the role allows. Approving
+# and administering stay with people, so they are named explicitly when a token needs them.
+DEFAULT_TOKEN_SCOPES: dict[str, frozenset[str]] = {
+    Role.DATA_SCIENTIST: ROLE_SCOPES[Role.DATA_SCIENTIST] - _COMMON,
+    Role.COMPLIANCE_REVIEWER: frozenset({"artifact:read", "lineage:read", "model:read", "audit:read"}),
+    Role.AUDITOR: ROLE_SCOPES[Role.AUDITOR] - _COMMON,
+    Role.CI: frozenset({"gate:check"}),
+    Role.ADMIN: frozenset({"workspace:read", "model:read", "lineage:read", "audit:read"}),
+}
+
+
 def scopes_for_role(role: str) -> frozenset[str]:
     return ROLE_SCOPES.get(role, frozenset())
+
+
+def default_token_scopes(role: str) -> frozenset[str]:
+    return DEFAULT_TOKEN_SCOPES.get(role, frozenset())

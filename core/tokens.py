@@ -17,7 +17,7 @@ from core.actors import Actor
 from core.audit import audit_append
 from core.errors import ApplicationError, FieldError, Forbidden
 from core.models import ApiToken, Membership, Workspace
-from core.roles import SCOPES, Role, scopes_for_role
+from core.roles import SCOPES, Role, default_token_scopes, scopes_for_role
 
 TOKEN_PREFIX = "mlg_"  # noqa: S105  (a public marker, not a secret)
 # last_used_at is refreshed at most this often, so busy tokens do not write on every request.
@@ -29,13 +29,25 @@ def token_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+def _default_scopes(role: str, caller_scopes: frozenset[str] | None) -> list[str]:
+    """The role's default token scopes, less those the calling token does not hold."""
+    defaults = default_token_scopes(role)
+    scopes = sorted(defaults if caller_scopes is None else defaults & caller_scopes)
+    if not scopes:
+        raise ApplicationError(
+            f"the token making this request holds none of the default scopes of {role}: name the scopes",
+            field="scopes",
+        )
+    return scopes
+
+
 def api_token_create(
     *,
     workspace: Workspace,
     actor: Actor,
     user,
     name: str,
-    scopes: list[str],
+    scopes: list[str] | None,
     expires_in_days: int | None = None,
     caller_scopes: frozenset[str] | None = None,
 ) -> tuple[ApiToken, str]:
@@ -45,7 +57,8 @@ def api_token_create(
     the `ci` role (pipelines' service accounts); a person's token is made by that person, so that no
     one can act, or approve, as another. The scopes must be ones the owner's role allows and, where
     the request came with a token (`caller_scopes`), ones that token holds: a token never mints a
-    wider one.
+    wider one. Without `scopes`, the token gets the owner's role's default set
+    (`core.roles.DEFAULT_TOKEN_SCOPES`), less any scope the calling token does not hold.
     """
     actor_membership = Membership.objects.filter(workspace=workspace, user=actor.user).first()
     if actor.user is None or actor_membership is None:
@@ -65,6 +78,8 @@ def api_token_create(
     if owner_membership is None:
         raise ApplicationError(f"{user.get_username()} is not a member of this workspace", field="user")
 
+    if scopes is None:
+        scopes = _default_scopes(owner_membership.role, caller_scopes)
     errors = _scope_errors(scopes, scopes_for_role(owner_membership.role), owner_membership.role)
     if caller_scopes is not None:
         errors += [

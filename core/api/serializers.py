@@ -107,7 +107,12 @@ class TokenCreatedOutput(TokenOutput):
 
 class TokenCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    scopes = serializers.ListField(child=serializers.CharField(max_length=50), allow_empty=False)
+    scopes = serializers.ListField(
+        child=serializers.CharField(max_length=50),
+        allow_empty=False,
+        required=False,
+        help_text="Omitted: the owner's role's default scopes (GET /api/v1/roles lists them).",
+    )
     expires_in_days = serializers.IntegerField(required=False, min_value=1)
     user = serializers.CharField(
         max_length=150, required=False, help_text="Username of the owner (admins only); yourself by default."

@@ -5,6 +5,7 @@ from core.api import views
 urlpatterns = [
     path("health", views.HealthView.as_view(), name="health"),
     path("me", views.MeView.as_view(), name="me"),
+    path("roles", views.RoleListView.as_view(), name="role-list"),
     path("workspaces", views.WorkspaceListView.as_view(), name="workspace-list"),
     path("workspace", views.WorkspaceDetailView.as_view(), name="workspace-detail"),
     path("members", views.MemberListView.as_view(), name="member-list"),

@@ -28,7 +28,7 @@ from core.artifacts import (
 from core.audit import audit_verify
 from core.audit_checkpoints import audit_checkpoint_create, checkpoint_document
 from core.models import ApiToken, Membership
-from core.roles import Role
+from core.roles import SCOPES, Role, default_token_scopes, scopes_for_role
 from core.tokens import api_token_create, api_token_revoke
 from core.workspaces import (
     invitation_answer,
@@ -58,6 +58,40 @@ class HealthView(APIView):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Response({"status": "ok"})
+
+
+class RoleListView(UserAPIView):
+    """Each role a member can hold: every scope it allows (with what the scope permits) and the
+    scopes a token gets when created without naming any."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Role",
+            {
+                "role": serializers.CharField(),
+                "label": serializers.CharField(),
+                "scopes": serializers.DictField(child=serializers.CharField()),
+                "default_token_scopes": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        )
+    )
+    def get(self, request):
+        roles = [
+            {
+                "role": role.value,
+                "label": role.label,
+                "scopes": {scope: SCOPES[scope] for scope in sorted(scopes_for_role(role))},
+                "default_token_scopes": sorted(default_token_scopes(role)),
+            }
+            for role in Role
+        ]
+        return paginated(self, request, roles, _Passthrough)
+
+
+class _Passthrough(serializers.BaseSerializer):
+    def to_representation(self, instance):
+        return instance
 
 
 class MeView(UserAPIView):
@@ -243,7 +277,7 @@ class TokenListView(TokensMixin):
             actor=self.access.actor,
             user=owner,
             name=data["name"],
-            scopes=data["scopes"],
+            scopes=data.get("scopes"),
             expires_in_days=data.get("expires_in_days"),
             # a token's own scopes (a session's are its role's): a token never mints a wider one
             caller_scopes=self.access.scopes,

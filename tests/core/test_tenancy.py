@@ -63,6 +63,7 @@ def _ids(response) -> str:
 ROUTES: dict[str, Route] = {
     "health": Route(("GET",)),
     "me": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
+    "role-list": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
     "workspace-list": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
     "workspace-detail": Route(("GET", "PATCH"), leaks=lambda w, r: "acme" in _ids(r), body={"name": "x"}),
     "member-list": Route(
@@ -280,7 +281,7 @@ def test_anonymous_request_is_refused_with_401(name, method, world):
         assert response["Content-Type"] == "application/problem+json"
 
 
-USER_LEVEL = {"me", "workspace-list", "invitation-list"}
+USER_LEVEL = {"me", "role-list", "workspace-list", "invitation-list"}
 
 
 @pytest.mark.parametrize(("name", "method"), [c for c in CASES if c[0] not in PUBLIC])

@@ -211,3 +211,40 @@ def test_an_unknown_api_address_is_a_problem_document_even_with_debug(acme, alic
         assert response.status_code == 404
         assert response["Content-Type"] == "application/problem+json"
         assert response.json()["instance"] == path
+
+
+def test_every_roles_scopes_and_default_token_scopes_are_listed(acme, alice):
+    response = session(alice).get(reverse("role-list"))
+    assert response.status_code == 200, response.content
+    roles = {r["role"]: r for r in response.json()["results"]}
+    assert set(roles) == {role.value for role in Role}
+    assert roles["ci"]["default_token_scopes"] == ["gate:check"]
+    assert roles["auditor"]["scopes"]["report:export"] == "export lineage and audit reports"
+    assert "approval:decide" in roles["compliance_reviewer"]["scopes"]
+    assert "approval:decide" not in roles["compliance_reviewer"]["default_token_scopes"]
+    for role in roles.values():
+        assert set(role["default_token_scopes"]) <= set(role["scopes"]), role["role"]
+    assert bearer("mlg_not-a-token").get(reverse("role-list")).status_code == 401
+
+
+def test_a_token_asked_for_without_scopes_gets_its_roles_defaults(acme, ada, alice, ci_user):
+    made = session(alice).post(reverse("token-list"), {"name": "notebook"}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["scopes"] == sorted(
+        {"artifact:read", "artifact:write", "lineage:read", "lineage:write", "model:read", "model:write"}
+        | {"datasheet:write", "explain:run", "privacy:release", "gate:check", "promotion:request"}
+    )
+    pipeline = session(ada).post(
+        reverse("token-list"), {"name": "ci", "user": ci_user.username}, format="json"
+    )
+    assert pipeline.status_code == 201, pipeline.content
+    assert pipeline.json()["scopes"] == ["gate:check"]
+    # A token making a token: the defaults it does not hold are left out, and none at all is a 400.
+    narrow = bearer(make_token(acme, alice, ["token:manage", "model:read"]))
+    assert narrow.post(reverse("token-list"), {"name": "child"}, format="json").json()["scopes"] == [
+        "model:read"
+    ]
+    only_manage = bearer(make_token(acme, alice, ["token:manage"]))
+    refused = only_manage.post(reverse("token-list"), {"name": "child"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "scopes"
