@@ -159,7 +159,8 @@ def artifact_store(
             if problem:
                 raise ApplicationError(problem, field="media_type")
             declared = media_types.canonical(declared_media_type)
-            media_type = detected if declared in media_types.UNDECLARED else declared
+            undeclared = declared in media_types.UNDECLARED or declared in media_types.CONTAINERS
+            media_type = detected if undeclared else declared
         existing = Artifact.objects.filter(workspace=workspace, sha256=spool.sha256).first()
         if existing is not None:
             return existing, False

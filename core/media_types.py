@@ -20,6 +20,7 @@ PICKLE = "application/x-pickle"
 JSON = "application/json"
 TEXT = "text/plain"
 ZIP = "application/zip"
+GZIP = "application/gzip"
 BINARY = "application/octet-stream"
 
 ALIASES = {
@@ -32,11 +33,15 @@ ALIASES = {
     "application/x-python-pickle": PICKLE,
     "application/zip-compressed": ZIP,
     "application/x-zip-compressed": ZIP,
+    "application/x-gzip": GZIP,
 }
 # Pickle and uncompressed joblib files are the same byte stream; either declaration fits either.
 COMPATIBLE = {frozenset({PICKLE, JOBLIB}), frozenset({CSV, TEXT})}
 # Declarations that say nothing about the content.
 UNDECLARED = {"", BINARY, "multipart/form-data", "application/x-www-form-urlencoded"}
+# A file declared only as compressed is stored as what it holds (a gzip-compressed CSV is a CSV,
+# which the table reader decompresses).
+CONTAINERS = {GZIP}
 
 _PICKLE_PROTOCOLS = {bytes([0x80, p]) for p in range(2, 6)}
 _HEAD_BYTES = 64 * 1024
@@ -65,6 +70,8 @@ def detect(path: Path) -> str:
         return JOBLIB if b"joblib" in head else PICKLE
     if _is_compressed_pickle(head):
         return JOBLIB
+    if head.startswith(b"\x1f\x8b"):
+        return _gzip_kind(path)
     text = _as_text(head, truncated=size > len(head))
     if text is None:
         return BINARY
@@ -75,6 +82,20 @@ def detect(path: Path) -> str:
             return JSON
         except ValueError:
             pass
+    return CSV if _looks_like_csv(text) else TEXT
+
+
+def _gzip_kind(path: Path) -> str:
+    """CSV (or plain text) when the gzip file's first 64 KiB decompress to it; otherwise GZIP. Only
+    that much is decompressed, whatever the file would grow to."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            inner = stream.read(_HEAD_BYTES + 1)
+    except (OSError, EOFError, zlib.error):
+        return BINARY
+    text = _as_text(inner[:_HEAD_BYTES], truncated=len(inner) > _HEAD_BYTES)
+    if text is None:
+        return GZIP
     return CSV if _looks_like_csv(text) else TEXT
 
 
@@ -140,6 +161,8 @@ def declaration_error(declared: str, detected: str) -> str | None:
     """None when `declared` fits the content, else a sentence that says why not."""
     declared = canonical(declared)
     if declared in UNDECLARED or declared == detected or frozenset({declared, detected}) in COMPATIBLE:
+        return None
+    if declared in CONTAINERS and detected in (CSV, TEXT):
         return None
     if declared == SKOPS and detected == PICKLE:
         return (

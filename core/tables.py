@@ -94,7 +94,8 @@ def read_table_bytes(data: bytes, media_type: str) -> pd.DataFrame:
         if media_type == media_types.PARQUET:
             frame = pd.read_parquet(io.BytesIO(data))
         elif media_type in (media_types.CSV, media_types.TEXT):
-            frame = pd.read_csv(io.BytesIO(data), compression="infer", skipinitialspace=True)
+            compression = "gzip" if data[:2] == b"\x1f\x8b" else None
+            frame = pd.read_csv(io.BytesIO(data), compression=compression, skipinitialspace=True)
         else:
             raise DataError(f"the dataset artifact is {media_type}; expected CSV or Parquet")
     except DataError:

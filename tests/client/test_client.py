@@ -240,3 +240,48 @@ def test_the_token_is_not_sent_to_another_origin_on_a_redirect():
     finally:
         origin.shutdown()
         other.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_compressed_csv_and_zstd_parquet_upload_with_defaults_and_are_read(
+    live_server, tmp_path, eager_celery
+):
+    """Data as people have it: `data.csv.gz` (the client declares text/csv, the service finds gzip
+    around it) and a zstd-compressed Parquet file, each uploaded with the client's defaults and read
+    by a fairness job; the reading equals the plain CSV's."""
+    import gzip
+
+    import skops.io as sio
+    from sklearn.tree import DecisionTreeClassifier
+
+    from tests.explain.conftest import planted_bias
+
+    user = make_user("dana")
+    workspace = make_workspace("labs", admin=user)
+    scopes = ["lineage:read", "lineage:write", "artifact:write", "explain:run", "model:read"]
+    mlgov = Client(live_server.url, token=make_token(workspace, user, scopes))
+    frame = planted_bias(2000)
+    model = DecisionTreeClassifier(max_depth=5, random_state=0).fit(frame[["score", "sex"]], frame["label"])
+    sio.dump(model, tmp_path / "model.skops")
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    frame.to_parquet(tmp_path / "data.parquet", compression="zstd")
+    (tmp_path / "data.csv").write_text(frame.to_csv(index=False))
+    weights = mlgov.upload_artifact(tmp_path / "model.skops")
+    mlgov.record_node("ModelVersion", "scorer@1", artifact=weights["id"], version_of=node("Model", "scorer"))
+    found = {}
+    for name in ("data.csv", "data.csv.gz", "data.parquet"):
+        uploaded = mlgov.upload_artifact(tmp_path / name)
+        key = f"{name.replace('.', '-')}@v1"
+        mlgov.record_node("DatasetVersion", key, artifact=uploaded["id"])
+        job = mlgov.wait(
+            mlgov.assess_fairness(
+                "scorer", "1", key, target="label", sensitive_features=["sex"], resamples=20
+            ),
+            timeout=60,
+        )
+        found[name] = (uploaded["media_type"], job["result"]["rows"], job["result"]["disparities"])
+    assert found["data.csv.gz"][0] == "text/csv"
+    assert found["data.parquet"][0] == "application/vnd.apache.parquet"
+    assert found["data.csv.gz"][1:] == found["data.csv"][1:] == found["data.parquet"][1:]
+    assert found["data.csv"][1] == 2000

@@ -172,7 +172,9 @@ def test_empty_upload_is_refused(writer):
         (lambda tmp: _joblib_bytes(tmp, compress=3), media_types.JOBLIB),
         (lambda tmp: _joblib_bytes(tmp, compress=("gzip", 3)), media_types.JOBLIB),
         (lambda tmp: pickle.dumps({"weights": [1, 2, 3]}), media_types.PICKLE),
-        (lambda tmp: gzip.compress(b"just some text"), media_types.BINARY),
+        (lambda tmp: gzip.compress(b"just some text"), media_types.TEXT),
+        (lambda tmp: gzip.compress(CSV_BYTES * 5000), media_types.CSV),
+        (lambda tmp: gzip.compress(bytes(range(256)) * 10), media_types.GZIP),
         (lambda tmp: b'{"model_card": {"name": "x"}}', media_types.JSON),
         (lambda tmp: b"just a sentence without columns\n", media_types.TEXT),
         (lambda tmp: bytes(range(256)), media_types.BINARY),
@@ -187,6 +189,8 @@ def test_empty_upload_is_refused(writer):
         "joblib-gzip",
         "pickle",
         "gzip-text",
+        "gzip-csv",
+        "gzip-binary",
         "json",
         "text",
         "binary",
@@ -344,3 +348,22 @@ def test_answers_to_signed_in_people_and_tokens_are_not_cached(acme, alice, writ
     assert client.get(reverse("home"))["Cache-Control"] == "no-store"
     client.logout()
     assert "Cache-Control" not in client.get(reverse("health"))  # public answers may be cached
+
+
+@pytest.mark.parametrize("declared", ["text/csv", "application/gzip", "application/x-gzip", ""])
+def test_a_gzip_compressed_csv_is_stored_as_csv_however_it_is_declared(writer, declared):
+    body = gzip.compress(CSV_BYTES)
+    response = writer.post(
+        reverse("artifact-list") + "?filename=data.csv.gz",
+        data=body,
+        content_type=declared or "application/octet-stream",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["media_type"] == media_types.CSV
+    refused = writer.post(
+        reverse("artifact-list") + "?filename=data.gz",
+        data=gzip.compress(bytes(range(256)) * 10),
+        content_type="text/csv",
+    )
+    assert refused.status_code == 400
+    assert "declared as text/csv but the content is application/gzip" in refused.json()["detail"]
