@@ -16,7 +16,7 @@ from django.db.models import Q
 from core.roles import Role
 from explain.evidence import DISPARITY_METRICS, Explanation, FairnessAssessment
 from explain.selectors import fairness_assessments_of, latest_explanation
-from governance.models import Datasheet, DatasheetKind
+from governance.models import Datasheet, DatasheetKind, PromotionRequest, RequestState, Stage
 from lineage.kinds import NodeKind
 from lineage.models import Edge, Node
 from lineage.stores import get_graph_store
@@ -383,6 +383,36 @@ class Approvals(Check):
         if len(approvers) < needed:
             return Outcome(False, f"{len(approvers)} of {needed} required approvals", evidence)
         return Outcome(True, f"approved by {', '.join(approvers)}", evidence)
+
+
+@register
+class PassedThrough(Check):
+    type = "passed_through"
+    description = "the version has been promoted to each named stage before (e.g. staging before production)"
+    params = {
+        "stages": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": [s.value for s in Stage if s not in (Stage.NONE, Stage.ARCHIVED)]},
+        }
+    }
+    required = ["stages"]
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        entered = {
+            stage: str(pk)
+            for stage, pk in PromotionRequest.objects.filter(
+                model_version=ctx.version, state=RequestState.COMPLETED, stage__in=self.rule["stages"]
+            )
+            .order_by("closed_at")
+            .values_list("stage", "pk")
+        }
+        missing = [stage for stage in self.rule["stages"] if stage not in entered]
+        evidence = {"entered_by_request": entered, "missing": missing}
+        if missing:
+            return Outcome(False, f"it has not been promoted to {', '.join(missing)} before", evidence)
+        return Outcome(True, f"it was promoted to {', '.join(self.rule['stages'])} before", evidence)
 
 
 @register

@@ -184,3 +184,44 @@ def test_an_assessment_of_a_single_group_cannot_pass_a_bound(acme, ada, assessed
         "the assessment could not measure demographic_parity_difference (too few groups)",
     )
     assert outcome["evidence"] == {"job": str(job.pk)}
+
+
+def test_passed_through_requires_an_earlier_promotion_to_each_named_stage(
+    acme, ada, alice, registered, reviewers
+):
+    """Nothing goes from no stage straight to production when a policy says staging comes first."""
+    reviewer = reviewers[0]
+    production = {
+        "name": "production",
+        "stages": ["production"],
+        "rules": [{"id": "via-staging", "type": "passed_through", "stages": ["staging"]}],
+    }
+    services.policy_upload(workspace=acme, actor=Actor(user=ada), document=production)
+    staging = {"name": "staging", "stages": ["staging"], "rules": [{"type": "approvals", "count": 1}]}
+    services.policy_upload(workspace=acme, actor=Actor(user=ada), document=staging)
+
+    rule = {r["rule"]: r for r in gates.evaluate(registered, "production")["rules"]}["via-staging"]
+    assert rule["passed"] is False
+    assert rule["reason"] == "it has not been promoted to staging before"
+    assert rule["evidence"]["missing"] == ["staging"]
+
+    request = services.promotion_request(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="staging"
+    )
+    reviewed, _ = services.review(
+        workspace=acme, actor=Actor(user=reviewer), request_id=request.pk, approve=True, comment="fine"
+    )
+    assert reviewed.state == "completed"
+    registered.refresh_from_db()
+    rule = {r["rule"]: r for r in gates.evaluate(registered, "production")["rules"]}["via-staging"]
+    assert rule["passed"] is True
+    assert rule["evidence"]["entered_by_request"] == {"staging": str(request.pk)}
+
+
+def test_passed_through_names_only_real_stages(acme, ada):
+    from core.errors import ApplicationError
+
+    bad = {"name": "p", "stages": ["production"], "rules": [{"type": "passed_through", "stages": ["qa"]}]}
+    with pytest.raises(ApplicationError) as error:
+        services.policy_upload(workspace=acme, actor=Actor(user=ada), document=bad)
+    assert error.value.errors[0].field.startswith("rules.0.stages")
