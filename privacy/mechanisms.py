@@ -168,6 +168,16 @@ def accuracy(query: dict[str, Any], scale: float) -> dict[str, Any]:
     }
 
 
+def published(query: dict[str, Any], raw: Any) -> Any:
+    """What is shown of a release: counts (and a histogram's counts, and counts per group) clamped at
+    zero, since no count is negative. Post-processing of a DP output keeps its guarantee."""
+    if query["statistic"] not in ("count", "histogram"):
+        return raw
+    if isinstance(raw, dict):
+        return {key: published(query, value) for key, value in raw.items()}
+    return max(int(raw), 0) if isinstance(raw, (int, float)) else raw
+
+
 def release(query: dict[str, Any], values: list, unit: int, rows: int | None) -> Released:
     """Make one release over `values` (the column as a list, restricted to the group if any)."""
     measurement, scale, epsilon, delta = calibrate(query, unit, rows)

@@ -49,7 +49,10 @@ class PrivacyRelease(Work):
     epsilon = models.FloatField()
     delta = models.FloatField(default=0.0)
     scale = models.FloatField(null=True, blank=True)
+    # What is published (`value`): the mechanism's output post-processed so that people do not
+    # misread it (counts never below zero), which costs no privacy; `raw_value` is the output itself.
     value = models.JSONField(null=True, blank=True)
+    raw_value = models.JSONField(null=True, blank=True)
     accuracy = models.JSONField(null=True, blank=True)
     node = models.ForeignKey(Node, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_by = models.ForeignKey(

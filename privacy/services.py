@@ -251,7 +251,8 @@ def _refuse(workspace, actor, node, query, message: str, epsilon_left: float, de
 
 def _finish(release: PrivacyRelease, outcome: dict[str, Any]) -> None:
     """Store the computed release and its lineage node (PrivacyRelease DERIVED_FROM the dataset)."""
-    release.value = outcome["value"]
+    release.raw_value = outcome["value"]
+    release.value = mechanisms.published(release.query, outcome["value"])
     release.scale = outcome["scale"]
     release.accuracy = {
         **(outcome["accuracy"] or {}),

@@ -95,6 +95,7 @@ class ReleaseOutput(serializers.ModelSerializer):
             *WORK_FIELDS,
             "query",
             "value",
+            "raw_value",
             "mechanism",
             "epsilon",
             "delta",
