@@ -6,6 +6,8 @@ through a release. `query_hash` is a normalised query's identity in the ledger.
 The metadata lives on the DatasetVersion lineage node, under properties["privacy"]:
 
     {"unit": 1,                      # rows one person may contribute (the privacy unit)
+     "neighbouring": "add_remove",   # what a person's participation changes: their rows added or
+                                     # removed, or "substitute": their rows replaced (twice the distance)
      "public_rows": 48842,           # the row count, if it is public (needed for mean and variance)
      "bounds": {"age": [17, 90]},    # default bounds of numeric columns
      "categories": {"sex": ["Female", "Male"]}}   # public categories (histograms, group-by)
@@ -25,6 +27,7 @@ from core.errors import ApplicationError, FieldError
 from lineage.models import Node
 
 NUMERIC_STATISTICS = ("sum", "mean", "variance", "quantile")
+ADD_REMOVE, SUBSTITUTE = "add_remove", "substitute"
 
 
 def metadata(node: Node) -> dict[str, Any]:
@@ -49,15 +52,24 @@ def metadata(node: Node) -> dict[str, Any]:
         problem = _categories_problem(categories)
         if problem:
             errors.append(FieldError(f"dataset.privacy.categories.{column}", problem))
-    rows = meta.get("public_rows")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-        errors.append(FieldError("dataset.privacy.public_rows", "must be a whole number of rows"))
+    errors += _scalar_problems(meta)
     if errors:
         raise ApplicationError(
             f"the dataset version's privacy metadata is not valid ({errors[0].field}: {errors[0].message})",
             errors=errors,
         )
     return meta
+
+
+def _scalar_problems(meta: dict[str, Any]) -> list[FieldError]:
+    """The metadata's single-valued entries: `neighbouring` and `public_rows`."""
+    errors = []
+    if meta.get("neighbouring", ADD_REMOVE) not in (ADD_REMOVE, SUBSTITUTE):
+        errors.append(FieldError("dataset.privacy.neighbouring", f"must be {ADD_REMOVE} or {SUBSTITUTE}"))
+    rows = meta.get("public_rows")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        errors.append(FieldError("dataset.privacy.public_rows", "must be a whole number of rows"))
+    return errors
 
 
 def _categories_problem(categories: Any) -> str:
@@ -75,6 +87,13 @@ def privacy_unit(meta: dict[str, Any]) -> int:
     """How many rows one person may contribute, from the checked metadata (default 1)."""
     unit = meta.get("unit", 1)
     return int(unit) if isinstance(unit, int) and unit >= 1 else 1
+
+
+def input_distance(query: dict[str, Any]) -> int:
+    """The distance between neighbouring datasets the noise is calibrated at (OpenDP's symmetric
+    distance, which counts rows added or removed): the unit when a person's rows are added or removed,
+    twice it when they are replaced (a substitution removes and adds)."""
+    return query["unit"] * (2 if query.get("neighbouring") == SUBSTITUTE else 1)
 
 
 def _valid_bounds(bounds: Any) -> bool:
@@ -117,6 +136,8 @@ def normalise_query(node: Node, request: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise ApplicationError("the release cannot be made as asked", errors=errors)
     query["unit"] = privacy_unit(meta)
+    if meta.get("neighbouring") == SUBSTITUTE:  # (add_remove, the default, is left implicit)
+        query["neighbouring"] = SUBSTITUTE
     return query
 
 

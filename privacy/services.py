@@ -35,7 +35,7 @@ from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 from privacy import mechanisms
 from privacy.models import PrivacyBudget, PrivacyRelease
-from privacy.queries import dataset_frame, metadata, normalise_query, query_hash
+from privacy.queries import dataset_frame, input_distance, metadata, normalise_query, query_hash
 
 # Reads that callers outside these apps (demo/, governance/) still ask for here; privacy/selectors.py
 # holds them.
@@ -122,7 +122,7 @@ def compute(node: Node, query: dict[str, Any]) -> dict[str, Any]:
     frame = dataset_frame(node)
     meta = metadata(node)
     rows = meta.get("public_rows")
-    unit = query["unit"]
+    unit = input_distance(query)
     if query.get("group_by"):
         keys = frame[query["group_by"]].astype(str)
         values, scale, epsilon, delta, accuracy = {}, None, 0.0, 0.0, None

@@ -450,3 +450,43 @@ def test_published_counts_are_never_negative_and_the_raw_release_is_kept(client,
     assert raw_negative > 0  # the clamp did something (probability of none: about 2**-24)
     mean = client.post(URL, {"statistic": "mean", "column": "age", "epsilon": 0.5}, format="json").json()
     assert mean["value"] == mean["raw_value"]  # only counts are clamped
+
+
+def test_substitution_neighbours_cost_twice_the_distance(acme, ada, alice, data):
+    """A dataset whose privacy unit is a person's rows *replaced* is calibrated at twice the symmetric
+    distance OpenDP counts (a substitution removes and adds): the same epsilon buys half the accuracy."""
+    scales = {}
+    for neighbouring in ("add_remove", "substitute"):
+        key = f"census-{neighbouring.replace('_', '-')}@v1"
+        node = dataset(acme, alice, data, key=key)
+        meta = {**node.properties["privacy"], "neighbouring": neighbouring}
+        record(
+            acme,
+            alice,
+            {"type": "node", "kind": "DatasetVersion", "key": key, "properties": {"privacy": meta}},
+        )
+        name, version = key.split("@")
+        session(ada, acme).put(
+            reverse("privacy-budget", kwargs={"name": name, "version": version}),
+            {"epsilon": 2.0},
+            format="json",
+        )
+        url = reverse("dp-releases", kwargs={"name": name, "version": version})
+        response = session(alice, acme).post(url, {"statistic": "count", "epsilon": 1.0}, format="json")
+        assert response.status_code == 201, response.content
+        scales[neighbouring] = response.json()["noise_scale"]
+        assert response.json()["epsilon"] == pytest.approx(1.0)
+    assert scales["substitute"] == pytest.approx(2 * scales["add_remove"], rel=1e-6)
+
+
+def test_an_unknown_neighbouring_relation_is_a_400_naming_it(acme, alice, data, budget, client):
+    node = Node.objects.get(workspace=acme, key="census@v1")
+    meta = {**node.properties["privacy"], "neighbouring": "change"}
+    record(
+        acme,
+        alice,
+        {"type": "node", "kind": "DatasetVersion", "key": "census@v1", "properties": {"privacy": meta}},
+    )
+    response = client.post(URL, {"statistic": "count", "epsilon": 0.5}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "dataset.privacy.neighbouring"
