@@ -229,7 +229,7 @@ def merged(content: dict[str, Any], evidence: dict[str, dict]) -> dict[str, Any]
     for section, values in evidence.items():
         target = out.setdefault(section, {})
         for field, value in values.items():
-            if field != "source" and not _filled(target.get(field)):
+            if field not in ("source", "note") and not _filled(target.get(field)):
                 target[field] = value
     return out
 

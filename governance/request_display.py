@@ -224,6 +224,7 @@ class SheetSection:
     size: int
     filled_from: list[str]
     fields: list[SheetField]
+    note: str = ""  # what the reader must know about the evidence in it (a DP summary is noisy)
 
 
 def datasheet_sections(
@@ -243,6 +244,7 @@ def datasheet_sections(
                 filled=info["filled"],
                 size=info["fields"],
                 filled_from=info["filled_from"],
+                note=(view.get("notes") or {}).get(name, ""),
                 fields=[
                     SheetField(
                         name=f,

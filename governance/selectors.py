@@ -198,17 +198,32 @@ def evidence_for(*, sheet: Datasheet) -> dict[str, dict]:
                 "count": statistics.get("count"),
                 "instances": {k: v for k, v in statistics.items() if k != "count"},
                 "source": "dp_summary",
+                "note": _dp_note(summary),
             }
     return evidence
 
 
+def _dp_note(summary: dict[str, Any]) -> str:
+    """What a reader must know about numbers from a DP summary: they are noisy, and how noisy."""
+    count = next((s for s in summary["statistics"] if s["statistic"] == "count"), None)
+    half_width = ((count or {}).get("accuracy") or {}).get("half_width")
+    text = (
+        f"Noisy numbers: a differentially private summary (epsilon {summary['epsilon']:.3g} in all), "
+        "not exact counts."
+    )
+    if half_width is not None:
+        text += f" With 95% probability the count is within ±{half_width:.4g} of the true count."
+    return text
+
+
 def datasheet_view(*, sheet: Datasheet) -> dict[str, Any]:
-    """The datasheet as a reader sees it: the author's content merged with evidence, and its
-    completeness per section."""
+    """The datasheet as a reader sees it: the author's content merged with evidence, its completeness
+    per section, and per section what the reader must know about evidence in it (`notes`)."""
     evidence = evidence_for(sheet=sheet)
     return {
         "content": datasheets.merged(sheet.content, evidence),
         "completeness": datasheets.completeness(sheet.kind, sheet.content, evidence),
+        "notes": {name: values["note"] for name, values in evidence.items() if values.get("note")},
     }
 
 

@@ -62,18 +62,25 @@ class HealthView(APIView):
 
 class RoleListView(UserAPIView):
     """Each role a member can hold: every scope it allows (with what the scope permits) and the
-    scopes a token gets when created without naming any."""
+    scopes a token gets when created without naming any. A fixed catalogue, answered whole."""
+
+    pagination_class = None
 
     @extend_schema(
         responses=inline_serializer(
-            "Role",
+            "Roles",
             {
-                "role": serializers.CharField(),
-                "label": serializers.CharField(),
-                "scopes": serializers.DictField(child=serializers.CharField()),
-                "default_token_scopes": serializers.ListField(child=serializers.CharField()),
+                "roles": inline_serializer(
+                    "Role",
+                    {
+                        "role": serializers.CharField(),
+                        "label": serializers.CharField(),
+                        "scopes": serializers.DictField(child=serializers.CharField()),
+                        "default_token_scopes": serializers.ListField(child=serializers.CharField()),
+                    },
+                    many=True,
+                )
             },
-            many=True,
         )
     )
     def get(self, request):
@@ -86,12 +93,7 @@ class RoleListView(UserAPIView):
             }
             for role in Role
         ]
-        return paginated(self, request, roles, _Passthrough)
-
-
-class _Passthrough(serializers.BaseSerializer):
-    def to_representation(self, instance):
-        return instance
+        return Response({"roles": roles})
 
 
 class MeView(UserAPIView):

@@ -216,7 +216,7 @@ def test_an_unknown_api_address_is_a_problem_document_even_with_debug(acme, alic
 def test_every_roles_scopes_and_default_token_scopes_are_listed(acme, alice):
     response = session(alice).get(reverse("role-list"))
     assert response.status_code == 200, response.content
-    roles = {r["role"]: r for r in response.json()["results"]}
+    roles = {r["role"]: r for r in response.json()["roles"]}
     assert set(roles) == {role.value for role in Role}
     assert roles["ci"]["default_token_scopes"] == ["gate:check"]
     assert roles["auditor"]["scopes"]["report:export"] == "export lineage and audit reports"

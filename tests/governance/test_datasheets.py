@@ -92,3 +92,8 @@ def test_dataset_datasheet_composition_from_the_dp_summary(acme, ada, alice, reg
     composition = body["completeness"]["sections"]["composition"]
     assert composition["filled_from"] == ["dp_summary"]
     assert abs(body["content"]["composition"]["count"] - 600) < 50
+    # Every reader is told the numbers are noisy, and how noisy; the content keeps only its fields.
+    note = body["notes"]["composition"]
+    assert note.startswith("Noisy numbers: a differentially private summary (epsilon 1 in all)")
+    assert "With 95% probability the count is within ±" in note
+    assert "note" not in body["content"]["composition"]
