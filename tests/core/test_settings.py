@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from config.env import default_settings_module, envbool, envchoice, envfloat, envint, local_secret_key
 from core.models import Workspace
@@ -165,3 +165,23 @@ def test_bootstrap_without_a_workspace_creates_only_the_admin(monkeypatch):
     call_command("bootstrap", stdout=io.StringIO())  # the default still makes `demo`, once
     call_command("bootstrap", stdout=io.StringIO())
     assert list(Workspace.objects.values_list("slug", flat=True)) == ["demo"]
+
+
+@pytest.mark.django_db
+def test_user_create_makes_an_account_that_signs_in(monkeypatch, client):
+    out = io.StringIO()
+    call_command("user_create", "nadia", "--email", "nadia@example.org", stdout=out)
+    password = next(line for line in out.getvalue().splitlines() if line.startswith("password:")).split()[1]
+    assert client.login(username="nadia", password=password)
+    assert not get_user_model().objects.get(username="nadia").is_staff
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery staple\n"))
+    quiet = io.StringIO()
+    call_command("user_create", "omar", "--password-stdin", stdout=quiet)
+    assert "password:" not in quiet.getvalue()
+    assert client.login(username="omar", password="correct horse battery staple")
+    with pytest.raises(CommandError, match="username"):
+        call_command("user_create", "nadia", stdout=io.StringIO())  # taken
+    monkeypatch.setattr("sys.stdin", io.StringIO("123\n"))
+    with pytest.raises(CommandError, match="password"):
+        call_command("user_create", "pia", "--password-stdin", stdout=io.StringIO())
+    assert not get_user_model().objects.filter(username="pia").exists()
