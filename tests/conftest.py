@@ -16,6 +16,15 @@ from rest_framework.test import APIClient
 from config.celery import app
 from core.roles import Role
 from tests.factories import make_member, make_token, make_user, make_workspace
+from tests.workers import reap_all
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers():
+    """Whatever celery workers a test started (tests/workers.py), their leftovers end with the test: a
+    worker killed with SIGKILL leaves its embedded beat running, sweeping a queue nobody reads."""
+    yield
+    reap_all()
 
 
 @pytest.fixture(autouse=True)

@@ -46,8 +46,7 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 def start_worker(
     env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
 ) -> subprocess.Popen:
-    """Start `celery -A config worker` (with an embedded beat when asked) in a process group of its own;
-    stop it with stop_worker, or kill it with kill_worker."""
+    """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
     full_env = process_env(env)
     command = [
         sys.executable,
@@ -68,7 +67,10 @@ def start_worker(
         command.append("--beat")
     if name:
         command += ["--hostname", name]
-    return subprocess.Popen(
+    # In a process group of its own, so that reap_worker can end what it started (an embedded beat
+    # runs in a child, which outlives a worker killed with SIGKILL): tests/conftest.py reaps every
+    # worker a test started once the test is over.
+    worker = subprocess.Popen(
         command,
         cwd=ROOT,
         env=full_env,
@@ -77,34 +79,32 @@ def start_worker(
         text=True,
         start_new_session=True,
     )
+    STARTED.append(worker)
+    return worker
 
 
-def _signal_group(worker: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, sig)
+STARTED: list[subprocess.Popen] = []
 
 
-def kill_worker(worker: subprocess.Popen) -> str:
-    """SIGKILL the worker and every process it started (an embedded beat runs in a child, which would
-    otherwise live on, orphaned, sweeping a test queue): a machine's sudden death, no warm shutdown.
-    Returns what it logged (once; empty when it was killed before)."""
-    _signal_group(worker, signal.SIGKILL)
-    if worker.stdout is None or worker.stdout.closed:
-        worker.wait(timeout=30)
-        return ""
-    log, _ = worker.communicate(timeout=30)
-    return log
+def reap_worker(worker: subprocess.Popen) -> None:
+    """End whatever the worker started and left behind (an orphaned beat still sweeping a test queue)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(worker.pid, signal.SIGKILL)
+
+
+def reap_all() -> None:
+    while STARTED:
+        reap_worker(STARTED.pop())
 
 
 def stop_worker(worker: subprocess.Popen) -> str:
-    """Stop the worker (and its embedded beat) and return its log."""
-    _signal_group(worker, signal.SIGTERM)
+    """Stop the worker (and anything it started) and return its log."""
+    worker.terminate()
     try:
         log, _ = worker.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        _signal_group(worker, signal.SIGKILL)
+        reap_worker(worker)
         log, _ = worker.communicate()
-    _signal_group(worker, signal.SIGKILL)  # whatever of the group outlived the worker
     return log
 
 

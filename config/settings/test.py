@@ -1,6 +1,6 @@
 """Settings for the test suite: the same as local, with speedups that do not change behaviour."""
 
-from config.env import env
+from config.env import env, envbool
 
 from .base import *  # noqa: F403
 from .base import DATABASES, VAR_DIR
@@ -22,3 +22,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 API_RATE_LIMIT = 0
 LOGIN_FAILURE_LIMIT = LOGIN_ADDRESS_FAILURE_LIMIT = 0
+# Admission control likewise (tests/core/test_admission.py switches it on): the browser tests' live
+# server is one process from which a page loads several requests at once, and on a busy machine the
+# 20 ms a request may wait for a place was not enough (503s on the explorer's panel).
+WEB_ADMISSION_CONTROL = envbool("WEB_ADMISSION_CONTROL", False)

@@ -11,8 +11,20 @@
   const workspaceParam = "workspace=" + encodeURIComponent(config.workspace);
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
+  // A server at capacity answers 503 with Retry-After (core/admission.py): wait as it asks and try
+  // again, a few times, before giving up; any other failure is final.
+  function patientFetch(url, options, triesLeft) {
+    const tries = triesLeft === undefined ? 3 : triesLeft;
+    return fetch(url, options).then(function (response) {
+      if (response.status !== 503 || tries <= 0) { return response; }
+      const seconds = Math.min(Number(response.headers.get("Retry-After")) || 1, 5);
+      return new Promise(function (resolve) { window.setTimeout(resolve, seconds * 1000); })
+        .then(function () { return patientFetch(url, options, tries - 1); });
+    });
+  }
+
   function getJSON(url, signal) {
-    return fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}, signal: signal})
+    return patientFetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}, signal: signal})
       .then(function (response) {
         if (!response.ok) { throw new Error("the server answered " + response.status); }
         return response.json();
@@ -247,7 +259,7 @@
       const mine = ++panelSequence;
       const html = panelCache.has(id)
         ? Promise.resolve(panelCache.get(id))
-        : fetch(config.page + id + "/?part=panel", {credentials: "same-origin"}).then(function (response) {
+        : patientFetch(config.page + id + "/?part=panel", {credentials: "same-origin"}).then(function (response) {
           if (!response.ok) { throw new Error("the server answered " + response.status); }
           return response.text();
         });

@@ -171,7 +171,13 @@ def gunicorn(django_db_setup, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     env = process_env(
-        {"WEB_WORKERS": "1", "WEB_MAX_ACTIVE": "2", "WEB_MAX_QUEUE": "1", "WEB_QUEUE_TIMEOUT_MS": "50"}
+        {
+            "WEB_ADMISSION_CONTROL": "1",
+            "WEB_WORKERS": "1",
+            "WEB_MAX_ACTIVE": "2",
+            "WEB_MAX_QUEUE": "1",
+            "WEB_QUEUE_TIMEOUT_MS": "50",
+        }
     )
     with open(log, "w") as out:
         server = subprocess.Popen(
