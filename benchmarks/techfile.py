@@ -75,8 +75,10 @@ def seed(branches: int):
     user = get_user_model().objects.create_user(username="dana")
     workspace = workspace_create(slug="bench", name="Bench", actor=SYSTEM, admin=user)
     actor = Actor(user=user)
-    body = {"events": events(branches)}
-    lineage_record(workspace=workspace, actor=actor, batch=native_batch(body), source="bench", body=body)
+    recorded = events(branches)
+    for start in range(0, len(recorded), 4000):  # batches under LINEAGE_MAX_BATCH_EVENTS
+        body = {"events": recorded[start : start + 4000]}
+        lineage_record(workspace=workspace, actor=actor, batch=native_batch(body), source="bench", body=body)
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"score": rng.random(400), "sex": rng.integers(0, 2, 400)})
     frame["label"] = (frame["score"] + 0.1 * frame["sex"] > 0.6).astype(int)
