@@ -25,8 +25,9 @@ from core.canonical_json import canonical_bytes, normalise
 from core.models import AuditEvent, Workspace
 from explain.selectors import latest_explanation, latest_fairness_assessments
 from governance import datasheets
-from governance.models import Datasheet, DatasheetKind, ModelVersion, Stage
+from governance.models import Datasheet, DatasheetKind, ModelVersion
 from governance.reports import contents
+from governance.request_evidence import version_before
 from governance.selectors import datasheet_view
 from lineage.kinds import EdgeKind
 from lineage.models import Edge, Node
@@ -90,9 +91,10 @@ def bundle(version: ModelVersion) -> dict[str, Any]:
         .select_related("artifact")
         .order_by("key")
     )
+    decisions = contents._gate_decisions(version)
     _describe(file, version, workspace)
-    _development(file, version, workspace, training)
-    _metrics(file, version)
+    _development(file, version, workspace, training, decisions)
+    _metrics(file, version, decisions)
     _changes(file, version, training)
     _logs(file, version, workspace)
     authored = _authored(file, version)
@@ -195,7 +197,9 @@ def _sheet_cite(file: _File, sheet: Datasheet) -> str:
     )
 
 
-def _development(file: _File, version: ModelVersion, workspace: Workspace, training: list[Node]) -> None:
+def _development(
+    file: _File, version: ModelVersion, workspace: Workspace, training: list[Node], decisions: list[dict]
+) -> None:
     """Section 2: the data and how it was prepared, validation and testing (fairness, explanation),
     the gate decisions and the reviews."""
     graph = get_graph_store(workspace).provenance(version.node_id)
@@ -205,7 +209,7 @@ def _development(file: _File, version: ModelVersion, workspace: Workspace, train
         file.lack(2, f"the provenance holds more than {len(graph.nodes)} nodes; the nearest are listed")
     kinds = sorted({n.kind for n in graph.nodes})
     file.say(2, f"Provenance: {len(graph.nodes)} lineage nodes upstream ({', '.join(kinds)}).", provenance)
-    _validation(file, version)
+    _validation(file, version, decisions)
 
 
 def _training_data(file: _File, training: list[Node], provenance: str) -> None:
@@ -237,7 +241,7 @@ def _training_data(file: _File, training: list[Node], provenance: str) -> None:
         file.lack(2, "the lineage records no training data")
 
 
-def _validation(file: _File, version: ModelVersion) -> None:
+def _validation(file: _File, version: ModelVersion, decisions: list[dict]) -> None:
     """Validation and testing: fairness, the explanation, the gate decisions and the reviews."""
     assessments = latest_fairness_assessments(model_node=version.node)
     for assessment in assessments:
@@ -264,7 +268,7 @@ def _validation(file: _File, version: ModelVersion) -> None:
         file.say(
             2, f"Explained on {explanation.dataset}: top features {', '.join(explanation.top(5))}.", cite
         )
-    for decision in contents._gate_decisions(version):
+    for decision in decisions:
         statement = decision["statement"]
         cite = file.cite(f"decision:{statement['decision']}", decision)
         verdict = "passed" if statement["passed"] else "failed"
@@ -283,7 +287,7 @@ def _validation(file: _File, version: ModelVersion) -> None:
         )
 
 
-def _metrics(file: _File, version: ModelVersion) -> None:
+def _metrics(file: _File, version: ModelVersion, decisions: list[dict]) -> None:
     """Sections 3 and 4: the metrics recorded with the version, and the bounds the gate held them to."""
     register = AuditEvent.objects.filter(
         workspace=version.registered_model.workspace, action="model.register", target=f"model:{version}"
@@ -298,7 +302,7 @@ def _metrics(file: _File, version: ModelVersion) -> None:
     else:
         file.lack(3, "no metrics were recorded with the version")
     bounds: dict[str, list[str]] = {}
-    for decision in contents._gate_decisions(version):
+    for decision in decisions:
         ident = f"decision:{decision['statement']['decision']}"
         for rule in decision["rules"]:
             params = rule["parameters"] or {}
@@ -307,22 +311,15 @@ def _metrics(file: _File, version: ModelVersion) -> None:
                 bounds.setdefault(f"{params['metric']} {limit} ({rule['policy']}/{rule['rule']})", []).append(
                     ident
                 )
-    for text, decisions in sorted(bounds.items()):
-        file.say(4, f"Held by the gate to {text}.", *decisions)
+    for text, cited in sorted(bounds.items()):
+        file.say(4, f"Held by the gate to {text}.", *cited)
     if not bounds:
         file.lack(4, "no gate rule bounds a performance or fairness metric")
 
 
 def _changes(file: _File, version: ModelVersion, training: list[Node]) -> None:
     """Section 6: how this version differs from the version before it."""
-    before = (
-        ModelVersion.objects.filter(
-            registered_model=version.registered_model, created_at__lt=version.created_at
-        )
-        .exclude(stage=Stage.ARCHIVED)
-        .order_by("-created_at")
-        .first()
-    )
+    before = version_before(version=version)
     if before is None:
         file.say(6, f"{version} is the first version of {version.registered_model.name}.")
         return
