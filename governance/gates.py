@@ -98,12 +98,18 @@ EVALUATION_CACHE_SIZE = 1024
 
 
 def evaluate_at(
-    version: ModelVersion, stage: str, request_id: UUID | None, evidence_seq: int
+    version: ModelVersion,
+    stage: str,
+    request_id: UUID | None,
+    evidence_seq: int,
+    *,
+    remember: bool = True,
 ) -> dict[str, Any]:
     """`evaluate`, remembered per process for the workspace's evidence sequence: every change a rule
     can read writes an audit event, which moves Workspace.evidence_seq, so a result computed at the
     same sequence (same version, stage and request) is the same result. The request (by id) is
-    only read when the result is not remembered."""
+    only read when the result is not remembered. A caller that evaluates without holding the chain
+    head passes remember=False and calls `evaluation_remember` once the sequence is confirmed."""
     key = (version.registered_model.workspace_id, version.pk, stage, request_id, evidence_seq)
     with _EVALUATIONS_LOCK:
         found = _EVALUATIONS.get(key)
@@ -112,11 +118,21 @@ def evaluate_at(
             return found
     request = PromotionRequest.objects.get(pk=request_id) if request_id is not None else None
     result = evaluate(version, stage, request)
+    if remember:
+        evaluation_remember(version, stage, request_id, evidence_seq, result)
+    return result
+
+
+def evaluation_remember(
+    version: ModelVersion, stage: str, request_id: UUID | None, evidence_seq: int, result: dict[str, Any]
+) -> None:
+    """Remember `result` as the evaluation at `evidence_seq` (see evaluate_at)."""
+    key = (version.registered_model.workspace_id, version.pk, stage, request_id, evidence_seq)
     with _EVALUATIONS_LOCK:
         _EVALUATIONS[key] = result
+        _EVALUATIONS.move_to_end(key)
         while len(_EVALUATIONS) > EVALUATION_CACHE_SIZE:
             _EVALUATIONS.popitem(last=False)
-    return result
 
 
 def gate_request_id(version: ModelVersion, stage: str) -> UUID | None:

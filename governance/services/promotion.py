@@ -18,7 +18,7 @@ from core.canonical_json import normalise
 from core.errors import ApplicationError, Conflict, Forbidden, NotFound
 from core.models import Membership, Workspace
 from core.roles import Role
-from governance.gates import evaluate, evaluate_at, gate_request_id
+from governance.gates import evaluate, evaluate_at, evaluation_remember, gate_request_id
 from governance.models import (
     TRANSITIONS,
     GateDecision,
@@ -33,17 +33,14 @@ from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 
 
-def _decide(
+def _statement(
     version: ModelVersion, stage: str, actor: Actor, evidence_seq: int, result: dict[str, Any]
-) -> GateDecision:
-    """Sign and store the decision for an evaluation made at `evidence_seq` (inside the caller's
-    transaction)."""
-    workspace = version.registered_model.workspace
-    decision_id = uuid.uuid4()
-    statement = normalise(
+) -> dict[str, Any]:
+    """The decision statement for an evaluation made at `evidence_seq` (not yet signed or stored)."""
+    return normalise(
         {
-            "decision": str(decision_id),
-            "workspace": workspace.slug,
+            "decision": str(uuid.uuid4()),
+            "workspace": version.registered_model.workspace.slug,
             "model": version.registered_model.name,
             "version": version.version,
             "model_version_node": version.node_id,
@@ -59,28 +56,60 @@ def _decide(
             "algorithm": "Ed25519",
         }
     )
+
+
+def _store(version: ModelVersion, actor: Actor, statement: dict[str, Any], signature: str) -> GateDecision:
+    """Store a signed decision (inside the caller's transaction)."""
     return GateDecision.objects.create(
-        id=decision_id,
-        workspace=workspace,
+        id=UUID(statement["decision"]),
+        workspace=version.registered_model.workspace,
         model_version=version,
-        stage=stage,
-        passed=result["passed"],
+        stage=statement["stage"],
+        passed=statement["passed"],
         statement=statement,
-        signature=signing.sign(statement),
+        signature=signature,
         key_id=statement["key_id"],
         requested_by=actor.user,
     )
 
 
+def _decide(
+    version: ModelVersion, stage: str, actor: Actor, evidence_seq: int, result: dict[str, Any]
+) -> GateDecision:
+    """Sign and store the decision for an evaluation made at `evidence_seq` (inside the caller's
+    transaction)."""
+    statement = _statement(version, stage, actor, evidence_seq, result)
+    return _store(version, actor, statement, signing.sign(statement))
+
+
+def _evaluated_unlocked(
+    workspace: Workspace, actor: Actor, version: ModelVersion, stage: str
+) -> tuple[int, UUID | None, dict[str, Any], dict[str, Any], str]:
+    """Evaluate and sign without holding the chain head: (evidence sequence read first, request,
+    result, statement, signature). Valid only if the head still shows that sequence once locked."""
+    seq = Workspace.objects.filter(pk=workspace.pk).values_list("evidence_seq", flat=True).get()
+    request_id = gate_request_id(version, stage)
+    result = evaluate_at(version, stage, request_id, seq, remember=False)
+    statement = _statement(version, stage, actor, seq, result)
+    return seq, request_id, result, statement, signing.sign(statement)
+
+
 @transaction.atomic
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
-    """Evaluate the gate for `stage`, sign, store and audit the decision. The workspace's audit head
-    is locked first and the evidence sequence read from it, so the decision is evaluated at exactly
-    the evidence its audit event follows (no change can commit in between: every change appends to
-    the same chain). The evaluation itself is remembered per evidence sequence."""
+    """Evaluate the gate for `stage`, sign, store and audit the decision at exactly the evidence its
+    audit event follows. The evaluation and signature are made before the workspace's audit head is
+    locked (so concurrent checks hold the lock only to store); under the lock, the evidence sequence
+    must still be the one read before evaluating: every change appends to the same chain and moves
+    it, so an unchanged sequence means no evidence changed in between (and the result may be
+    remembered for it). If it moved, the check is evaluated again under the lock."""
+    seq, request_id, result, statement, signature = _evaluated_unlocked(workspace, actor, version, stage)
     head = audit_head(workspace)
-    result = evaluate_at(version, stage, gate_request_id(version, stage), head.evidence_seq)
-    decision = _decide(version, stage, actor, head.evidence_seq, result)
+    if head.evidence_seq == seq:
+        evaluation_remember(version, stage, request_id, seq, result)
+        decision = _store(version, actor, statement, signature)
+    else:
+        result = evaluate_at(version, stage, gate_request_id(version, stage), head.evidence_seq)
+        decision = _decide(version, stage, actor, head.evidence_seq, result)
     audit_append(
         workspace=workspace,
         actor=actor,

@@ -401,3 +401,47 @@ def test_public_key_is_served_and_decisions_verify(acme, alice, registered):
         reverse("model-gate", kwargs={"name": "income", "version": "1"}), {"stage": "staging"}, format="json"
     ).json()
     assert verify_decision(decision, key["public_key"])
+
+
+@pytest.mark.django_db
+def test_a_gate_check_whose_evidence_changes_while_it_evaluates_is_decided_on_the_new_evidence(
+    acme, alice, registered, monkeypatch
+):
+    """The check evaluates and signs before locking the audit head; a change that commits in between
+    moves the evidence sequence, and the decision must then be made again on the new evidence (not
+    signed for a sequence whose evidence it never saw)."""
+    from core.models import Workspace
+    from governance.services import promotion
+
+    services.policy_upload(
+        workspace=acme,
+        actor=Actor(user=alice),
+        document={
+            "name": "one-approval",
+            "stages": ["production"],
+            "rules": [{"type": "approvals", "count": 1}],
+        },
+    )
+    unlocked = promotion._evaluated_unlocked
+
+    def with_a_request_opened_meanwhile(workspace, actor, version, stage):
+        found = unlocked(workspace, actor, version, stage)
+        services.promotion_request(workspace=acme, actor=Actor(user=alice), version=registered, stage=stage)
+        return found
+
+    monkeypatch.setattr(promotion, "_evaluated_unlocked", with_a_request_opened_meanwhile)
+    before = Workspace.objects.get(pk=acme.pk).evidence_seq
+    decision = services.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="production"
+    )
+    reasons = [r["reason"] for r in decision.statement["rules"] if r["passed"] is False]
+    assert not any("no open promotion request" in reason for reason in reasons), reasons
+    assert decision.statement["evidence_seq"] > before
+    assert signing.verify(decision.statement, decision.signature, signing.public_key_document()["public_key"])
+    # Without the change in between, the same check is decided on the sequence it read.
+    monkeypatch.setattr(promotion, "_evaluated_unlocked", unlocked)
+    again = services.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="production"
+    )
+    assert again.statement["evidence_seq"] == Workspace.objects.get(pk=acme.pk).evidence_seq
+    assert again.statement["rules"] == decision.statement["rules"]
