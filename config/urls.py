@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from core import views as core_views
 from core.api.errors import api_not_found
 from core.login import ThrottledLoginView
+from core.signup import invitation_link
 from lineage import views as lineage_views
 
 handler404 = "core.views.not_found"
@@ -27,6 +28,7 @@ urlpatterns = [
         {"accept": False},
         name="dashboard-invitation-decline",
     ),
+    path("invitations/join/<str:secret>/", invitation_link, name="invitation-link"),
     path("w/<slug:slug>/audit/", core_views.audit_log, name="dashboard-audit"),
     path("w/<slug:slug>/lineage/", lineage_views.explorer, name="dashboard-lineage"),
     path("w/<slug:slug>/lineage/<int:node_id>/", lineage_views.explorer, name="dashboard-lineage-node"),

@@ -62,11 +62,14 @@ class InvitationState(models.TextChoices):
 
 class Invitation(models.Model):
     """An admin's offer of a role in a workspace; the membership exists once the user accepts it.
-    Kept by username, so inviting says nothing about whether such a user exists."""
+    Addressed by username or by e-mail address, so inviting says nothing about whether such a user
+    exists. It carries a one-time sign-up link (only the SHA-256 of its secret is kept): whoever has
+    no account yet sets their password through it; it expires, and works once."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
-    username = models.CharField(max_length=150)
+    username = models.CharField(max_length=150, blank=True, default="")
+    email = models.EmailField(blank=True, default="")
     role = models.CharField(max_length=32, choices=Role.choices)
     state = models.CharField(max_length=16, choices=InvitationState.choices, default=InvitationState.PENDING)
     invited_by = models.ForeignKey(
@@ -74,19 +77,35 @@ class Invitation(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
+    link_digest = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    link_expires_at = models.DateTimeField(null=True, blank=True)
+    link_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "username"],
-                condition=models.Q(state="pending"),
+                condition=models.Q(state="pending") & ~models.Q(username=""),
                 name="invitation_one_pending_per_user",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "email"],
+                condition=models.Q(state="pending") & ~models.Q(email=""),
+                name="invitation_one_pending_per_email",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(username="") | ~models.Q(email=""),
+                name="invitation_has_an_addressee",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.username} invited to {self.workspace} as {self.role} ({self.state})"
+        return f"{self.addressee} invited to {self.workspace} as {self.role} ({self.state})"
+
+    @property
+    def addressee(self) -> str:
+        return self.username or self.email
 
 
 class ApiToken(models.Model):

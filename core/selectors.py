@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from core.audit import event_document
 from core.errors import NotFound
+from core.invitation_links import addressed_to
 from core.models import (
     ApiToken,
     Artifact,
@@ -61,23 +62,22 @@ def membership_get(*, workspace: Workspace, username: str) -> Membership:
     return membership
 
 
-def invitation_list_pending(
-    *, workspace: Workspace | None = None, username: str | None = None
-) -> QuerySet[Invitation]:
-    """Pending invitations: a workspace's, or those addressed to `username`."""
+def invitation_list_pending(*, workspace: Workspace | None = None, user=None) -> QuerySet[Invitation]:
+    """Pending invitations: a workspace's, or those addressed to `user` (by username or by the
+    e-mail address on the account)."""
     invitations = Invitation.objects.select_related("workspace", "invited_by").filter(
         state=InvitationState.PENDING
     )
     if workspace is not None:
         invitations = invitations.filter(workspace=workspace)
-    if username is not None:
-        invitations = invitations.filter(username=username)
+    if user is not None:
+        invitations = invitations.filter(addressed_to(user))
     return invitations
 
 
-def invitation_pending_get(*, username: str, invitation_id: UUID | str) -> Invitation:
-    """A pending invitation addressed to `username`; 404 for any other (answered, or someone else's)."""
-    invitation = invitation_list_pending(username=username).filter(pk=invitation_id).first()
+def invitation_pending_get(*, user, invitation_id: UUID | str) -> Invitation:
+    """A pending invitation addressed to `user`; 404 for any other (answered, or someone else's)."""
+    invitation = invitation_list_pending(user=user).filter(pk=invitation_id).first()
     if invitation is None:
         raise NotFound("no such pending invitation for you")
     return invitation

@@ -23,7 +23,7 @@ from core.workspaces import invitation_answer
 @login_required
 def home(request):
     memberships = selectors.membership_list_of_user(user=request.user)
-    invitations = selectors.invitation_list_pending(username=request.user.get_username())
+    invitations = selectors.invitation_list_pending(user=request.user)
     return render(request, "core/home.html", {"memberships": memberships, "invitations": invitations})
 
 

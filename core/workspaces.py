@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.actors import Actor
 from core.audit import audit_append
-from core.errors import ApplicationError, Conflict, NotFound
+from core.errors import ApplicationError, Conflict, Forbidden, NotFound
+from core.invitation_links import addressed_to, link_issue, link_refusal, normalise_email
 from core.models import Invitation, InvitationState, Membership, Workspace
 from core.roles import Role
 
@@ -100,48 +103,61 @@ def membership_add(*, workspace: Workspace, actor: Actor, username: str, role: s
 # --- invitations: an admin offers a role, the user accepts it -------------------------------------------
 
 
-@transaction.atomic
-def invitation_create(*, workspace: Workspace, actor: Actor, username: str, role: str) -> Invitation:
-    """Invite `username` to the workspace with `role`. Nobody becomes a member without accepting, and the
-    answer is the same whether or not such a user exists (no one learns who has an account). Inviting
-    again while an invitation is pending changes its role."""
-    if Membership.objects.filter(workspace=workspace, user__username=username).exists():
+def _invitation_conflict(workspace: Workspace, username: str, email: str) -> None:
+    members = Membership.objects.filter(workspace=workspace)
+    if username and members.filter(user__username=username).exists():
         raise Conflict(f"{username} is already a member", field="username")
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(workspace=workspace, username=username, state=InvitationState.PENDING)
-        .first()
+    if email and members.filter(user__email__iexact=email).exists():
+        raise Conflict(f"{email} is already a member's address", field="email")
+
+
+@transaction.atomic
+def invitation_create(
+    *, workspace: Workspace, actor: Actor, role: str, username: str = "", email: str = ""
+) -> tuple[Invitation, str]:
+    """Invite `username` or `email` (one of them) to the workspace with `role`, and issue the
+    invitation's one-time link: (invitation, the link's secret, shown once). Nobody becomes a member
+    without accepting, and the answer is the same whether or not such a user exists (no one learns
+    who has an account). Inviting again while an invitation is pending sets its role and issues a
+    new link (the previous one stops working)."""
+    username, email = username.strip(), normalise_email(email)
+    if bool(username) == bool(email):
+        raise ApplicationError("give either a username or an e-mail address", field="username")
+    _invitation_conflict(workspace, username, email)
+    addressed = {"username": username} if username else {"email": email}
+    pending = Invitation.objects.select_for_update().filter(
+        workspace=workspace, state=InvitationState.PENDING
     )
-    if invitation is not None and invitation.role == role:
-        return invitation
+    invitation = pending.filter(**addressed).first()
     if invitation is None:
         try:
             with transaction.atomic():
                 invitation = Invitation.objects.create(
-                    workspace=workspace, username=username, role=role, invited_by=actor.user
+                    workspace=workspace, role=role, invited_by=actor.user, **addressed
                 )
         except IntegrityError:  # the same invitation made at the same moment by another request
-            return Invitation.objects.get(
-                workspace=workspace, username=username, state=InvitationState.PENDING
-            )
-    else:
-        invitation.role = role
-        invitation.save(update_fields=["role"])
+            invitation = pending.get(**addressed)
+    invitation.role = role
+    secret = link_issue(invitation)  # saves the role with the new link
     audit_append(
         workspace=workspace,
         actor=actor,
         action="invitation.create",
-        target=f"user:{username}",
-        payload={"role": role, "invitation": str(invitation.pk)},
+        target=f"user:{username}" if username else f"email:{email}",
+        payload={
+            "role": role,
+            "invitation": str(invitation.pk),
+            "link_expires_at": invitation.link_expires_at.isoformat() if invitation.link_expires_at else None,
+        },
     )
-    return invitation
+    return invitation, secret
 
 
-def _pending(invitation_id, **where) -> Invitation:
+def _pending(invitation_id, *addressed: Q, **where) -> Invitation:
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
         .select_related("workspace")
-        .filter(pk=invitation_id, state=InvitationState.PENDING, **where)
+        .filter(*addressed, pk=invitation_id, state=InvitationState.PENDING, **where)
         .first()
     )
     if invitation is None:
@@ -151,11 +167,15 @@ def _pending(invitation_id, **where) -> Invitation:
 
 @transaction.atomic
 def invitation_answer(*, invitation_id, user, accept: bool) -> Invitation:
-    """The invited user accepts (the membership is made) or declines. Only the invited user can."""
-    invitation = _pending(invitation_id, username=user.get_username())
+    """The invited user accepts (the membership is made) or declines. Only the invited user can (by
+    username, or by the e-mail address on their account); it uses up the invitation's link."""
+    invitation = _pending(invitation_id, addressed_to(user))
     invitation.state = InvitationState.ACCEPTED if accept else InvitationState.DECLINED
     invitation.decided_at = timezone.now()
-    invitation.save(update_fields=["state", "decided_at"])
+    invitation.username = invitation.username or user.get_username()
+    if accept:
+        invitation.link_used_at = invitation.decided_at
+    invitation.save(update_fields=["state", "decided_at", "username", "link_used_at"])
     if accept:
         _membership_create(
             workspace=invitation.workspace, actor=Actor(user=user), user=user, role=invitation.role
@@ -232,3 +252,57 @@ def _ensure_another_admin(membership: Membership) -> None:
     )
     if admins == [membership.pk]:
         raise Conflict("a workspace must keep at least one admin", field="role")
+
+
+# --- joining through an invitation's link (core/invitation_links.py) ---------------------------------
+
+
+def _locked(invitation_id) -> Invitation:
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",)).select_related("workspace").get(pk=invitation_id)
+    )
+    if link_refusal(invitation):
+        raise Conflict("this invitation link has just been used or withdrawn")
+    return invitation
+
+
+@transaction.atomic
+def link_sign_up(*, invitation_id, username: str, password: str):
+    """Create the invited person's account through the link, make them a member with the invited
+    role and use the link up, all or nothing. Returns the new user."""
+    invitation = _locked(invitation_id)
+    username = invitation.username or username.strip()
+    if not username:
+        raise ApplicationError("choose a username", field="username")
+    users = get_user_model().objects
+    if users.filter(username__iexact=username).exists():
+        raise Conflict("an account with this username exists: sign in to accept", field="username")
+    user = users.model(username=username, email=invitation.email)
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as error:
+        raise ApplicationError(" ".join(error.messages), field="password") from None
+    user.set_password(password)
+    user.save()
+    now = timezone.now()
+    invitation.username, invitation.state = username, InvitationState.ACCEPTED
+    invitation.decided_at = invitation.link_used_at = now
+    invitation.save(update_fields=["username", "state", "decided_at", "link_used_at"])
+    audit_append(
+        workspace=invitation.workspace,
+        actor=Actor(user=user),
+        action="invitation.sign_up",
+        target=f"user:{username}",
+        payload={"invitation": str(invitation.pk), "role": invitation.role},
+    )
+    _membership_create(
+        workspace=invitation.workspace, actor=Actor(user=user), user=user, role=invitation.role
+    )
+    return user
+
+
+def link_accept(*, invitation_id, user) -> Invitation:
+    """A signed-in person accepts through the link: only the one it is addressed to."""
+    if not Invitation.objects.filter(addressed_to(user), pk=invitation_id).exists():
+        raise Forbidden("this invitation is addressed to someone else")
+    return invitation_answer(invitation_id=invitation_id, user=user, accept=True)

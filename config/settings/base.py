@@ -393,3 +393,21 @@ LOGIN_LOCKOUT = envint("LOGIN_LOCKOUT", 15 * 60)
 # (e.g. HTTP_X_FORWARDED_FOR; the last address in it counts).
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER")
 AUTHENTICATION_BACKENDS = ["core.login.ThrottledModelBackend"]
+
+# Invitations (core/invitation_links.py): a link works once, for this many days.
+INVITATION_LINK_DAYS = envint("INVITATION_LINK_DAYS", 7)
+# The service's address as people reach it (e.g. https://mlgov.example.org), for links sent by e-mail;
+# empty: the address the admin's request came to.
+PUBLIC_URL = env("PUBLIC_URL")
+# E-mail for invitation links: SMTP when EMAIL_HOST is set, else written to the web process's log.
+EMAIL_HOST = env("EMAIL_HOST")
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "mlgov@localhost")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -59,8 +61,27 @@ class MembershipOutput(serializers.ModelSerializer):
 
 
 class MembershipCreateInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=Role.choices)
+
+    def to_internal_value(self, data):
+        """Either a username or an e-mail address, reported with the other fields' errors."""
+        errors: dict = {}
+        attrs = None
+        try:
+            attrs = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            errors = dict(error.detail)
+        if isinstance(data, Mapping):
+            given = [bool(str(data.get(name) or "").strip()) for name in ("username", "email")]
+            if given[0] == given[1]:
+                errors.setdefault("username", ["give either a username or an e-mail address"])
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class InvitationOutput(serializers.ModelSerializer):
@@ -69,7 +90,37 @@ class InvitationOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Invitation
-        fields = ["id", "workspace", "username", "role", "state", "invited_by", "created_at", "decided_at"]
+        fields = [
+            "id",
+            "workspace",
+            "username",
+            "email",
+            "role",
+            "state",
+            "invited_by",
+            "created_at",
+            "decided_at",
+            "link_expires_at",
+        ]
+
+
+class InvitationCreatedOutput(InvitationOutput):
+    link = serializers.SerializerMethodField(
+        help_text="The one-time sign-up link (shown in this answer only; e-mailed when an address was given)."
+    )
+
+    mailed = serializers.SerializerMethodField(
+        help_text="Whether the link was e-mailed to the address given."
+    )
+
+    class Meta(InvitationOutput.Meta):
+        fields = [*InvitationOutput.Meta.fields, "link", "mailed"]
+
+    def get_link(self, invitation) -> str:
+        return self.context["link"]
+
+    def get_mailed(self, invitation) -> bool:
+        return self.context["mailed"]
 
 
 class MembershipUpdateInput(serializers.Serializer):

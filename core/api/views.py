@@ -27,6 +27,7 @@ from core.artifacts import (
 )
 from core.audit import audit_verify
 from core.audit_checkpoints import audit_checkpoint_create, checkpoint_document
+from core.invitation_links import link_mail, link_url
 from core.models import ApiToken, Membership
 from core.roles import SCOPES, Role, default_token_scopes, scopes_for_role
 from core.tokens import api_token_create, api_token_revoke
@@ -163,13 +164,20 @@ class MemberListView(WorkspaceAPIView):
 
     @extend_schema(
         request=s.MembershipCreateInput,
-        responses={202: s.InvitationOutput},
-        description="Invite a user: they become a member once they accept (GET /api/v1/invitations).",
+        responses={202: s.InvitationCreatedOutput},
+        description="Invite a person by username or e-mail address: they become a member once they "
+        "accept (signed in: GET /api/v1/invitations; without an account: through the one-time link "
+        "in this answer, also e-mailed to the address given).",
     )
     def post(self, request):
         data = self.validated(s.MembershipCreateInput, request.data)
-        invitation = invitation_create(workspace=self.access.workspace, actor=self.access.actor, **data)
-        return Response(s.InvitationOutput(invitation).data, status=status.HTTP_202_ACCEPTED)
+        invitation, secret = invitation_create(
+            workspace=self.access.workspace, actor=self.access.actor, **data
+        )
+        link = link_url(secret, request.build_absolute_uri("/"))
+        mailed = link_mail(invitation, link)
+        output = s.InvitationCreatedOutput(invitation, context={"link": link, "mailed": mailed})
+        return Response(output.data, status=status.HTTP_202_ACCEPTED)
 
 
 class WorkspaceInvitationListView(WorkspaceAPIView):
@@ -201,7 +209,7 @@ class MyInvitationListView(UserAPIView):
     def get(self, request):
         if isinstance(request.auth, ApiToken):  # a token acts in its own workspace only
             raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
-        invitations = selectors.invitation_list_pending(username=request.user.get_username())
+        invitations = selectors.invitation_list_pending(user=request.user)
         return paginated(self, request, invitations, s.InvitationOutput)
 
 
@@ -210,7 +218,7 @@ class MyInvitationAnswerView(UserAPIView):
 
     @extend_schema(request=None, responses=s.InvitationOutput)
     def post(self, request, invitation_id):
-        selectors.invitation_pending_get(username=request.user.get_username(), invitation_id=invitation_id)
+        selectors.invitation_pending_get(user=request.user, invitation_id=invitation_id)
         if isinstance(request.auth, ApiToken):
             raise exceptions.PermissionDenied("invitations are answered signed in, not with an API token")
         invitation = invitation_answer(invitation_id=invitation_id, user=request.user, accept=self.accept)

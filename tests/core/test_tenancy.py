@@ -238,7 +238,9 @@ def world(acme, alice, mallory):
         model_artifact_id=Node.objects.get(workspace=acme, key="acme-model@1").artifact_id,
         dataset_artifact_id=Node.objects.get(workspace=acme, key="acme-data@1").artifact_id,
     )
-    invitation = invitation_create(workspace=acme, actor=Actor(user=alice), username="newbie", role="auditor")
+    invitation, _ = invitation_create(
+        workspace=acme, actor=Actor(user=alice), username="newbie", role="auditor"
+    )
     acme.refresh_from_db()
     return {
         "acme": acme,
