@@ -39,7 +39,7 @@ def _refusals(workspace) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_an_invited_person_signs_up_through_the_link_and_the_link_then_refuses(live_server, page_factory):
-    workspace, invitation, link = _invitation(live_server)
+    workspace, _, link = _invitation(live_server)
     page = page_factory()
     page.goto(link)
     assert page.get_by_role("heading", name="Join Acme").is_visible()
