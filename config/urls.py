@@ -9,6 +9,7 @@ from core import views as core_views
 from core.api.errors import api_not_found
 from core.login import ThrottledLoginView
 from core.signup import invitation_link
+from core.sso import sso_callback, sso_start
 from lineage import views as lineage_views
 
 handler404 = "core.views.not_found"
@@ -35,6 +36,8 @@ urlpatterns = [
     path("", include("governance.urls")),
     path("", include("explain.urls")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
+    path("oidc/authenticate/", sso_start, name="oidc_authentication_init"),
+    path("oidc/callback/", sso_callback, name="oidc_authentication_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include("core.api.urls")),
     path("api/v1/", include("lineage.api.urls")),

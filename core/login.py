@@ -104,7 +104,17 @@ class ThrottledModelBackend(ModelBackend):
 
 
 class ThrottledLoginView(LoginView):
-    """The sign-in page; a locked-out attempt gets 429, Retry-After and a message that says why."""
+    """The sign-in page; a locked-out attempt gets 429, Retry-After and a message that says why.
+    With single sign-on configured it offers the provider's button; PASSWORD_SIGN_IN=0 leaves only
+    that (a password posted anyway is refused: no backend takes it)."""
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            sso_enabled=settings.OIDC_ENABLED,
+            sso_provider=settings.OIDC_PROVIDER_NAME,
+            password_sign_in=settings.PASSWORD_SIGN_IN or not settings.OIDC_ENABLED,
+            **kwargs,
+        )
 
     def post(self, request, *args, **kwargs):
         remaining = self.lockout_remaining()

@@ -108,6 +108,26 @@ class Invitation(models.Model):
         return self.username or self.email
 
 
+class ExternalIdentity(models.Model):
+    """A person's identity at the organisation's OpenID Connect provider (core/sso.py): the
+    provider's (issuer, subject) names one user for good, whatever their username or e-mail address
+    later become (an address is never used to match an account)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="external_identity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer} ({self.user})"
+
+
 class ApiToken(models.Model):
     """A bearer token bound to one user in one workspace. Only the SHA-256 of the secret is kept."""
 

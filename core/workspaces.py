@@ -75,7 +75,9 @@ def workspace_allow_pickle(*, workspace: Workspace, actor: Actor, allowed: bool)
     return bool(changed)
 
 
-def _membership_create(*, workspace: Workspace, actor: Actor, user, role: str) -> Membership:
+def _membership_create(
+    *, workspace: Workspace, actor: Actor, user, role: str, extra: dict | None = None
+) -> Membership:
     try:
         with transaction.atomic():
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)
@@ -86,7 +88,7 @@ def _membership_create(*, workspace: Workspace, actor: Actor, user, role: str) -
         actor=actor,
         action="membership.create",
         target=f"user:{user.get_username()}",
-        payload={"role": role},
+        payload={"role": role, **(extra or {})},
     )
     return membership
 
@@ -208,7 +210,9 @@ def invitation_revoke(*, workspace: Workspace, actor: Actor, invitation_id) -> I
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, actor: Actor, role: str) -> Membership:
+def membership_change_role(
+    *, membership: Membership, actor: Actor, role: str, extra: dict | None = None
+) -> Membership:
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == role:
         return locked
@@ -222,13 +226,13 @@ def membership_change_role(*, membership: Membership, actor: Actor, role: str) -
         actor=actor,
         action="membership.update",
         target=f"user:{locked.user.get_username()}",
-        payload={"role": role, "previous_role": previous},
+        payload={"role": role, "previous_role": previous, **(extra or {})},
     )
     return locked
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor: Actor) -> None:
+def membership_remove(*, membership: Membership, actor: Actor, extra: dict | None = None) -> None:
     locked = Membership.objects.select_for_update().get(pk=membership.pk)
     if locked.role == Role.ADMIN:
         _ensure_another_admin(locked)
@@ -239,8 +243,21 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
         actor=actor,
         action="membership.delete",
         target=f"user:{username}",
-        payload={"role": membership.role},
+        payload={"role": membership.role, **(extra or {})},
     )
+
+
+@transaction.atomic
+def membership_set(*, workspace: Workspace, actor: Actor, user, role: str | None, extra: dict) -> None:
+    """Make `user`'s role in `workspace` `role` (None: no membership), as an outside source says
+    (single sign-on's group mapping): created, changed or removed, each audited with `extra`."""
+    current = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
+    if current is None and role:
+        _membership_create(workspace=workspace, actor=actor, user=user, role=role, extra=extra)
+    elif current is not None and role and current.role != role:
+        membership_change_role(membership=current, actor=actor, role=role, extra=extra)
+    elif current is not None and not role:
+        membership_remove(membership=current, actor=actor, extra=extra)
 
 
 def _ensure_another_admin(membership: Membership) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env, envbool, envchoice, envfloat, envint, envlist, var_dir
 
@@ -411,3 +412,47 @@ EMAIL_BACKEND = (
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
+
+# Single sign-on with OpenID Connect (core/sso.py; docs/guide-admin.md#single-sign-on): on when
+# OIDC_RP_CLIENT_ID is set. The provider's endpoints are named, not discovered (no request to the
+# provider at start-up); ID tokens are checked for signature (the provider's JWKS), algorithm, nonce,
+# issuer, audience and expiry, and the code exchange uses PKCE.
+OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET")
+OIDC_ISSUER = env("OIDC_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env("OIDC_OP_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", "openid email profile groups")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = envint("OIDC_TIMEOUT", 10)
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", "your organisation")
+# The claim that lists the person's groups, and which group gives which role in which workspace:
+# "group=workspace:role" entries, comma-separated. In the workspaces it names, the mapping decides the
+# person's role at every sign-in (the most capable role among their groups; none: not a member).
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", "groups")
+OIDC_GROUP_ROLES = env("OIDC_GROUP_ROLES")
+# Sign-in with a local password (off: only single sign-on; accounts made with user_create cannot sign in).
+PASSWORD_SIGN_IN = envbool("PASSWORD_SIGN_IN", True)
+if OIDC_ENABLED:
+    _missing = [
+        name
+        for name in (
+            "OIDC_RP_CLIENT_SECRET",
+            "OIDC_ISSUER",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"single sign-on (OIDC_RP_CLIENT_ID) also needs {', '.join(_missing)}")
+    AUTHENTICATION_BACKENDS = [
+        *(AUTHENTICATION_BACKENDS if PASSWORD_SIGN_IN else []),
+        "core.sso.OrganisationBackend",
+    ]
