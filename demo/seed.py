@@ -359,7 +359,12 @@ class Seeder:
                 workspace=self.ws, actor=self.actor("admin"), node=node, epsilon=4.0, delta=1e-6
             )
         releases = privacy.summary_request(
-            workspace=self.ws, actor=self.actor("dana"), node=node, epsilon=1.0, on_worker=True
+            workspace=self.ws,
+            actor=self.actor("dana"),
+            node=node,
+            epsilon=1.0,
+            consistent=True,
+            on_worker=True,
         )
         release, _ = privacy.release_request(
             workspace=self.ws,

@@ -204,15 +204,30 @@ def evidence_for(*, sheet: Datasheet) -> dict[str, dict]:
 
 
 def _dp_note(summary: dict[str, Any]) -> str:
-    """What a reader must know about numbers from a DP summary: they are noisy, and how noisy."""
-    count = next((s for s in summary["statistics"] if s["statistic"] == "count"), None)
-    half_width = ((count or {}).get("accuracy") or {}).get("half_width")
+    """What a reader must know about numbers from a DP summary: they are noisy, how noisy each one
+    is (95%), and whether a histogram was adjusted to its count."""
     text = (
         f"Noisy numbers: a differentially private summary (epsilon {summary['epsilon']:.3g} in all), "
         "not exact counts."
     )
-    if half_width is not None:
-        text += f" With 95% probability the count is within ±{half_width:.4g} of the true count."
+    bounds = []
+    for statistic in summary["statistics"]:
+        half_width = (statistic.get("accuracy") or {}).get("half_width")
+        if half_width is None:
+            continue
+        name = statistic["statistic"] + (f" of {statistic['column']}" if statistic["column"] else "")
+        each = "each count of the " if statistic["statistic"] == "histogram" else "the "
+        bounds.append(f"{each}{name} within ±{half_width:.4g}")
+    if bounds:
+        text += " With 95% probability the noise leaves " + "; ".join(bounds) + " of the true value."
+    adjusted = [s["column"] for s in summary["statistics"] if s.get("adjusted_to_count")]
+    if adjusted:
+        text += (
+            f" The histogram{'s' if len(adjusted) > 1 else ''} of {', '.join(adjusted)} "
+            f"{'were' if len(adjusted) > 1 else 'was'} adjusted to add up to the count (no privacy cost); "
+            "the bound above is for the counts "
+            "as released, before that adjustment."
+        )
     return text
 
 

@@ -178,6 +178,35 @@ def published(query: dict[str, Any], raw: Any) -> Any:
     return max(int(raw), 0) if isinstance(raw, (int, float)) else raw
 
 
+def projected(given: np.ndarray, total: float) -> np.ndarray:
+    """The nearest point to `given` (Euclidean) with non-negative entries that add up to `total` > 0:
+    every entry moved down (or up) by one shift, none below zero."""
+    ordered = np.sort(given)[::-1]
+    excess = np.cumsum(ordered) - total
+    index = np.arange(1, len(ordered) + 1)
+    keep = ordered - excess / index > 0
+    shift = excess[keep][-1] / index[keep][-1]
+    return np.maximum(given - shift, 0.0)
+
+
+def consistent_counts(counts: dict[str, int], total: int) -> dict[str, int]:
+    """A histogram's published counts made to add up to a published total (both DP releases, so this
+    is post-processing, at no privacy cost): the nearest non-negative counts with that sum
+    (`projected`), rounded to integers by largest remainder so that the sum is exact. Labels keep
+    their order; ties in the remainders go to the earlier label."""
+    labels = list(counts)
+    total = max(int(total), 0)
+    if not labels or total == 0:
+        return dict.fromkeys(labels, 0)
+    exact = projected(np.array([max(float(counts[k]), 0.0) for k in labels]), total)
+    rounded = np.floor(exact).astype(int)
+    short = total - int(rounded.sum())
+    by_remainder = sorted(range(len(labels)), key=lambda i: (-(exact[i] - rounded[i]), i))
+    for i in by_remainder[:short]:
+        rounded[i] += 1
+    return {label: int(n) for label, n in zip(labels, rounded, strict=True)}
+
+
 def release(query: dict[str, Any], values: list, unit: int, rows: int | None) -> Released:
     """Make one release over `values` (the column as a list, restricted to the group if any)."""
     measurement, scale, epsilon, delta = calibrate(query, unit, rows)

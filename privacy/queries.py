@@ -214,6 +214,11 @@ def _group_problems(query: dict[str, Any], meta: dict[str, Any], frame: pd.DataF
     return errors
 
 
+# How a release is shown, not what is released: not part of its identity in the ledger.
+PRESENTATION_KEYS = frozenset({"consistent_total"})
+
+
 def query_hash(query: dict[str, Any]) -> str:
     """The normalised query's identity in the ledger: a query asked again is answered, not spent again."""
-    return hashlib.sha256(canonical_bytes(query)).hexdigest()
+    released = {k: v for k, v in query.items() if k not in PRESENTATION_KEYS}
+    return hashlib.sha256(canonical_bytes(released)).hexdigest()

@@ -14,6 +14,7 @@ from core.work import WorkState
 from lineage.kinds import NodeKind
 from lineage.models import Node
 from lineage.selectors import version_node
+from privacy import mechanisms
 from privacy.models import PrivacyBudget, PrivacyRelease
 
 
@@ -36,21 +37,32 @@ def release_list(*, node: Node) -> QuerySet[PrivacyRelease]:
 
 
 def latest_summary(node: Node) -> dict[str, Any] | None:
-    """The dataset's most recent DP summary, for the datasheet's composition section."""
+    """The dataset's most recent DP summary (the releases of one summary request), for the
+    datasheet's composition section. A histogram asked to be consistent is shown adjusted to add up
+    to the summary's count (`value`; what was released, clamped, stays in `released_value`)."""
     releases = PrivacyRelease.objects.filter(
         dataset_node=node, state=WorkState.SUCCEEDED, query__purpose="summary"
     ).order_by("created_at")
-    if not releases:
+    newest = releases.last()
+    if newest is None:
         return None
-    return {
-        "epsilon": math.fsum(r.epsilon for r in releases),
-        "statistics": [
-            {
-                "statistic": r.query["statistic"],
-                "column": r.query.get("column"),
-                "value": r.value,
-                "accuracy": r.accuracy,
-            }
-            for r in releases
-        ],
-    }
+    if newest.query.get("summary"):
+        releases = releases.filter(query__summary=newest.query["summary"])
+    releases = list(releases)
+    statistics = [
+        {
+            "statistic": r.query["statistic"],
+            "column": r.query.get("column"),
+            "value": r.value,
+            "accuracy": r.accuracy,
+        }
+        for r in releases
+    ]
+    count = next((s["value"] for s in statistics if s["statistic"] == "count"), None)
+    for statistic, release in zip(statistics, releases, strict=True):
+        adjust = release.query.get("consistent_total") and count is not None
+        if adjust and isinstance(statistic["value"], dict):
+            statistic["released_value"] = statistic["value"]
+            statistic["value"] = mechanisms.consistent_counts(statistic["value"], count)
+            statistic["adjusted_to_count"] = True
+    return {"epsilon": math.fsum(r.epsilon for r in releases), "statistics": statistics}

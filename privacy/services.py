@@ -14,6 +14,7 @@ spent (privacy/queries.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from typing import Any
 
@@ -26,6 +27,7 @@ from django.utils import timezone
 from core import tables as loading
 from core.actors import SYSTEM, Actor
 from core.audit import audit_append
+from core.canonical_json import canonical_bytes
 from core.errors import ApplicationError, Conflict
 from core.models import Workspace
 from core.work import WorkState, work_dispatch, work_progress, work_start
@@ -35,7 +37,14 @@ from lineage.services import lineage_record
 from lineage.specs import Batch, NodeSpec
 from privacy import mechanisms
 from privacy.models import PrivacyBudget, PrivacyRelease
-from privacy.queries import dataset_frame, input_distance, metadata, normalise_query, query_hash
+from privacy.queries import (
+    PRESENTATION_KEYS,
+    dataset_frame,
+    input_distance,
+    metadata,
+    normalise_query,
+    query_hash,
+)
 
 # Reads that callers outside these apps (demo/, governance/) still ask for here; privacy/selectors.py
 # holds them.
@@ -312,18 +321,27 @@ def summary_request(
     node: Node,
     epsilon: float,
     mechanism: str = "laplace",
+    consistent: bool = False,
     on_worker: bool = False,
 ) -> list[PrivacyRelease]:
     """A DP summary: the row count, and per column a histogram (declared categories) or a mean
-    (declared bounds; with a public row count) or a sum otherwise, epsilon split evenly. All or nothing."""
+    (declared bounds; with a public row count) or a sum otherwise, epsilon split evenly. All or nothing.
+    The releases share a summary id; `consistent` asks for each histogram to be shown adjusted to add
+    up to the summary's count (privacy.selectors.latest_summary; the releases themselves are kept)."""
     meta = metadata(node)
     queries: list[dict[str, Any]] = [{"statistic": "count"}]
     for column, categories in sorted((meta.get("categories") or {}).items()):
-        queries.append({"statistic": "histogram", "column": column, "categories": categories})
+        histogram = {"statistic": "histogram", "column": column, "categories": categories}
+        queries.append({**histogram, "consistent_total": True} if consistent else histogram)
     for column, bounds in sorted((meta.get("bounds") or {}).items()):
         statistic = "mean" if meta.get("public_rows") is not None else "sum"
         queries.append({"statistic": statistic, "column": column, "bounds": bounds})
     share = epsilon / len(queries)
+    # The same summary asked again has the same id, so its releases are answered again, not spent.
+    released = [{k: v for k, v in q.items() if k not in PRESENTATION_KEYS} for q in queries]
+    summary = hashlib.sha256(
+        canonical_bytes({"queries": released, "epsilon": epsilon, "mechanism": mechanism})
+    ).hexdigest()[:16]
     releases = []
     with transaction.atomic():
         budget = PrivacyBudget.objects.select_for_update().filter(dataset_node=node).first()
@@ -332,9 +350,20 @@ def summary_request(
         _refuse(workspace, actor, node, {"summary": queries, "epsilon": epsilon}, *refusal)
     with transaction.atomic():
         for query in queries:
-            request = {**query, "mechanism": mechanism, "epsilon": share, "purpose": "summary"}
+            request = {
+                **query,
+                "mechanism": mechanism,
+                "epsilon": share,
+                "purpose": "summary",
+                "summary": summary,
+            }
             release, _ = release_request(
                 workspace=workspace, actor=actor, node=node, request=request, on_worker=on_worker
             )
+            asked = bool(request.get("consistent_total"))
+            if bool(release.query.get("consistent_total")) != asked:  # asked again, shown otherwise
+                release.query = {k: v for k, v in release.query.items() if k != "consistent_total"}
+                release.query.update({"consistent_total": True} if asked else {})
+                release.save(update_fields=["query"])
             releases.append(release)
     return releases

@@ -150,6 +150,7 @@ def _sheet(sheet: Datasheet) -> dict[str, Any]:
                 "of": info["fields"],
                 "missing": info["missing"],
                 "filled_from": info["filled_from"],
+                "note": view["notes"].get(name, ""),
             }
         )
     history = list(

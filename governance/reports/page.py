@@ -23,6 +23,7 @@ STYLE = (
     "dl.fields dt{font-weight:600;margin-top:.4rem}dl.fields dd{margin-left:1rem;white-space:pre-wrap}"
     "blockquote{margin:.3rem 0 .3rem 1rem;padding-left:.7rem;border-left:3px solid #d5dae1;"
     "white-space:pre-wrap}"
+    "p.note{background:#fff8e1;border-left:3px solid #e0a800;padding:.4rem .6rem;font-size:.9rem}"
     "@media print{figure,table{break-inside:avoid}body{max-width:none}}"
 )
 
@@ -81,6 +82,8 @@ def _sheet(sheet: Mapping[str, Any], title: str) -> list[str]:
             parts.append("<dl class='fields'>")
             parts += [f"<dt>{_e(f['label'])}</dt><dd>{_e(f['text'])}</dd>" for f in section["fields"]]
             parts.append("</dl>")
+        if section.get("note"):
+            parts.append(f"<p class='note'>{_e(section['note'])}</p>")
         if section["missing"]:
             parts.append(f"<p class='muted'>Missing: {_e(', '.join(section['missing']))}</p>")
     if sheet["notes"]:

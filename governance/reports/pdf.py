@@ -186,6 +186,8 @@ def _sheet(pdf: ReportPDF, sheet: Mapping[str, Any], title: str) -> None:
         source = f" (filled from {', '.join(section['filled_from'])})" if section["filled_from"] else ""
         pdf.heading(f"{section['title']}{source}: {section['filled']}/{section['of']} fields", 4)
         pdf.fields([(item["label"], item["text"]) for item in section["fields"]])
+        if section.get("note"):
+            pdf.para(section["note"], size=8.5)
         if section["missing"]:
             pdf.para(f"Missing: {', '.join(section['missing'])}", size=8, grey=True)
     if sheet["notes"]:

@@ -80,6 +80,11 @@ class ReleaseInput(serializers.Serializer):
 class SummaryInput(serializers.Serializer):
     epsilon = NumberField(min_value=1e-6, max_value=100.0)
     mechanism = serializers.ChoiceField(choices=["laplace"], default="laplace")
+    consistent = serializers.BooleanField(
+        default=False,
+        help_text="Show each histogram adjusted to add up to the summary's count (post-processing: no "
+        "privacy cost; the releases themselves are kept as released).",
+    )
 
 
 class ReleaseOutput(serializers.ModelSerializer):

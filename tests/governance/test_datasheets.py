@@ -3,6 +3,7 @@ completeness, evidence fills sections, exports as Markdown and HTML."""
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 from core.models import AuditEvent
@@ -95,5 +96,49 @@ def test_dataset_datasheet_composition_from_the_dp_summary(acme, ada, alice, reg
     # Every reader is told the numbers are noisy, and how noisy; the content keeps only its fields.
     note = body["notes"]["composition"]
     assert note.startswith("Noisy numbers: a differentially private summary (epsilon 1 in all)")
-    assert "With 95% probability the count is within ±" in note
+    # Each number's own 95% bound: the count's, and the mean's.
+    summary = privacy.latest_summary(node)
+    bounds = {s["statistic"]: s["accuracy"]["half_width"] for s in summary["statistics"]}
+    assert f"the count within ±{bounds['count']:.4g}" in note
+    assert f"the mean of score within ±{bounds['mean']:.4g}" in note
     assert "note" not in body["content"]["composition"]
+
+
+def test_a_consistent_summary_shows_histograms_that_add_up_to_its_count(acme, ada, alice, registered):
+    """Asked for, each histogram is shown adjusted to the summary's count, never negative; the release
+    as made (clamped) stays stored, and only the newest summary's releases are shown."""
+    from core.actors import Actor
+    from lineage.models import Node
+    from privacy import services as privacy
+    from privacy.models import PrivacyRelease
+
+    node = Node.objects.get(key="adult@v1")
+    node.properties = {"privacy": {"unit": 1, "categories": {"sex": ["F", "M", "nobody"]}}}
+    node.save()
+    privacy.budget_set(workspace=acme, actor=Actor(user=ada), node=node, epsilon=20.0, delta=0.0)
+    privacy.summary_request(workspace=acme, actor=Actor(user=alice), node=node, epsilon=0.25)
+    privacy.summary_request(workspace=acme, actor=Actor(user=alice), node=node, epsilon=0.5, consistent=True)
+    summary = privacy.latest_summary(node)
+    assert [s["statistic"] for s in summary["statistics"]] == ["count", "histogram"]
+    assert summary["epsilon"] == pytest.approx(0.5)
+    count, histogram = summary["statistics"]
+    assert sum(histogram["value"].values()) == count["value"]
+    assert min(histogram["value"].values()) >= 0
+    assert histogram["adjusted_to_count"] is True
+    stored = PrivacyRelease.objects.filter(query__statistic="histogram").latest("created_at")
+    assert histogram["released_value"] == stored.value
+    assert stored.query["consistent_total"] is True
+    client = _client(acme, alice)
+    url = reverse("dataset-datasheet", kwargs={"name": "adult", "version": "v1"})
+    body = client.put(url, {"content": {"motivation": {"purpose": "census"}}}, format="json").json()
+    note = body["notes"]["composition"]
+    assert "each count of the histogram of sex within ±" in note
+    assert "The histogram of sex was adjusted to add up to the count" in note
+    assert body["content"]["composition"]["instances"]["histogram of sex"] == histogram["value"]
+    # Asked again, the same summary is answered from the ledger (nothing spent), shown as now asked.
+    spent = PrivacyRelease.objects.count()
+    privacy.summary_request(workspace=acme, actor=Actor(user=alice), node=node, epsilon=0.5)
+    assert PrivacyRelease.objects.count() == spent
+    again = privacy.latest_summary(node)["statistics"][1]
+    assert again["value"] == histogram["released_value"]
+    assert "adjusted_to_count" not in again

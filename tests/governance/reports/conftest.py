@@ -1,6 +1,7 @@
 """A model version with every kind of evidence a report carries: a model card in two revisions, a
-datasheet of its training data, a fairness assessment by sex (with bootstrap intervals), an
-explanation, a gate decision under a policy with thresholds, and a promotion request with a review."""
+datasheet of its training data (its composition from a DP summary), a fairness assessment by sex
+(with bootstrap intervals), an explanation, a gate decision under a policy with thresholds, and a
+promotion request with a review."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import copy
 
 import pytest
 
+from core.actors import Actor
 from explain import fairness
 from explain.models import JobKind
 from governance.models import DatasheetKind
+from lineage.models import Node
+from privacy import services as privacy
 from tests.factories import (
     explanation_result,
     make_datasheet,
@@ -62,6 +66,12 @@ def evidenced(acme, ada, alice, bob, registered):
     make_policy(acme, ada, POLICY["name"], stages=POLICY["stages"], rules=rules)
     request = make_promotion_request(registered, alice, comment="ready for production")
     make_review(request, bob, approve=True, comment=REVIEW_COMMENT)
+    # A DP summary of the training data fills its datasheet's composition, with the note on its noise.
+    node = Node.objects.get(key="adult@v1")
+    node.properties = {**node.properties, "privacy": {"unit": 1, "categories": {"sex": [0, 1]}}}
+    node.save(update_fields=["properties"])
+    privacy.budget_set(workspace=acme, actor=Actor(user=ada), node=node, epsilon=2.0, delta=0.0)
+    privacy.summary_request(workspace=acme, actor=Actor(user=alice), node=node, epsilon=1.0, consistent=True)
     make_gate_decision(registered, alice)
     registered.refresh_from_db()
     return registered

@@ -16,6 +16,10 @@ def test_the_page_holds_the_card_the_fairness_table_the_review_and_the_threshold
     page = reports.to_html(reports.bundle(evidenced))
     assert CARD_TEXT.replace("'", "&#x27;") in page
     assert DATASHEET_TEXT in page
+    note = re.search(r"<p class='note'>(Noisy numbers: .*?)</p>", page)
+    assert note, "the DP summary's numbers are shown without their note"
+    assert "each count of the histogram of sex within ±" in note[1]
+    assert "was adjusted to add up to the count" in note[1]
     assert f"<q>{REVIEW_COMMENT}</q>" in page
     table = re.search(r"<table class='fairness-groups'>.*?</table>", page, re.S)
     assert table

@@ -111,6 +111,9 @@ def test_the_pdf_holds_the_card_the_fairness_table_the_review_and_the_charts(pdf
     text = _text(pdf)
     assert CARD_TEXT in text
     assert DATASHEET_TEXT in text
+    # The training data's composition is a DP summary: the file says its numbers are noisy, and how.
+    assert "Noisy numbers: a differentially private summary (epsilon 1 in all)" in text
+    assert "With 95% probability the noise leaves the count within ±" in text
     if (report_pdf.FONT_DIR / "DejaVuSans.ttf").exists():  # .ci/run installs fonts-dejavu-core
         assert REVIEW_COMMENT in text  # the dash and the ≤ print as themselves
     else:
