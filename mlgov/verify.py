@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 from typing import Any
 
 from mlgov.canonical_json import canonical_bytes
@@ -201,4 +202,38 @@ def verify_techfile(document: dict[str, Any], public_key_b64: str) -> list[str]:
             problems.append(f"evidence {ident}: the gate decision's signature does not match")
         if ident.startswith("audit:") and ident != "audit:head":
             problems += [f"evidence {ident}: {p}" for p in _event_problems([item])]
+    return problems
+
+
+def verify_audit_export(document: dict[str, Any], public_key_b64: str) -> list[str]:
+    """Check an audit-log export offline; returns the problems found (empty when it verifies): the
+    signature over the export, every event's hash, that the events follow one another in the chain
+    with nothing left out (each one's previous hash is the hash of the one before it, the first's that
+    of the event before the period), the count, and that every event is of the exported workspace."""
+    export = document.get("export")
+    if not isinstance(export, dict) or not isinstance(export.get("events"), list):
+        return ["the file is not an audit-log export"]
+    problems = []
+    if not verify_decision({"statement": export, "signature": document.get("signature")}, public_key_b64):
+        problems.append(
+            "the export's signature does not match its content and this key"
+            + _key_hint(export, public_key_b64)
+        )
+    events = export["events"]
+    problems += _event_problems(events)
+    documents = [
+        e.get("document") for e in events if isinstance(e, dict) and isinstance(e.get("document"), dict)
+    ]
+    seqs = [d.get("seq") for d in documents]
+    for before, after in itertools.pairwise(seqs):
+        if isinstance(before, int) and isinstance(after, int) and after > before + 1:
+            problems.append(f"events {before + 1} to {after - 1} are missing from the export")
+    anchor = export.get("before")
+    first = events[0] if events and isinstance(events[0], dict) else None
+    if first is not None and isinstance(anchor, dict) and first.get("prev_hash") != anchor.get("hash"):
+        problems.append(f"audit event {seqs[0]}: its previous hash is not event {anchor.get('seq')}'s hash")
+    if export.get("count") != len(events):
+        problems.append(f"the export says {export.get('count')} events but holds {len(events)}")
+    others = sorted({str(d.get("workspace")) for d in documents} - {str(export.get("workspace_id"))})
+    problems += [f"events of another workspace ({other}) are in the export" for other in others]
     return problems

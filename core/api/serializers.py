@@ -210,6 +210,16 @@ class AuditFilterInput(serializers.Serializer):
         return attrs
 
 
+class AuditExportInput(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="the period's start (ISO 8601, inclusive)")
+    until = serializers.DateTimeField(help_text="the period's end (ISO 8601, inclusive)")
+
+    def validate(self, attrs):
+        if attrs["since"] > attrs["until"]:
+            raise serializers.ValidationError({"until": "must not be before since"})
+        return attrs
+
+
 class CheckpointStatementOutput(serializers.Serializer):
     type = serializers.CharField()
     workspace = serializers.CharField()

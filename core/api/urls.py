@@ -38,5 +38,6 @@ urlpatterns = [
     path("audit/events/<int:seq>", views.AuditEventDetailView.as_view(), name="audit-event-detail"),
     path("audit/verify", views.AuditVerifyView.as_view(), name="audit-verify"),
     path("audit/chain", views.AuditChainView.as_view(), name="audit-chain"),
+    path("audit/export", views.AuditExportView.as_view(), name="audit-export"),
     path("audit/checkpoints", views.AuditCheckpointListView.as_view(), name="audit-checkpoint-list"),
 ]

@@ -27,6 +27,7 @@ from core.artifacts import (
 )
 from core.audit import audit_verify
 from core.audit_checkpoints import audit_checkpoint_create, checkpoint_document
+from core.audit_export import audit_export
 from core.invitation_links import link_mail, link_url
 from core.models import ApiToken, Membership
 from core.roles import SCOPES, Role, default_token_scopes, scopes_for_role
@@ -443,6 +444,17 @@ class AuditChainView(WorkspaceAPIView):
     def get(self, request):
         query = self.validated(s.ChainInput, request.query_params)
         return Response(selectors.audit_chain_page(workspace=self.access.workspace, **query))
+
+
+class AuditExportView(WorkspaceAPIView):
+    """The audit log of a period as a signed export, verifiable offline (`mlgov verify-audit-export`)."""
+
+    required_scopes = {"GET": "audit:read"}
+
+    @extend_schema(parameters=[s.AuditExportInput], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        period = self.validated(s.AuditExportInput, request.query_params)
+        return Response(audit_export(workspace=self.access.workspace, **period))
 
 
 class AuditCheckpointListView(WorkspaceAPIView):

@@ -12,7 +12,7 @@ from pathlib import Path
 from mlgov.audit import chain_walk, checkpoint_problems
 from mlgov.client import Client
 from mlgov.commands import FAIL, PASS
-from mlgov.verify import decision_problems, verify_report, verify_techfile
+from mlgov.verify import decision_problems, verify_audit_export, verify_report, verify_techfile
 
 PUBLIC_KEY_HELP = "base64 key, or a file saved from /api/v1/gate/public-key"
 
@@ -97,6 +97,32 @@ def _verify_audit(args, client: Client) -> int:
     return PASS
 
 
+def _verify_audit_export(args, client: Client) -> int:
+    document = json.loads(Path(args.file).read_text())
+    problems = verify_audit_export(document, _public_key(args, client))
+    if problems:
+        for problem in problems:
+            print(f"INVALID: {problem}", file=sys.stderr)
+        return FAIL
+    export = document["export"]
+    events = export["events"]
+    span = (
+        f"events {events[0]['document']['seq']} to {events[-1]['document']['seq']}" if events else "no events"
+    )
+    print(
+        f"valid: audit log of {export['workspace']} from {export['since']} to {export['until']} "
+        f"({span}, key {export['key_id']})"
+    )
+    return PASS
+
+
+def _audit_export(args, client: Client) -> int:
+    document = client.audit_export(args.since, args.until)
+    Path(args.output).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    print(f"{document['export']['count']} events from {args.since} to {args.until} saved to {args.output}")
+    return PASS
+
+
 def _audit_checkpoint(args, client: Client) -> int:
     checkpoint = client.audit_checkpoint()
     statement = checkpoint["statement"]
@@ -150,6 +176,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("--checkpoint", action="append", help="a saved checkpoint file (repeatable)")
     audit.add_argument("--public-key", help=PUBLIC_KEY_HELP)
     audit.set_defaults(handler=_verify_audit)
+    export = commands.add_parser("audit-export", help="save the signed audit log of a period")
+    export.add_argument("--since", required=True, help="the period's start (ISO 8601)")
+    export.add_argument("--until", required=True, help="the period's end (ISO 8601)")
+    export.add_argument("--output", required=True, help="the file to save the export to")
+    export.set_defaults(handler=_audit_export)
+    verify_export = commands.add_parser(
+        "verify-audit-export",
+        help="verify a saved audit-log export offline: its signature, every event's hash and link",
+    )
+    verify_export.add_argument("file")
+    verify_export.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+    verify_export.set_defaults(handler=_verify_audit_export)
     checkpoint = commands.add_parser("audit-checkpoint", help="have the service sign its audit chain's head")
     checkpoint.add_argument("--output", required=True, help="the file to save the signed checkpoint to")
     checkpoint.set_defaults(handler=_audit_checkpoint)
