@@ -269,3 +269,28 @@ class Report(Work):
     @property
     def work_target(self) -> str:
         return f"model:{self.model_version}"
+
+
+class TechfileApproval(models.Model):
+    """An approval of a version's technical file (governance/techfile_approvals.py): signed by the
+    service, for the evidence the file cited then (`evidence_digest`). A later file carries it, marked
+    current while its evidence is the same."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="techfile_approvals"
+    )
+    evidence_digest = models.CharField(max_length=64)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=32)
+    comment = models.TextField(blank=True)
+    approved_at = models.DateTimeField(default=timezone.now)
+    statement = models.JSONField()
+    signature = models.TextField()
+
+    class Meta:
+        ordering = ["approved_at"]
+
+    def __str__(self) -> str:
+        return f"technical file of {self.model_version} approved by {self.approved_by}"

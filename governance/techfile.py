@@ -25,7 +25,9 @@ from core.canonical_json import canonical_bytes, normalise
 from core.models import AuditEvent, Workspace
 from explain.selectors import latest_explanation, latest_fairness_assessments
 from governance import datasheets
-from governance.models import Datasheet, DatasheetKind, ModelVersion
+from governance import techfile_coverage as coverage
+from governance import techfile_records as records
+from governance.models import Datasheet, DatasheetKind, ModelVersion, TechfileApproval
 from governance.reports import contents
 from governance.request_evidence import version_before
 from governance.selectors import datasheet_view
@@ -57,6 +59,21 @@ SECTIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 def digest(document: Any) -> str:
     """SHA-256 of a document's canonical JSON: how the file cites an evidence document."""
     return hashlib.sha256(canonical_bytes(document)).hexdigest()
+
+
+def approved_digest(cited: dict[str, str]) -> str:
+    """What an approval is for: the digests of the evidence cited, less the audit chain's head (which
+    every later event moves, the approval's own included)."""
+    return digest({ident: sha for ident, sha in cited.items() if ident != "audit:head"})
+
+
+def _approvals(version: ModelVersion, cited: dict[str, str]) -> list[dict[str, Any]]:
+    """The file's approvals, each marked current while the evidence it approved is unchanged."""
+    now = approved_digest(cited)
+    return [
+        {**approval.statement, "signature": approval.signature, "current": approval.evidence_digest == now}
+        for approval in TechfileApproval.objects.filter(model_version=version)
+    ]
 
 
 class _File:
@@ -93,10 +110,12 @@ def bundle(version: ModelVersion) -> dict[str, Any]:
     )
     decisions = contents._gate_decisions(version)
     _describe(file, version, workspace)
+    records.model_card(file, version)
     _development(file, version, workspace, training, decisions)
+    records.privacy_releases(file, training)
     _metrics(file, version, decisions)
     _changes(file, version, training)
-    _logs(file, version, workspace)
+    records.record_keeping(file, workspace)
     authored = _authored(file, version)
     techfile: dict[str, Any] = {
         "kind": TECHFILE_KIND,
@@ -126,6 +145,8 @@ def bundle(version: ModelVersion) -> dict[str, Any]:
         ],
         "evidence": {ident: digest(document) for ident, document in sorted(file.evidence.items())},
     }
+    techfile["approvals"] = _approvals(version, techfile["evidence"])
+    techfile["coverage"] = coverage.coverage(techfile, file.evidence)
     techfile = normalise(techfile)
     return {
         "techfile": techfile,
@@ -433,24 +454,6 @@ def _disparity_changes(file: _File, version: ModelVersion, before: ModelVersion)
             cites = [file.cite(f"job:{a.job_id}", contents._fairness(a)) for a in (new, previous)]
             features = ", ".join(new.sensitive_features)
             file.say(6, f"Disparities by {features} since {before}: {'; '.join(moves)}.", *cites)
-
-
-def _logs(file: _File, version: ModelVersion, workspace: Workspace) -> None:
-    """Section 9's record-keeping: the audit chain's head, and how long logs are kept."""
-    head = file.cite(
-        "audit:head",
-        {"workspace": workspace.slug, "seq": workspace.audit_head_seq, "hash": workspace.audit_head_hash},
-    )
-    file.say(
-        9,
-        f"Events are logged automatically in a hash chain; its head is event {workspace.audit_head_seq}.",
-        head,
-    )
-    days = getattr(settings, "AUDIT_RETENTION_DAYS", None)
-    if days:
-        file.say(9, f"Logs are kept {days} days.")
-    else:
-        file.lack(9, "no retention period is set for logs (Articles 12 and 19: at least six months)")
 
 
 def _authored(file: _File, version: ModelVersion) -> dict[int, list[dict[str, Any]]]:

@@ -18,5 +18,10 @@ urlpatterns = [
         views.reports_page,
         name="dashboard-version-reports",
     ),
+    path(
+        "w/<slug:slug>/models/<str:name>/versions/<str:version>/technical-file/",
+        views.techfile_page,
+        name="dashboard-techfile",
+    ),
     path("w/<slug:slug>/reports/<uuid:report_id>/", views.report_page, name="dashboard-report"),
 ]

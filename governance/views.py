@@ -19,9 +19,11 @@ from core.actors import Actor
 from core.errors import ApplicationError, NotFound
 from core.models import Workspace
 from core.web import page_context, workspace_page
-from governance import reports, request_evidence, selectors, services
+from governance import reports, request_evidence, selectors, services, techfile
 from governance import request_display as display
 from governance.models import DatasheetKind, RequestState, RiskTier
+from governance.techfile_approvals import techfile_approve
+from governance.techfile_render import techfile_export
 from lineage.figures import network_figure
 
 
@@ -208,3 +210,54 @@ def reports_page(request, workspace: Workspace, name: str = "", version: str = "
             unfinished=any(not report.finished for report in page),
         ),
     )
+
+
+@workspace_page
+def techfile_page(request, workspace: Workspace, name: str, version: str) -> HttpResponse:
+    """The version's technical file: completeness section by section, what is missing, the coverage
+    gaps, the approvals (and the form to approve, for those who may), and the exports (?export=)."""
+    if not {"report:export", "approval:decide"} & request.scopes:  # who exports it, or approves it
+        return render(request, "core/forbidden.html", page_context(request), status=403)
+    found = selectors.version_get(workspace=workspace, name=name, version=version)
+    if request.method == "POST":
+        if "approval:decide" not in request.scopes:
+            return render(request, "core/forbidden.html", page_context(request), status=403)
+        try:
+            techfile_approve(
+                workspace=workspace,
+                actor=Actor(user=request.user),
+                version=found,
+                comment=request.POST.get("comment", "").strip()[:4000],
+            )
+        except ApplicationError as error:
+            messages.error(request, error.detail)
+        else:
+            messages.success(request, f"You approved the technical file of {found}.")
+        return redirect("dashboard-techfile", slug=workspace.slug, name=name, version=version)
+    document = techfile.bundle(found)
+    fmt = request.GET.get("export", "")
+    if fmt in ("json", "html", "pdf"):
+        return techfile_export(document, fmt, f"technical-file-{name}-{version}")
+    sections = [
+        {
+            **section,
+            "authored_done": [w for w in section["authored"] if w["completeness"] >= 1],
+            "authored_completeness": (
+                sum(w["completeness"] for w in section["authored"]) / len(section["authored"])
+                if section["authored"]
+                else None
+            ),
+        }
+        for section in document["techfile"]["sections"]
+    ]
+    coverage = document["techfile"]["coverage"]
+    context = page_context(
+        request,
+        version=found,
+        file=document["techfile"],
+        sections=sections,
+        gaps=[row for row in coverage if not row["evidence"]],
+        covered=sum(1 for row in coverage if row["evidence"]),
+        controls=len(coverage),
+    )
+    return render(request, "governance/techfile.html", context)

@@ -365,6 +365,20 @@ class Client(Transport):
             yield page
             after = page.get("next_after")
 
+    def audit_export(self, since: str, until: str) -> dict[str, Any]:
+        """The signed audit-log export of a period (ISO 8601 times, inclusive)."""
+        return self.request("GET", f"audit/export?since={_quote(since)}&until={_quote(until)}")
+
+    def technical_file(self, name: str, version: str) -> dict[str, Any]:
+        """The version's technical file, generated now: the signed JSON bundle."""
+        return self.request("GET", f"models/{_quote(name)}/versions/{_quote(version)}/technical-file")
+
+    def approve_technical_file(self, name: str, version: str, comment: str = "") -> dict[str, Any]:
+        """Approve the version's technical file as it is now (a compliance reviewer or an admin who
+        neither authored the version nor wrote its Annex IV sections)."""
+        path = f"models/{_quote(name)}/versions/{_quote(version)}/technical-file/approvals"
+        return self.request("POST", path, json_body={"comment": comment})
+
     def audit_checkpoint(self) -> dict[str, Any]:
         """Have the service sign its chain's head now; the checkpoint file to keep."""
         return self.request("POST", "audit/checkpoints")

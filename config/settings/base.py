@@ -456,3 +456,11 @@ if OIDC_ENABLED:
         *(AUTHENTICATION_BACKENDS if PASSWORD_SIGN_IN else []),
         "core.sso.OrganisationBackend",
     ]
+
+# Record-keeping (governance/techfile_records.py; AI Act Articles 12, 18 and 19): how long audit logs
+# and technical files with their evidence are kept. Nothing in the audit table is deleted sooner; the
+# technical file states both, and lists a period under the law's minimum (183 days, 10 years) as missing.
+AUDIT_LOG_RETENTION_DAYS = envint("AUDIT_LOG_RETENTION_DAYS", 3650)
+TECHFILE_RETENTION_YEARS = envint("TECHFILE_RETENTION_YEARS", 10)
+# The most events one audit-log export holds (core/audit_export.py); longer periods are exported in parts.
+AUDIT_EXPORT_MAX_EVENTS = envint("AUDIT_EXPORT_MAX_EVENTS", 200_000)

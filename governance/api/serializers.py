@@ -236,3 +236,7 @@ class ReportOutput(serializers.ModelSerializer):
             "html",
             "pdf",
         ]
+
+
+class TechfileApprovalInput(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")

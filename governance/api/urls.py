@@ -24,6 +24,11 @@ urlpatterns = [
     ),
     path(f"{version}/reports", views.ReportsView.as_view(), name="model-reports"),
     path(f"{version}/technical-file", views.TechnicalFileView.as_view(), name="model-technical-file"),
+    path(
+        f"{version}/technical-file/approvals",
+        views.TechnicalFileApprovalView.as_view(),
+        name="model-technical-file-approvals",
+    ),
     path("reports/<uuid:report_id>", views.ReportDetailView.as_view(), name="report-detail"),
     path("policies", views.PolicyListView.as_view(), name="policy-list"),
     path("gate-decisions/<uuid:decision_id>", views.DecisionView.as_view(), name="gate-decision"),

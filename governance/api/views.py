@@ -22,6 +22,8 @@ from core.errors import ApplicationError
 from governance import datasheets, reports, selectors, services, techfile
 from governance.api import serializers as s
 from governance.models import Datasheet, DatasheetKind
+from governance.techfile_approvals import techfile_approve
+from governance.techfile_render import techfile_export
 
 
 class ModelListView(WorkspaceAPIView):
@@ -289,14 +291,37 @@ class ReportsView(WorkspaceAPIView):
 
 
 class TechnicalFileView(WorkspaceAPIView):
-    """The version's EU AI Act technical file, generated now and signed (governance/techfile.py)."""
+    """The version's EU AI Act technical file, generated now and signed (governance/techfile.py):
+    the JSON bundle, or ?export=html|pdf for people (governance/techfile_render.py)."""
 
     required_scopes = {"GET": "report:export"}
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request, name: str, version: str) -> Response:
+    def get(self, request: Request, name: str, version: str) -> HttpResponse:
         found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
-        return Response(techfile.bundle(found))
+        fmt = request.query_params.get("export", "json")
+        if fmt not in ("json", "html", "pdf"):
+            raise ApplicationError("export must be json, html or pdf", field="export")
+        return techfile_export(
+            techfile.bundle(found), fmt, f"technical-file-{found.registered_model.name}-{found.version}"
+        )
+
+
+class TechnicalFileApprovalView(WorkspaceAPIView):
+    """Approve the technical file as it is now (separation of duties: governance/techfile_approvals.py)."""
+
+    required_scopes = {"POST": "approval:decide"}
+
+    @extend_schema(request=s.TechfileApprovalInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, name: str, version: str) -> Response:
+        data = self.validated(s.TechfileApprovalInput, request.data)
+        found = selectors.version_get(workspace=self.access.workspace, name=name, version=version)
+        approval = techfile_approve(
+            workspace=self.access.workspace, actor=self.access.actor, version=found, comment=data["comment"]
+        )
+        return Response(
+            {**approval.statement, "signature": approval.signature}, status=status.HTTP_201_CREATED
+        )
 
 
 class ReportDetailView(WorkspaceAPIView):

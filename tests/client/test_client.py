@@ -285,3 +285,44 @@ def test_compressed_csv_and_zstd_parquet_upload_with_defaults_and_are_read(
     assert found["data.parquet"][0] == "application/vnd.apache.parquet"
     assert found["data.csv.gz"][1:] == found["data.csv"][1:] == found["data.parquet"][1:]
     assert found["data.csv"][1] == 2000
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_technical_file_its_approval_and_the_audit_log_of_a_period_through_the_client(
+    live_server, tmp_path
+):
+    from datetime import UTC, datetime, timedelta
+
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    from core import signing
+    from core.actors import Actor
+    from core.roles import Role
+    from governance import services
+    from mlgov.verify import verify_audit_export, verify_techfile
+    from tests.explain.conftest import store_bytes
+    from tests.factories import make_member
+
+    admin = make_user("root")
+    workspace = make_workspace("acme", admin=admin)
+    author = make_member(workspace, Role.DATA_SCIENTIST, "alice")
+    reviewer = make_member(workspace, Role.COMPLIANCE_REVIEWER, "bob")
+    weights = store_bytes(workspace, author, sio.dumps(DummyClassifier().fit([[0]], [0])), "m.skops")
+    services.version_register(
+        workspace=workspace, actor=Actor(user=author), name="m", version="1", artifact=str(weights.pk)
+    )
+    key = signing.public_key_document()["public_key"]
+    auditor = Client(live_server.url, token=make_token(workspace, admin, ["report:export", "audit:read"]))
+    document = auditor.technical_file("m", "1")
+    assert verify_techfile(document, key) == []
+    assert document["techfile"]["approvals"] == []
+    approving = Client(live_server.url, token=make_token(workspace, reviewer, ["approval:decide"]))
+    approval = approving.approve_technical_file("m", "1", "complete enough for a test")
+    assert approval["approved_by"] == "bob"
+    assert auditor.technical_file("m", "1")["techfile"]["approvals"][0]["current"] is True
+    now = datetime.now(UTC)
+    export = auditor.audit_export((now - timedelta(hours=1)).isoformat(), now.isoformat())
+    assert verify_audit_export(export, key) == []
+    assert "techfile.approve" in [e["document"]["action"] for e in export["export"]["events"]]

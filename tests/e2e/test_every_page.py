@@ -37,6 +37,8 @@ def _paths(world) -> list[str]:
         "/w/acme/jobs/",
         "/w/acme/reports/",
         "/w/acme/models/income/versions/1/reports/",
+        "/w/acme/models/income/versions/1/technical-file/",
+        "/w/acme/models/income/versions/1/technical-file/?export=html",
         f"/w/acme/reports/{report.pk}/",
     ]
 

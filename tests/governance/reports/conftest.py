@@ -12,6 +12,7 @@ import pytest
 from core.actors import Actor
 from explain import fairness
 from explain.models import JobKind
+from governance import services, techfile
 from governance.models import DatasheetKind
 from lineage.models import Node
 from privacy import services as privacy
@@ -75,3 +76,26 @@ def evidenced(acme, ada, alice, bob, registered):
     make_gate_decision(registered, alice)
     registered.refresh_from_db()
     return registered
+
+
+@pytest.fixture
+def document(evidenced, acme, ada, alice):
+    services.model_update(
+        workspace=acme,
+        actor=Actor(user=ada),
+        name="income",
+        risk_tier="high",
+        annex_iii_area="essential-services",
+        intended_purpose="One input to a credit officer's assessment.",
+        owner="credit-analytics",
+    )
+    make_datasheet(
+        acme,
+        alice,
+        DatasheetKind.ANNEX_IV,
+        content={
+            "human_oversight": {"measures": "A loan officer reviews every score."},
+            "risk_management": {"known_risks": "Lower approval rates for women."},
+        },
+    )
+    return techfile.bundle(evidenced)

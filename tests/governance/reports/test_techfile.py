@@ -9,7 +9,6 @@ import base64
 import copy
 import json
 
-import pytest
 import skops.io as sio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,12 +18,11 @@ from sklearn.tree import DecisionTreeClassifier
 from core import signing
 from core.actors import Actor
 from governance import services, techfile
-from governance.models import DatasheetKind
 from mlgov.cli import main as mlgov_main
 from mlgov.verify import verify_techfile
 from tests.conftest import bearer
 from tests.explain.conftest import store_bytes
-from tests.factories import make_datasheet, make_token
+from tests.factories import make_token
 from tests.governance.conftest import training_frame
 from tests.governance.reports.conftest import REVIEW_COMMENT
 from tests.lineage.helpers import record
@@ -34,29 +32,6 @@ SIGNATURE = "the technical file's signature does not match its content and this 
 
 def _key() -> str:
     return signing.public_key_document()["public_key"]
-
-
-@pytest.fixture
-def document(evidenced, acme, ada, alice):
-    services.model_update(
-        workspace=acme,
-        actor=Actor(user=ada),
-        name="income",
-        risk_tier="high",
-        annex_iii_area="essential-services",
-        intended_purpose="One input to a credit officer's assessment.",
-        owner="credit-analytics",
-    )
-    make_datasheet(
-        acme,
-        alice,
-        DatasheetKind.ANNEX_IV,
-        content={
-            "human_oversight": {"measures": "A loan officer reviews every score."},
-            "risk_management": {"known_risks": "Lower approval rates for women."},
-        },
-    )
-    return techfile.bundle(evidenced)
 
 
 def _statements(document, number):
