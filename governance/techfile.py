@@ -112,6 +112,7 @@ def bundle(version: ModelVersion) -> dict[str, Any]:
     _describe(file, version, workspace)
     records.model_card(file, version)
     _development(file, version, workspace, training, decisions)
+    records.evaluation_data(file, version)
     records.privacy_releases(file, training)
     _metrics(file, version, decisions)
     _changes(file, version, training)

@@ -11,7 +11,10 @@ from django.conf import settings
 
 from core.models import Workspace
 from core.work import WorkState
+from explain.selectors import latest_fairness_assessments
+from governance.checks import data_evidence
 from governance.models import Datasheet, DatasheetKind, ModelVersion
+from governance.reports import contents
 from governance.selectors import datasheet_view
 from lineage.models import Node
 from privacy.models import PrivacyBudget, PrivacyRelease
@@ -42,6 +45,30 @@ def model_card(file: Any, version: ModelVersion) -> None:
         },
     )
     file.say(1, f"Model card, revision {card.revision}: {done:.0%} complete.", cite)
+
+
+def evaluation_data(file: Any, version: ModelVersion) -> None:
+    """Section 2: the data each fairness assessment ran on, and whether it is disjoint from the
+    training data (the rows it shares with it, as the assessment measured them), cited."""
+    for assessment in latest_fairness_assessments(model_node=version.node):
+        cite = file.cite(f"job:{assessment.job_id}", contents._fairness(assessment))
+        data = data_evidence(assessment)
+        sha = f" (file SHA-256 {data['dataset_sha256']})" if data.get("dataset_sha256") else ""
+        features = ", ".join(assessment.sensitive_features)
+        if data.get("training_overlap_rows") is None:
+            what = f"the data of the fairness assessment by {features}"
+            file.lack(2, f"{what} cannot be shown disjoint from the training data")
+            file.say(2, f"The fairness assessment by {features} ran on {data['dataset']}{sha}.", cite)
+            continue
+        overlap, rows = data["training_overlap_rows"], data["evaluation_rows"]
+        verdict = (
+            "disjoint from the training data" if overlap == 0 else f"{overlap:,} of them are training rows"
+        )
+        file.say(
+            2,
+            f"The fairness assessment by {features} ran on {data['dataset']}{sha}: {rows:,} rows, {verdict}.",
+            cite,
+        )
 
 
 def privacy_releases(file: Any, training: list[Node]) -> None:

@@ -277,6 +277,8 @@ def _finish(release: PrivacyRelease, outcome: dict[str, Any]) -> None:
         "epsilon": release.epsilon,
         "delta": release.delta,
         "value": release.value,
+        # Shown wherever the node is (the lineage explorer): the value is a noisy release, this noisy.
+        "accuracy": (release.accuracy or {}).get("statement", "a differentially private (noisy) release"),
     }
     ref = batch.node(NodeSpec(NodeKind.PRIVACY_RELEASE, f"dp-{release.pk}", properties=properties))
     batch.edge(EdgeKind.DERIVED_FROM, ref, (release.dataset_node.kind, release.dataset_node.key))

@@ -194,6 +194,10 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         assert "Disparities by sex since income-classifier@1: demographic_parity_difference" in changes
         general = " ".join(s["text"] for s in technical["techfile"]["sections"][0]["statements"])
         assert "Risk tier: high (Annex III: Access to essential" in general
+        development = " ".join(s["text"] for s in technical["techfile"]["sections"][1]["statements"])
+        assert "The fairness assessment by sex ran on adult@v2" in development
+        assert "rows, disjoint from the training data." in development or " are training rows." in development
+        assert "Differential privacy on adult@v2:" in development
 
         # examples/ against the live server: the data scientist's whole path, then the CI gate.
         client_env = {**process_env(env), "MLGOV_URL": live_server.url, "MLGOV_TOKEN": tokens["MLGOV_TOKEN"]}

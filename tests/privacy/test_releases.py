@@ -126,6 +126,8 @@ def test_each_statistic_is_released_with_its_cost_and_accuracy(client, node, bud
     release = Node.objects.get(pk=body["node"])
     assert release.kind == "PrivacyRelease"
     assert Edge.objects.filter(src=release, dst=node, kind="DERIVED_FROM").exists()
+    # Wherever the node is shown, its value goes with how noisy it is.
+    assert release.properties["accuracy"] == body["accuracy"]["statement"]
 
 
 def test_histogram_and_group_by_use_public_categories(client, node, budget, data):
