@@ -58,8 +58,9 @@ def test_the_file_has_nine_sections_citing_evidence_and_verifies(document):
     evaluated = [t for t in development if t.startswith("The fairness assessment by sex ran on adult@v1")]
     assert evaluated == ["The fairness assessment by sex ran on adult@v1."]
     # (made here without the comparison a worker's assessment records, so it cannot be shown apart)
-    assert "the data of the fairness assessment by sex cannot be shown disjoint from the training data" in (
-        section["missing"]
+    assert (
+        "the data of the fairness assessment by sex cannot be shown disjoint from the training data"
+        in (section["missing"])
     )
     assert any(t.startswith("Differential privacy on adult@v1: 2 noisy release(s)") for t in development)
     assert any(REVIEW_COMMENT in t for t in development)
