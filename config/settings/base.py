@@ -279,6 +279,7 @@ SPECTACULAR_SETTINGS = {
         "TargetStageEnum": ["staging", "production", "archived"],
         "WorkStateEnum": "core.work.WorkState",
         "RequestStateEnum": "governance.models.RequestState",
+        "InvitationStateEnum": "core.models.InvitationState",
     },
 }
 
