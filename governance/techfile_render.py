@@ -16,7 +16,7 @@ from governance.reports.page import STYLE, _e, _table
 from governance.reports.pdf import ReportPDF
 
 EXTRA_STYLE = (
-    "ol.statements li{margin:.25rem 0}.cites{color:#4b5563;font-size:.85rem}"
+    "main{overflow-wrap:anywhere}ol.statements li{margin:.25rem 0}.cites{color:#4b5563;font-size:.85rem}"
     "ul.missing li{color:#a11}.gap{color:#a11;font-weight:600}.covered{color:#116b2f;font-weight:600}"
 )
 

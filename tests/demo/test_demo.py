@@ -195,8 +195,19 @@ def test_the_demo_seed_fills_every_page_and_the_examples_run(settings, live_serv
         general = " ".join(s["text"] for s in technical["techfile"]["sections"][0]["statements"])
         assert "Risk tier: high (Annex III: Access to essential" in general
         development = " ".join(s["text"] for s in technical["techfile"]["sections"][1]["statements"])
-        assert "The fairness assessment by sex ran on adult@v2" in development
-        assert "rows, disjoint from the training data." in development or " are training rows." in development
+        # The data each fairness assessment ran on, and how many of its rows are training rows.
+        assert "The fairness assessment by sex ran on adult-holdout@v2 (file SHA-256 " in development
+        evaluated = [
+            s["text"]
+            for s in technical["techfile"]["sections"][1]["statements"]
+            if "ran on adult-holdout" in s["text"]
+        ]
+        shape = (
+            r"ran on adult-holdout@v2 \(file SHA-256 [0-9a-f]{64}\): [\d,]+ rows, "
+            r"([\d,]+ of them are training rows|disjoint from the training data)\.$"
+        )
+        assert evaluated
+        assert all(re.search(shape, text) for text in evaluated), evaluated
         assert "Differential privacy on adult@v2:" in development
 
         # examples/ against the live server: the data scientist's whole path, then the CI gate.
