@@ -61,8 +61,12 @@ def evaluation_data(file: Any, version: ModelVersion) -> None:
             file.say(2, f"The fairness assessment by {features} ran on {data['dataset']}{sha}.", cite)
             continue
         overlap, rows = data["training_overlap_rows"], data["evaluation_rows"]
+        # Rows are compared by their values over the columns the assessment used: an equal row may be a
+        # copy of a training row or a different person with the same values; the file says which it knows.
         verdict = (
-            "disjoint from the training data" if overlap == 0 else f"{overlap:,} of them are training rows"
+            "disjoint from the training data"
+            if overlap == 0
+            else f"{overlap:,} of them equal a training row over the model's columns"
         )
         file.say(
             2,
