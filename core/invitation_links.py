@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -27,6 +28,7 @@ from core.models import Invitation, InvitationState
 logger = logging.getLogger(__name__)
 
 SECRET_BYTES = 32
+REFUSAL_AUDIT_SECONDS = 600
 
 
 class LinkRefused(Exception):
@@ -115,7 +117,12 @@ def link_open(secret: str, *, address: str = "") -> Invitation:
         logger.warning("invitation link refused: unknown secret (client %s)", address or "?")
         raise LinkRefused("unknown")
     reason = link_refusal(invitation)
-    if reason:
+    if not reason:
+        return invitation
+    # One audit event per link, reason and client in REFUSAL_AUDIT_SECONDS: whoever holds a used link
+    # cannot fill the workspace's audit chain by reloading it (each refusal is still logged).
+    client = hashlib.sha256(address.encode()).hexdigest()[:16]
+    if cache.add(f"invitation-refused:{invitation.pk}:{reason}:{client}", 1, REFUSAL_AUDIT_SECONDS):
         with transaction.atomic():
             audit_append(
                 workspace=invitation.workspace,
@@ -124,5 +131,6 @@ def link_open(secret: str, *, address: str = "") -> Invitation:
                 target=f"user:{invitation.username}" if invitation.username else f"email:{invitation.email}",
                 payload={"invitation": str(invitation.pk), "reason": reason, "client": address},
             )
-        raise LinkRefused(reason)
-    return invitation
+    else:
+        logger.info("invitation link %s refused again (%s) for %s", invitation.pk, reason, address or "?")
+    raise LinkRefused(reason)

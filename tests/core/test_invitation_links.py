@@ -86,9 +86,15 @@ def test_a_used_link_is_refused_and_audited(acme, ada):
     client, again = _sign_up(link, username="mallory")
     assert again.status_code == 410
     assert b"has been used already" in again.content
-    assert client.get(_path(link)).status_code == 410
+    for _ in range(5):  # reloading it: refused each time, audited once per client and reason
+        assert client.get(_path(link)).status_code == 410
     assert not get_user_model().objects.filter(username="mallory").exists()
-    assert [r["reason"] for r in _refusals(acme)] == ["used", "used"]
+    assert [r["reason"] for r in _refusals(acme)] == ["used"]
+    assert Client(REMOTE_ADDR="10.0.0.9").get(_path(link)).status_code == 410
+    assert [(r["reason"], r["client"]) for r in _refusals(acme)] == [
+        ("used", "127.0.0.1"),
+        ("used", "10.0.0.9"),
+    ]
 
 
 def test_an_expired_link_is_refused_and_audited(acme, ada):
