@@ -146,9 +146,15 @@ class OrganisationBackend(OIDCAuthenticationBackend):
         groups = claims.get(settings.OIDC_GROUPS_CLAIM) or []
         return [str(g) for g in groups] if isinstance(groups, list) else [str(groups)]
 
+    @staticmethod
+    def _email(claims) -> str:
+        """The address, only when the provider says it verified it: invitations are matched by the
+        address on an account, so an address someone merely typed at the provider must not count."""
+        return str(claims.get("email") or "") if claims.get("email_verified") is True else ""
+
     @transaction.atomic
     def create_user(self, claims):
-        user = self.UserModel(username=_username_for(claims), email=claims.get("email") or "")
+        user = self.UserModel(username=_username_for(claims), email=self._email(claims))
         user.set_unusable_password()
         user.save()
         ExternalIdentity.objects.create(
@@ -162,8 +168,9 @@ class OrganisationBackend(OIDCAuthenticationBackend):
     def update_user(self, user, claims):
         if not user.is_active:
             raise SuspiciousOperation(f"{user} is deactivated")
-        if claims.get("email") and claims["email"] != user.email:
-            user.email = claims["email"]
+        email = self._email(claims)
+        if email and email != user.email:
+            user.email = email
             user.save(update_fields=["email"])
         ExternalIdentity.objects.filter(user=user, issuer=claims["iss"], subject=claims["sub"]).update(
             last_sign_in_at=timezone.now()

@@ -294,3 +294,27 @@ def test_the_sign_in_page_offers_the_provider_and_can_leave_only_it(settings, cl
     make_user("omar")
     client.post("/accounts/login/", {"username": "omar", "password": "correct-horse-battery-staple"})
     assert client.get("/", follow=False).status_code == 302  # still signed out
+
+
+@pytest.mark.django_db
+def test_an_address_the_provider_did_not_verify_is_not_put_on_the_account(settings):
+    """Invitations by e-mail are matched by the address on an account: an unverified address typed at
+    the provider must not let its holder take someone else's invitation."""
+    from core.sso import OrganisationBackend
+
+    settings.OIDC_GROUP_ROLES = ""
+    backend = OrganisationBackend()
+    claims = {
+        "iss": "https://idp.example",
+        "sub": "s-1",
+        "preferred_username": "eve",
+        "email": "ada@example.org",
+    }
+    eve = backend.create_user({**claims, "email_verified": False})
+    assert eve.email == ""
+    backend.update_user(eve, {**claims, "email_verified": "true"})  # a string is not a verification
+    eve.refresh_from_db()
+    assert eve.email == ""
+    backend.update_user(eve, {**claims, "email": "eve@example.org", "email_verified": True})
+    eve.refresh_from_db()
+    assert eve.email == "eve@example.org"
