@@ -12,6 +12,7 @@ from typing import Any
 
 from django.http import HttpResponse, JsonResponse
 
+from governance.datasheets import _text
 from governance.reports.page import STYLE, _e, _table
 from governance.reports.pdf import ReportPDF
 
@@ -23,14 +24,6 @@ EXTRA_STYLE = (
 
 def _label(name: str) -> str:
     return name.replace("_", " ").capitalize()
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return "; ".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
 
 
 def _meta_rows(techfile: Mapping[str, Any]) -> list[list[str]]:

@@ -28,9 +28,7 @@ def _verify(args, client: Client) -> int:
         "artifact_sha256": args.sha256,
     }
     problems = decision_problems(document, key, expect)
-    if problems:
-        for problem in problems:
-            print(f"INVALID: {problem}", file=sys.stderr)
+    if _invalid(problems):
         return FAIL
     statement = document["statement"]
     print(
@@ -41,13 +39,18 @@ def _verify(args, client: Client) -> int:
     return PASS
 
 
+def _invalid(problems: list[str]) -> bool:
+    """Print each problem on stderr; True when there was any."""
+    for problem in problems:
+        print(f"INVALID: {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def _verify_report(args, client: Client) -> int:
     document = json.loads(Path(args.file).read_text())
     key = _public_key(args, client)
     problems = verify_report(document, key)
-    if problems:
-        for problem in problems:
-            print(f"INVALID: {problem}", file=sys.stderr)
+    if _invalid(problems):
         return FAIL
     report = document["report"]
     reviews = sum(len(r.get("reviews", [])) for r in report.get("promotion_requests", []))
@@ -63,9 +66,7 @@ def _verify_report(args, client: Client) -> int:
 def _verify_techfile(args, client: Client) -> int:
     document = json.loads(Path(args.file).read_text())
     problems = verify_techfile(document, _public_key(args, client))
-    if problems:
-        for problem in problems:
-            print(f"INVALID: {problem}", file=sys.stderr)
+    if _invalid(problems):
         return FAIL
     techfile = document["techfile"]
     missing = sum(len(s.get("missing", [])) for s in techfile["sections"])
@@ -88,9 +89,7 @@ def _verify_audit(args, client: Client) -> int:
         for name, checkpoint in checkpoints:
             found = checkpoint_problems(checkpoint, key, check, str(page.get("workspace_id")))
             problems += [f"{name}: {problem}" for problem in found]
-    if problems:
-        for problem in problems:
-            print(f"INVALID: {problem}", file=sys.stderr)
+    if _invalid(problems):
         return FAIL
     extends = "".join(f"; extends {name} (event {c['statement']['seq']})" for name, c in checkpoints)
     print(f"intact: {page.get('workspace')}, {check.events} events, head {check.last_hash[:12]}…{extends}")
@@ -100,9 +99,7 @@ def _verify_audit(args, client: Client) -> int:
 def _verify_audit_export(args, client: Client) -> int:
     document = json.loads(Path(args.file).read_text())
     problems = verify_audit_export(document, _public_key(args, client))
-    if problems:
-        for problem in problems:
-            print(f"INVALID: {problem}", file=sys.stderr)
+    if _invalid(problems):
         return FAIL
     export = document["export"]
     events = export["events"]
