@@ -91,6 +91,11 @@ ROUTES: dict[str, Route] = {
     "audit-verify": Route(("GET",), leaks=lambda w, r: "acme" in _ids(r)),
     "audit-chain": Route(("GET",), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
     "audit-checkpoint-list": Route(("GET", "POST"), leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r)),
+    "audit-export": Route(
+        ("GET",),
+        leaks=lambda w, r: w["acme"].audit_head_hash in _ids(r) or str(w["acme"].pk) in _ids(r),
+        query=lambda w: "?since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z",
+    ),
     # Writes without an object to aim at: mallory's land in her own workspace, never in acme.
     "lineage-events": Route(
         ("POST",),
@@ -153,6 +158,9 @@ ROUTES: dict[str, Route] = {
         ("GET", "PUT"), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"content": {}}
     ),
     "model-technical-file": Route(("GET",), kwargs=lambda w: {"name": "acme-model", "version": "1"}),
+    "model-technical-file-approvals": Route(
+        ("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"comment": "mine"}
+    ),
     "model-gate": Route(
         ("POST",), kwargs=lambda w: {"name": "acme-model", "version": "1"}, body={"stage": "staging"}
     ),

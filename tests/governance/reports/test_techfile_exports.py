@@ -24,7 +24,7 @@ from governance.techfile_approvals import techfile_approve
 from governance.techfile_coverage import gaps
 from governance.techfile_render import to_html, to_pdf
 from tests.conftest import bearer, session
-from tests.factories import make_datasheet, make_token
+from tests.factories import make_datasheet, make_token, make_user
 from tests.governance.reports.test_pdf import _runs_outside, _text, _tool, _words_outside
 
 
@@ -163,3 +163,6 @@ def test_the_dashboard_page_shows_completeness_gaps_and_approves(evidenced, acme
     assert "looks complete" in page
     assert client.get(url, {"export": "pdf"})["Content-Type"] == "application/pdf"
     assert session(alice).post(url, {"comment": "mine"}).status_code == 403  # a data scientist
+    outsider = session(make_user("mallory"))
+    assert outsider.get(url).status_code == 404  # not a member of acme: no such page
+    assert outsider.get(url, {"export": "json"}).status_code == 404
