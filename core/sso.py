@@ -28,6 +28,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 from requests import RequestException
 
 from core.actors import Actor
+from core.errors import ApplicationError
 from core.models import ExternalIdentity, Workspace
 from core.roles import Role, scopes_for_role
 from core.workspaces import membership_set
@@ -84,7 +85,7 @@ def memberships_from_groups(user, groups: list[str]) -> None:
                 role=role,
                 extra={"via": "oidc", "groups": sorted(groups)},
             )
-        except Exception as error:
+        except ApplicationError as error:  # refused (the last admin): the sign-in goes on
             logger.warning("single sign-on: %s's role in %s left as it was: %s", user, slug, error)
 
 

@@ -6,7 +6,6 @@ what is missing, the coverage matrix, the approvals, and how to verify the JSON.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
@@ -227,9 +226,7 @@ def to_pdf(document: dict[str, Any]) -> bytes:
         size=7,
         mono_columns=(1,),
     )
-    buffer = io.BytesIO()
-    pdf.output(buffer)
-    return buffer.getvalue()
+    return pdf.to_bytes()
 
 
 def techfile_export(document: dict[str, Any], fmt: str, name: str) -> HttpResponse:

@@ -45,6 +45,11 @@ class ReportPDF(FPDF):
         self.set_title(title)
         self.set_creator("mlgov")
 
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        self.output(buffer)
+        return buffer.getvalue()
+
     def clean(self, value: Any) -> str:
         """Text the font can set."""
         text = "" if value is None else str(value)
@@ -430,6 +435,4 @@ def to_pdf(document: dict[str, Any]) -> bytes:
         (1.2, 4),
         mono_columns=(1,),
     )
-    buffer = io.BytesIO()
-    pdf.output(buffer)
-    return buffer.getvalue()
+    return pdf.to_bytes()

@@ -152,21 +152,29 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     ):
         verify.add_argument(option, help=f"the decision must be for this {what}")
     verify.set_defaults(handler=_verify)
-    report = commands.add_parser(
-        "verify-report",
-        help="verify a report bundle: its signature, each section's digest, each gate decision's "
-        "signature and the audit events' hashes",
+    offline = (
+        (
+            "verify-report",
+            "verify a report bundle: its signature, each section's digest, each gate decision's "
+            "signature and the audit events' hashes",
+            _verify_report,
+        ),
+        (
+            "verify-techfile",
+            "verify a technical-file bundle: its signature and every cited evidence document's hash",
+            _verify_techfile,
+        ),
+        (
+            "verify-audit-export",
+            "verify a saved audit-log export offline: its signature, every event's hash and link",
+            _verify_audit_export,
+        ),
     )
-    report.add_argument("file")
-    report.add_argument("--public-key", help=PUBLIC_KEY_HELP)
-    report.set_defaults(handler=_verify_report)
-    techfile = commands.add_parser(
-        "verify-techfile",
-        help="verify a technical-file bundle: its signature and every cited evidence document's hash",
-    )
-    techfile.add_argument("file")
-    techfile.add_argument("--public-key", help=PUBLIC_KEY_HELP)
-    techfile.set_defaults(handler=_verify_techfile)
+    for name, what, handler in offline:  # a saved file and the key to check it with
+        parser = commands.add_parser(name, help=what)
+        parser.add_argument("file")
+        parser.add_argument("--public-key", help=PUBLIC_KEY_HELP)
+        parser.set_defaults(handler=handler)
     audit = commands.add_parser(
         "verify-audit", help="recompute the workspace's audit chain and check it extends saved checkpoints"
     )
@@ -178,13 +186,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--until", required=True, help="the period's end (ISO 8601)")
     export.add_argument("--output", required=True, help="the file to save the export to")
     export.set_defaults(handler=_audit_export)
-    verify_export = commands.add_parser(
-        "verify-audit-export",
-        help="verify a saved audit-log export offline: its signature, every event's hash and link",
-    )
-    verify_export.add_argument("file")
-    verify_export.add_argument("--public-key", help=PUBLIC_KEY_HELP)
-    verify_export.set_defaults(handler=_verify_audit_export)
     checkpoint = commands.add_parser("audit-checkpoint", help="have the service sign its audit chain's head")
     checkpoint.add_argument("--output", required=True, help="the file to save the signed checkpoint to")
     checkpoint.set_defaults(handler=_audit_checkpoint)
