@@ -408,6 +408,9 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "mlgov@localhost")
+# Seconds an SMTP exchange may take: the invitation is answered from a web thread (a hung server
+# would hold it; past this the link is still in the answer, with "mailed": false).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
