@@ -39,14 +39,14 @@ def _amqp_reachable() -> bool:
         return False
 
 
-def _wait(predicate, timeout: float, worker=None) -> bool:
+def _wait(predicate, timeout: float, worker=None, every: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         if worker is not None and worker.poll() is not None:
             return False
-        time.sleep(0.2)
+        time.sleep(every)
     return predicate()
 
 
@@ -226,6 +226,7 @@ def _kill_mid_chunk(worker, job: Job, attempt: int = 1, timeout: float = 240) ->
         ),
         timeout,
         worker,
+        every=0.05,  # a rerun has only the chunks left to do: catch it before it finishes them
     )
     running = running and not Job.objects.get(pk=job.pk).finished
     state = Job.objects.values("state", "attempts", "tasks_running", "chunks_done", "heartbeat_at").get(
@@ -287,7 +288,9 @@ def test_on_redis_a_job_whose_worker_was_killed_is_run_again_by_the_sweep(settin
 def test_a_job_that_keeps_losing_its_worker_fails_after_its_attempts(settings, tmp_path, monkeypatch):
     broker = embedded_broker(tmp_path / "broker")
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
-    job = _job(settings, queue, rows=48_000, chunk_rows=3_000, monkeypatch=monkeypatch)
+    # 32 chunks: the second run must still have chunks to do when its worker is killed (with 16, a run
+    # after a late first kill sometimes finished them all between two polls).
+    job = _job(settings, queue, rows=96_000, chunk_rows=3_000, monkeypatch=monkeypatch)
     env = {
         **_worker_env(broker, settings, monkeypatch),
         **FAST_SWEEP,
