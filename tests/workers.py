@@ -44,16 +44,16 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def start_worker(
-    env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = ""
+    env: dict[str, str], queues: list[str], *, beat: bool = False, name: str = "", app: str = "config"
 ) -> subprocess.Popen:
-    """Start `celery -A config worker` (with an embedded beat when asked); stop it with stop_worker."""
+    """Start `celery -A <app> worker` (with an embedded beat when asked); stop it with stop_worker."""
     full_env = process_env(env)
     command = [
         sys.executable,
         "-m",
         "celery",
         "-A",
-        "config",
+        app,
         "worker",
         "--pool=solo",
         "--without-heartbeat",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -26,6 +27,8 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 # means dead, swept every second (each worker embeds the beat).
 FAST_SWEEP = {"WORK_HEARTBEAT_INTERVAL": "1", "WORK_HEARTBEAT_TIMEOUT": "2", "WORK_SWEEP_INTERVAL": "1"}
 FEATURES = ["score", "sex"]
+# Workers that are killed mid-job stall where the test says (tests/paced_worker.py).
+PACED = "tests.paced_worker"
 
 
 def _amqp_reachable() -> bool:
@@ -63,6 +66,12 @@ def _until_succeeded(job: Job, worker, start=None, timeout: float = 120) -> str:
     assert done, log[-3000:]
     assert job.state == JobState.SUCCEEDED, (job.error, log[-3000:])
     return log
+
+
+def _stalling(env: dict[str, str], marker: Path, *, in_start: bool = False) -> dict[str, str]:
+    """The environment of a paced worker that creates `marker` and stalls: in the job's start task
+    (`in_start`), else in its second chunk (after the start task and one chunk)."""
+    return {**env, "TEST_STALL_AT_LOAD": "0" if in_start else "2", "TEST_STALL_FILE": str(marker)}
 
 
 def _job(settings, queue: str, rows: int, chunk_rows: int, monkeypatch) -> Job:
@@ -111,7 +120,9 @@ def test_a_job_runs_on_a_real_worker_with_the_embedded_broker(settings, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(settings, monkeypatch):
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(
+    settings, tmp_path, monkeypatch
+):
     if not _amqp_reachable():
         if os.environ.get("TEST_AMQP_REQUIRED"):
             pytest.fail(f"RabbitMQ not reachable at {AMQP_URL} (TEST_AMQP_REQUIRED is set)")
@@ -119,19 +130,13 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_with_one_result(se
     broker = {"CELERY_BROKER_URL": AMQP_URL, "CELERY_RESULT_BACKEND": "rpc://"}
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
     job = _job(settings, queue, rows=24_000, chunk_rows=3_000, monkeypatch=monkeypatch)
-    # shap.TreeExplainer: chunks slow enough for the kill to land mid-job (on this two-feature model the
-    # compiled path can finish all eight before the poll sees the first); choosing is tested elsewhere
-    env = {**_worker_env(broker, settings, monkeypatch), "EXPLAIN_CPU_TREESHAP": "shap"}
+    env = _worker_env(broker, settings, monkeypatch)
     client = client_app(broker)
-    first = start_worker(env, [queue], name="first@%h")
+    first = start_worker(_stalling(env, tmp_path / "stalled"), [queue], name="first@%h", app=PACED)
     try:
         client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
-        started = _wait(lambda: job.chunks.filter(done=True).exists(), 120, first)
-        assert started, stop_worker(first)[-3000:]
-        first.kill()  # SIGKILL: no warm shutdown, the running chunk's message is never acknowledged
-        first.wait(timeout=30)
-        killed_at = Job.objects.get(pk=job.pk).chunks_done
-        assert killed_at < 8, "the first worker should not have finished the job before it was killed"
+        _kill_stalled(first, job, tmp_path / "stalled")
+        assert Job.objects.get(pk=job.pk).chunks_done == 1
         second = start_worker(env, [queue], name="second@%h")
         try:
             done = _wait(lambda: Job.objects.get(pk=job.pk).finished, 240, second)
@@ -190,7 +195,7 @@ def _redis_reachable() -> bool:
         return False
 
 
-def _sweeping_worker(env: dict[str, str], queue: str, tmp_path, name: str):
+def _sweeping_worker(env: dict[str, str], queue: str, tmp_path, name: str, app: str = "config"):
     """A worker with its own embedded beat (sweeping every second) on `queue`, and on a queue of the
     sweep's own, so that the sweep does not wait behind the job's chunks."""
     sweeps = f"{queue}-sweep"
@@ -204,37 +209,20 @@ def _sweeping_worker(env: dict[str, str], queue: str, tmp_path, name: str):
         [sweeps, queue],
         beat=True,
         name=f"{name}@%h",
+        app=app,
     )
 
 
-def _kill_mid_chunk(worker, job: Job, attempt: int = 1, timeout: float = 240) -> None:
-    """SIGKILL the worker while it runs one of the job's chunks in its `attempt`-th run (a chunk task
-    holds the job), after at least one chunk is done."""
-    running = _wait(
-        lambda: (
-            Job.objects.get(pk=job.pk).finished
-            or (
-                Job.objects.filter(
-                    pk=job.pk,
-                    attempts=attempt,
-                    state=JobState.RUNNING,
-                    tasks_running__gt=0,
-                    chunks_total__gt=0,
-                ).exists()
-                and job.chunks.filter(done=True).exists()
-            )
-        ),
-        timeout,
-        worker,
-        every=0.05,  # a rerun has only the chunks left to do: catch it before it finishes them
-    )
-    running = running and not Job.objects.get(pk=job.pk).finished
-    state = Job.objects.values("state", "attempts", "tasks_running", "chunks_done", "heartbeat_at").get(
-        pk=job.pk
-    )
-    assert running, (state, stop_worker(worker)[-3000:])
-    worker.kill()  # no warm shutdown: the running chunk's message is never acknowledged
+def _kill_stalled(worker, job: Job, marker: Path, attempt: int = 1, timeout: float = 240) -> None:
+    """SIGKILL the paced `worker` once it stalls in a task of the job's `attempt`-th run (it created
+    `marker`): the task holds the job, its message is never acknowledged."""
+    stalled = _wait(marker.exists, timeout, worker)
+    assert stalled, stop_worker(worker)[-3000:]
+    worker.kill()  # no warm shutdown
     worker.wait(timeout=30)
+    state = Job.objects.values("state", "attempts", "tasks_running", "chunks_done").get(pk=job.pk)
+    assert (state["state"], state["attempts"]) == (JobState.RUNNING, attempt), state
+    assert state["tasks_running"] > 0, state
 
 
 @pytest.mark.slow
@@ -247,12 +235,12 @@ def test_on_redis_a_job_whose_worker_was_killed_is_run_again_by_the_sweep(settin
     broker = {"CELERY_BROKER_URL": REDIS_URL, "CELERY_RESULT_BACKEND": REDIS_URL}
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
     job = _job(settings, queue, rows=48_000, chunk_rows=3_000, monkeypatch=monkeypatch)
-    env = {**_worker_env(broker, settings, monkeypatch), **FAST_SWEEP, "EXPLAIN_CPU_TREESHAP": "shap"}
+    env = {**_worker_env(broker, settings, monkeypatch), **FAST_SWEEP}
     client = client_app(broker)
-    first = _sweeping_worker(env, queue, tmp_path, "first")
+    first = _sweeping_worker(_stalling(env, tmp_path / "stalled"), queue, tmp_path, "first", app=PACED)
     try:
         client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
-        _kill_mid_chunk(first, job)
+        _kill_stalled(first, job, tmp_path / "stalled")
         killed_at = time.monotonic()
         done_before = job.chunks.filter(done=True).count()
         assert done_before < 16, "the first worker should not have finished the job before it was killed"
@@ -288,22 +276,17 @@ def test_on_redis_a_job_whose_worker_was_killed_is_run_again_by_the_sweep(settin
 def test_a_job_that_keeps_losing_its_worker_fails_after_its_attempts(settings, tmp_path, monkeypatch):
     broker = embedded_broker(tmp_path / "broker")
     queue = f"jobs-{uuid.uuid4().hex[:6]}"
-    # 32 chunks: the second run must still have chunks to do when its worker is killed (with 16, a run
-    # after a late first kill sometimes finished them all between two polls).
-    job = _job(settings, queue, rows=96_000, chunk_rows=3_000, monkeypatch=monkeypatch)
-    env = {
-        **_worker_env(broker, settings, monkeypatch),
-        **FAST_SWEEP,
-        "WORK_MAX_ATTEMPTS": "2",
-        "EXPLAIN_CPU_TREESHAP": "shap",
-    }
+    job = _job(settings, queue, rows=600, chunk_rows=250, monkeypatch=monkeypatch)
+    env = {**_worker_env(broker, settings, monkeypatch), **FAST_SWEEP, "WORK_MAX_ATTEMPTS": "2"}
     client = client_app(broker)
     client.send_task("explain.run_job", args=[str(job.pk)], queue=queue)
-    # Each run of the job ends with its worker killed; the next worker's sweep runs it again.
+    # Each run of the job ends with its worker killed in the start task (no chunk was sent: nothing is
+    # left in the queue for the next worker); the next worker's sweep runs it again.
     for attempt, name in enumerate(("first", "second"), start=1):
-        worker = _sweeping_worker(env, queue, tmp_path, name)
+        marker = tmp_path / f"stalled-{name}"
+        worker = _sweeping_worker(_stalling(env, marker, in_start=True), queue, tmp_path, name, app=PACED)
         try:
-            _kill_mid_chunk(worker, job, attempt=attempt)
+            _kill_stalled(worker, job, marker, attempt=attempt)
         finally:
             if worker.poll() is None:
                 worker.kill()
@@ -314,7 +297,7 @@ def test_a_job_that_keeps_losing_its_worker_fails_after_its_attempts(settings, t
         log = stop_worker(third)
     job.refresh_from_db()
     assert failed, log[-3000:]
-    assert job.state == JobState.FAILED
+    assert job.state == JobState.FAILED, (job.error, log[-3000:])
     assert job.error.startswith("its worker stopped 2 times while running it"), job.error
     assert AuditEvent.objects.filter(workspace=job.workspace, action="explanation.fail").count() == 1
     assert not Node.objects.filter(workspace=job.workspace, kind="Explanation").exists()
