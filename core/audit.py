@@ -55,9 +55,13 @@ READ_ONLY_ACTIONS = frozenset({"gate.check"})
 def audit_head(workspace: Workspace):
     """Lock the workspace's chain head for an append later in the same transaction. A caller that
     must read something consistent with the chain (Workspace.evidence_seq) locks first, reads, and
-    passes the locked head to audit_append."""
+    passes the locked head to audit_append.
+
+    The lock is PostgreSQL's FOR NO KEY UPDATE: appends wait for one another, but rows that merely
+    refer to the workspace (every insert with its foreign key takes FOR KEY SHARE on it) are not held
+    up by an append in progress, nor hold one up until they commit."""
     return (
-        Workspace.objects.select_for_update()
+        Workspace.objects.select_for_update(no_key=True)
         .only("id", "audit_head_seq", "audit_head_hash", "evidence_seq")
         .get(pk=workspace.pk)
     )

@@ -98,16 +98,20 @@ def _evaluated_unlocked(
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
     """Evaluate the gate for `stage`, sign, store and audit the decision at exactly the evidence its
     audit event follows. The evaluation and signature are made before the workspace's audit head is
-    locked (so concurrent checks hold the lock only to store); under the lock, the evidence sequence
-    must still be the one read before evaluating: every change appends to the same chain and moves
-    it, so an unchanged sequence means no evidence changed in between (and the result may be
-    remembered for it). If it moved, the check is evaluated again under the lock."""
+    locked, and the decision is stored before it too (concurrent checks hold the lock only to
+    append); under the lock, the evidence sequence must still be the one read before evaluating:
+    every change appends to the same chain and moves it, so an unchanged sequence means no evidence
+    changed in between (and the result may be remembered for it). If it moved, the stored decision
+    is deleted and the check is evaluated again under the lock."""
     seq, request_id, result, statement, signature = _evaluated_unlocked(workspace, actor, version, stage)
+    # Stored before the lock too (invisible until the transaction commits): the lock is then held for
+    # the append alone, three round trips to the database where each may wait for Python's lock.
+    decision = _store(version, actor, statement, signature)
     head = audit_head(workspace)
     if head.evidence_seq == seq:
         evaluation_remember(version, stage, request_id, seq, result)
-        decision = _store(version, actor, statement, signature)
     else:
+        decision.delete()  # evaluated at evidence that has changed since: never seen by anyone
         result = evaluate_at(version, stage, gate_request_id(version, stage), head.evidence_seq)
         decision = _decide(version, stage, actor, head.evidence_seq, result)
     audit_append(

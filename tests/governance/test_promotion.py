@@ -16,7 +16,7 @@ from core.errors import ApplicationError
 from core.models import AuditEvent
 from core.roles import Role
 from governance import services
-from governance.models import ModelVersion, PromotionRequest, Stage
+from governance.models import GateDecision, ModelVersion, PromotionRequest, Stage
 from lineage.models import Node
 from tests.conftest import bearer, session
 from tests.explain.conftest import store_bytes
@@ -431,12 +431,15 @@ def test_a_gate_check_whose_evidence_changes_while_it_evaluates_is_decided_on_th
 
     monkeypatch.setattr(promotion, "_evaluated_unlocked", with_a_request_opened_meanwhile)
     before = Workspace.objects.get(pk=acme.pk).evidence_seq
+    stored_before = set(GateDecision.objects.values_list("pk", flat=True))
     decision = services.gate_check(
         workspace=acme, actor=Actor(user=alice), version=registered, stage="production"
     )
     reasons = [r["reason"] for r in decision.statement["rules"] if r["passed"] is False]
     assert not any("no open promotion request" in reason for reason in reasons), reasons
     assert decision.statement["evidence_seq"] > before
+    # The decision made on the old evidence (stored before the lock) is gone: one decision, the new one.
+    assert set(GateDecision.objects.values_list("pk", flat=True)) - stored_before == {decision.pk}
     assert signing.verify(decision.statement, decision.signature, signing.public_key_document()["public_key"])
     # Without the change in between, the same check is decided on the sequence it read.
     monkeypatch.setattr(promotion, "_evaluated_unlocked", unlocked)
