@@ -1,6 +1,6 @@
 """The tamper-evident audit log: appends that never fork the chain, and its verification.
 
-Each workspace has one chain. An append locks the workspace row (SELECT ... FOR UPDATE on
+Each workspace has one chain. An append locks the workspace row (SELECT ... FOR NO KEY UPDATE on
 PostgreSQL; SQLite runs every transaction with BEGIN IMMEDIATE, which serialises writers), takes
 the next sequence number and the previous hash from it, and writes the event and the new head in
 the same transaction as the change it records.
