@@ -42,14 +42,14 @@ def _amqp_reachable() -> bool:
         return False
 
 
-def _wait(predicate, timeout: float, worker=None, every: float = 0.2) -> bool:
+def _wait(predicate, timeout: float, worker=None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         if worker is not None and worker.poll() is not None:
             return False
-        time.sleep(every)
+        time.sleep(0.2)
     return predicate()
 
 
