@@ -48,9 +48,13 @@ def _selected_key(page) -> str | None:
 
 
 def _screen_point(page, key: str) -> tuple[float, float]:
-    """Where the node with this key is drawn, in page coordinates (for a real mouse)."""
+    """Where the node with this key is drawn, in page coordinates (for a real mouse). Asked two frames
+    later, so that the graph has seen any scroll before the mouse arrives: Cytoscape keeps where its
+    container lies on the page and learns of a scroll only from the scroll event, which Chromium
+    sends with the next frame; a mouse moved before that lands where the node was."""
     point = page.evaluate(
-        """key => {
+        """async key => {
+            for (let i = 0; i < 2; i++) { await new Promise(done => requestAnimationFrame(done)); }
             const node = mlgovExplorer.cy.nodes().filter(n => n.data('key') === key)[0];
             const at = node.renderedPosition();
             const box = document.getElementById('lineage-graph').getBoundingClientRect();
@@ -291,15 +295,15 @@ def test_a_key_holding_html_shows_as_text_everywhere(world, live_server, signed_
     _open(page, base, world, "DatasetVersion", "adult@v1")
     assert HOSTILE in _keys(page)  # the canvas label is the key itself, drawn as characters
 
-    # The text list of the graph.
-    page.click("#graph-text summary")
-    button = page.locator("#graph-nodes button", has_text="click me")
-    assert button.inner_text() == f"Dataset: {HOSTILE}"
-    # The tooltip.
+    # The tooltip, before anything scrolls the page.
     x, y = _screen_point(page, HOSTILE)
     page.mouse.move(x, y)
     page.wait_for_selector("#graph-tooltip:not([hidden])")
     assert HOSTILE in page.inner_text("#graph-tooltip")
+    # The text list of the graph (opening it scrolls the page).
+    page.click("#graph-text summary")
+    button = page.locator("#graph-nodes button", has_text="click me")
+    assert button.inner_text() == f"Dataset: {HOSTILE}"
     # The side panel: the key, and the properties as text (a JSON value pretty-printed).
     button.click()
     hostile_id = _node(world, "Dataset", HOSTILE).pk
