@@ -17,6 +17,20 @@ def canonical_bytes(value: Any) -> bytes:
     return canonical_json(value).encode("utf-8")
 
 
+def _as_jsonb_returns_it(text: str) -> float | int:
+    """A JSON number as PostgreSQL's jsonb gives it back: jsonb keeps numbers as decimals and writes
+    them out in full, so a float Python writes with an exponent and no fraction (1e+16) comes back
+    as an integer (10000000000000000), and -0.0 as 0.0."""
+    number = float(text)
+    if number == 0:
+        return 0.0
+    if ("e" in text or "E" in text) and number.is_integer():
+        return int(number)
+    return number
+
+
 def normalise(value: Any) -> Any:
-    """Round-trip through canonical JSON so what is stored is exactly what is hashed."""
-    return json.loads(canonical_json(value))
+    """Round-trip through canonical JSON so what is stored is exactly what is hashed, on SQLite and
+    on PostgreSQL alike: numbers take the form jsonb gives back (_as_jsonb_returns_it), or a hash
+    made over 1e+16 would not match the 10000000000000000 read back to verify it."""
+    return json.loads(canonical_json(value), parse_float=_as_jsonb_returns_it)

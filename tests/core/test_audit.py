@@ -191,3 +191,18 @@ def test_appends_on_a_head_the_caller_locked_keep_the_chain(acme, alice, mallory
     other = Workspace.objects.get(slug="umbrella")
     with transaction.atomic(), pytest.raises(ValueError, match="another workspace"):
         audit_append(workspace=acme, actor=actor, action="test.x", locked=audit_head(other))
+
+
+def test_numbers_the_database_writes_differently_keep_the_chain_intact(acme, alice):
+    """PostgreSQL's jsonb gives 1e+16 back as 10000000000000000 and -0.0 as 0.0: what is hashed must
+    be what is read back (found by the one-statement append's property test)."""
+    from core.canonical_json import normalise
+
+    numbers = [1e16, -1.5e16, 1e300, -0.0, 1e-05, 5e-324, 0.1, 100.0, 2**60]
+    event = audit_append(
+        workspace=acme, actor=Actor(user=alice), action="test.numbers", payload={"n": numbers}
+    )
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.payload == event.payload == normalise({"n": numbers})
+    assert stored.payload["n"][:4] == [10**16, -15 * 10**15, int(1e300), 0.0]
+    assert audit_verify(workspace=acme).intact
