@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from core.actors import Actor
@@ -98,13 +98,7 @@ def audit_append(
         try:
             event.save(force_insert=True)
         except IntegrityError:
-            # Appends hold the head's lock, so the only row that can be at head + 1 is one written
-            # past the service (a forged or restored row). The caller's transaction rolls back.
-            raise AuditChainBroken(
-                f"this workspace's audit chain is broken: an event the service did not write lies at "
-                f"seq {event.seq}, past the recorded head ({head.audit_head_seq}); nothing was changed. "
-                "An operator must verify the chain (manage.py audit_verify)."
-            ) from None
+            raise _broken(event.seq, head.audit_head_seq) from None  # the caller's change rolls back
         seq, digest = event.seq, event.hash
         changes: dict[str, Any] = {"audit_head_seq": seq, "audit_head_hash": digest}
         if action not in READ_ONLY_ACTIONS:
@@ -112,6 +106,128 @@ def audit_append(
         Workspace.objects.filter(pk=head.pk).update(**changes)
         for name, value in changes.items():
             setattr(head, name, value)
+    workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
+    return event
+
+
+def _broken(seq: int, head_seq: int) -> AuditChainBroken:
+    # Appends hold the head's lock, so the only row that can be at head + 1 is one written past the
+    # service (a forged or restored row).
+    return AuditChainBroken(
+        f"this workspace's audit chain is broken: an event the service did not write lies at "
+        f"seq {seq}, past the recorded head ({head_seq}); nothing was changed. "
+        "An operator must verify the chain (manage.py audit_verify)."
+    )
+
+
+def one_statement_append_available() -> bool:
+    """Whether audit_append_if_unchanged can run: PostgreSQL, and no transaction open (the statement
+    must be a transaction of its own)."""
+    connection = transaction.get_connection()
+    return (
+        connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
+    )
+
+
+# The event's time as event_document writes it (isoformat, microseconds, UTC), in SQL.
+_SQL_EVENT_TIME = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00'"""
+
+
+def audit_append_if_unchanged(
+    *,
+    workspace: Workspace,
+    actor: Actor,
+    action: str,
+    target: str = "",
+    payload: Any = None,
+    evidence_seq: int,
+    rows: Sequence[models.Model] = (),
+) -> AuditEvent | None:
+    """Append one event, with the new `rows` it records, in a single statement that is its own
+    transaction (PostgreSQL, outside any transaction: see one_statement_append_available), provided
+    the workspace's evidence sequence is still `evidence_seq`; None, with nothing written, if it
+    has moved.
+
+    The statement locks the head (FOR NO KEY UPDATE), inserts the rows, inserts the event with its
+    sequence number, time and hash computed by PostgreSQL (sha256 over the previous hash and the
+    event's canonical JSON, whose parts other than the sequence number and the time are made here),
+    and moves the head; it commits as it ends. So the head is held only while PostgreSQL runs it,
+    never while this process waits for a reply or for Python's lock, which under load is what
+    appends otherwise queue behind. The time is the database server's clock when the head is locked
+    (audit_append takes the web server's, also under the lock)."""
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    payload = normalise(payload if payload is not None else {})
+    # event_document's keys in canonical (sorted) order: action, actor, payload | seq | target,
+    # time | workspace.
+    before_seq = canonical_json({"action": action, "actor": actor.label, "payload": payload})[:-1] + ',"seq":'
+    before_time = f',"target":{canonical_json(target)},"time":"'
+    after_time = f'","workspace":{canonical_json(str(workspace.pk))}}}'
+    # Only quoted table and column names of models go into the text; every value is a parameter.
+    ctes = [
+        "head AS MATERIALIZED (SELECT id, audit_head_seq + 1 AS seq, audit_head_hash AS prev_hash, "  # noqa: S608
+        f"clock_timestamp() AS at FROM {quote(Workspace._meta.db_table)} "
+        "WHERE id = %s AND evidence_seq = %s FOR NO KEY UPDATE)"
+    ]
+    params: list[Any] = [workspace.pk, evidence_seq]
+    for index, row in enumerate(rows):
+        fields = row._meta.concrete_fields
+        columns = ", ".join(quote(field.column) for field in fields)
+        ctes.append(
+            f"row{index} AS (INSERT INTO {quote(row._meta.db_table)} ({columns}) "  # noqa: S608
+            f"SELECT {', '.join(['%s'] * len(fields))} FROM head)"
+        )
+        params += [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+    payload_field = cast(models.JSONField, AuditEvent._meta.get_field("payload"))
+    ctes.append(
+        f"appended AS (INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608
+        "(workspace_id, seq, created_at, actor, action, target, payload, prev_hash, hash) "
+        "SELECT id, seq, at, %s, %s, %s, %s, prev_hash, encode(sha256(convert_to("
+        f"prev_hash || %s || seq::text || %s || {_SQL_EVENT_TIME} || %s, 'UTF8')), 'hex') "
+        "FROM head RETURNING id, workspace_id, seq, created_at, prev_hash, hash)"
+    )
+    params += [
+        actor.label,
+        action,
+        target,
+        payload_field.get_db_prep_save(payload, connection),
+        before_seq,
+        before_time,
+        after_time,
+    ]
+    evidence = "" if action in READ_ONLY_ACTIONS else ", evidence_seq = appended.seq"
+    sql = (
+        f"WITH {', '.join(ctes)} UPDATE {quote(Workspace._meta.db_table)} AS w "  # noqa: S608
+        f"SET audit_head_seq = appended.seq, audit_head_hash = appended.hash{evidence} "
+        "FROM appended WHERE w.id = appended.workspace_id "
+        "RETURNING appended.id, appended.seq, appended.created_at, appended.prev_hash, appended.hash"
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+    except IntegrityError as error:
+        if getattr(getattr(error.__cause__, "diag", None), "constraint_name", "") != "audit_unique_seq":
+            raise
+        head_seq = Workspace.objects.filter(pk=workspace.pk).values_list("audit_head_seq", flat=True).get()
+        raise _broken(head_seq + 1, head_seq) from None
+    if found is None:
+        return None
+    event_id, seq, created_at, prev_hash, digest = found
+    event = AuditEvent(
+        id=event_id,
+        workspace_id=workspace.pk,
+        seq=seq,
+        created_at=created_at,
+        actor=actor.label,
+        action=action,
+        target=target,
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    for instance in (event, *rows):
+        instance._state.adding, instance._state.db = False, connection.alias
     workspace.audit_head_seq, workspace.audit_head_hash = seq, digest
     return event
 

@@ -13,7 +13,13 @@ from django.utils import timezone
 
 from core import signing
 from core.actors import Actor
-from core.audit import audit_append, audit_head, refusals_audited
+from core.audit import (
+    audit_append,
+    audit_append_if_unchanged,
+    audit_head,
+    one_statement_append_available,
+    refusals_audited,
+)
 from core.canonical_json import normalise
 from core.errors import ApplicationError, Conflict, Forbidden, NotFound
 from core.models import Membership, Workspace
@@ -58,9 +64,8 @@ def _statement(
     )
 
 
-def _store(version: ModelVersion, actor: Actor, statement: dict[str, Any], signature: str) -> GateDecision:
-    """Store a signed decision (inside the caller's transaction)."""
-    return GateDecision.objects.create(
+def _unsaved(version: ModelVersion, actor: Actor, statement: dict[str, Any], signature: str) -> GateDecision:
+    return GateDecision(
         id=UUID(statement["decision"]),
         workspace=version.registered_model.workspace,
         model_version=version,
@@ -71,6 +76,27 @@ def _store(version: ModelVersion, actor: Actor, statement: dict[str, Any], signa
         key_id=statement["key_id"],
         requested_by=actor.user,
     )
+
+
+def _store(version: ModelVersion, actor: Actor, statement: dict[str, Any], signature: str) -> GateDecision:
+    """Store a signed decision (inside the caller's transaction)."""
+    decision = _unsaved(version, actor, statement, signature)
+    decision.save(force_insert=True)
+    return decision
+
+
+def _gate_event(decision: GateDecision) -> dict[str, Any]:
+    """The audit event of a gate check, less the workspace and actor."""
+    return {
+        "action": "gate.check",
+        "target": f"model:{decision.model_version}",
+        "payload": {
+            "decision": str(decision.pk),
+            "stage": decision.stage,
+            "passed": decision.passed,
+            "failed": [r["rule"] for r in decision.statement["rules"] if r["passed"] is False],
+        },
+    }
 
 
 def _decide(
@@ -94,15 +120,38 @@ def _evaluated_unlocked(
     return seq, request_id, result, statement, signing.sign(statement)
 
 
-@transaction.atomic
 def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str) -> GateDecision:
     """Evaluate the gate for `stage`, sign, store and audit the decision at exactly the evidence its
     audit event follows. The evaluation and signature are made before the workspace's audit head is
-    locked, and the decision is stored before it too (concurrent checks hold the lock only to
-    append); under the lock, the evidence sequence must still be the one read before evaluating:
-    every change appends to the same chain and moves it, so an unchanged sequence means no evidence
-    changed in between (and the result may be remembered for it). If it moved, the stored decision
-    is deleted and the check is evaluated again under the lock."""
+    locked; the lock is taken only to store and append, and the evidence sequence must then still be
+    the one read before evaluating: every change appends to the same chain and moves it, so an
+    unchanged sequence means no evidence changed in between (and the result may be remembered for
+    it). If it moved, the check is evaluated again under the lock.
+
+    On PostgreSQL outside a transaction (a request), storing and appending is one statement
+    (audit_append_if_unchanged): the head is held only while the database runs it. Otherwise, and
+    when the evidence moved, _gate_check_locked does it in a transaction of its own making."""
+    if one_statement_append_available():
+        seq, request_id, result, statement, signature = _evaluated_unlocked(workspace, actor, version, stage)
+        decision = _unsaved(version, actor, statement, signature)
+        event = _gate_event(decision)
+        appended = audit_append_if_unchanged(
+            workspace=workspace, actor=actor, evidence_seq=seq, rows=[decision], **event
+        )
+        if appended is not None:
+            evaluation_remember(version, stage, request_id, seq, result)
+            return decision
+    return _gate_check_locked(workspace=workspace, actor=actor, version=version, stage=stage)
+
+
+@transaction.atomic
+def _gate_check_locked(
+    *, workspace: Workspace, actor: Actor, version: ModelVersion, stage: str
+) -> GateDecision:
+    """gate_check in the caller's transaction (or one of its own): the decision is stored before the
+    head is locked (invisible until the transaction commits), so the lock is held for the append
+    alone; if the evidence moved meanwhile, the stored decision is deleted and the check evaluated
+    again under the lock."""
     seq, request_id, result, statement, signature = _evaluated_unlocked(workspace, actor, version, stage)
     # Stored before the lock too (invisible until the transaction commits): the lock is then held for
     # the append alone, three round trips to the database where each may wait for Python's lock.
@@ -114,19 +163,7 @@ def gate_check(*, workspace: Workspace, actor: Actor, version: ModelVersion, sta
         decision.delete()  # evaluated at evidence that has changed since: never seen by anyone
         result = evaluate_at(version, stage, gate_request_id(version, stage), head.evidence_seq)
         decision = _decide(version, stage, actor, head.evidence_seq, result)
-    audit_append(
-        workspace=workspace,
-        actor=actor,
-        action="gate.check",
-        target=f"model:{version}",
-        payload={
-            "decision": str(decision.pk),
-            "stage": stage,
-            "passed": decision.passed,
-            "failed": [r["rule"] for r in decision.statement["rules"] if r["passed"] is False],
-        },
-        locked=head,
-    )
+    audit_append(workspace=workspace, actor=actor, locked=head, **_gate_event(decision))
     return decision
 
 

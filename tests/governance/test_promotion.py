@@ -448,3 +448,88 @@ def test_a_gate_check_whose_evidence_changes_while_it_evaluates_is_decided_on_th
     )
     assert again.statement["evidence_seq"] == Workspace.objects.get(pk=acme.pk).evidence_seq
     assert again.statement["rules"] == decision.statement["rules"]
+
+
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_gate_check_outside_a_transaction_stores_and_appends_in_one_statement(
+    acme, alice, registered, monkeypatch
+):
+    """A request's gate check on PostgreSQL: the decision and its audit event are written by one
+    statement; if the evidence moved while it evaluated, nothing of that first evaluation is written
+    and the check is decided again on the new evidence; a row past the head refuses it whole."""
+    from core.audit import AuditChainBroken, audit_verify, one_statement_append_available
+    from core.models import Workspace
+    from governance.services import promotion
+
+    assert one_statement_append_available()
+    services.policy_upload(
+        workspace=acme,
+        actor=Actor(user=alice),
+        document={
+            "name": "one-approval",
+            "stages": ["production"],
+            "rules": [{"type": "approvals", "count": 1}],
+        },
+    )
+    statements = []
+
+    def counted(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(counted):
+        first = services.gate_check(
+            workspace=acme, actor=Actor(user=alice), version=registered, stage="staging"
+        )
+    writes = [sql for sql in statements if not sql.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == 1, writes
+    assert "INSERT INTO" in writes[0]
+    assert "FOR NO KEY UPDATE" in writes[0]
+    event = AuditEvent.objects.get(workspace=acme, action="gate.check")
+    assert event.payload["decision"] == str(first.pk)
+    assert GateDecision.objects.get(pk=first.pk).statement == first.statement
+    assert signing.verify(first.statement, first.signature, signing.public_key_document()["public_key"])
+    head = Workspace.objects.get(pk=acme.pk)
+    assert (head.audit_head_seq, head.audit_head_hash) == (event.seq, event.hash)
+    assert head.evidence_seq == first.statement["evidence_seq"] == event.seq - 1  # a read moves no evidence
+
+    # The evidence moves while the check evaluates (once): decided again, one decision stored.
+    unlocked = promotion._evaluated_unlocked
+    opened = []
+
+    def with_a_request_opened_meanwhile(workspace, actor, version, stage):
+        found = unlocked(workspace, actor, version, stage)
+        if not opened:
+            opened.append(
+                services.promotion_request(
+                    workspace=acme, actor=Actor(user=alice), version=registered, stage=stage
+                )
+            )
+        return found
+
+    monkeypatch.setattr(promotion, "_evaluated_unlocked", with_a_request_opened_meanwhile)
+    before = set(GateDecision.objects.values_list("pk", flat=True))
+    second = services.gate_check(
+        workspace=acme, actor=Actor(user=alice), version=registered, stage="production"
+    )
+    reasons = [r["reason"] for r in second.statement["rules"] if r["passed"] is False]
+    assert opened
+    assert not any("no open promotion request" in reason for reason in reasons), reasons
+    assert set(GateDecision.objects.values_list("pk", flat=True)) - before == {second.pk}
+    assert AuditEvent.objects.filter(workspace=acme, action="gate.check").count() == 2
+    assert audit_verify(workspace=acme).intact
+
+    # A row the service did not write lies past the head: refused, and nothing is stored.
+    monkeypatch.setattr(promotion, "_evaluated_unlocked", unlocked)
+    head = Workspace.objects.get(pk=acme.pk)
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO core_auditevent (workspace_id, seq, created_at, actor, action, target, payload, "
+            "prev_hash, hash) VALUES (%s, %s, now(), 'x', 'forged', '', '{}', %s, '0')",
+            [acme.pk, head.audit_head_seq + 1, head.audit_head_hash],
+        )
+    stored = GateDecision.objects.count()
+    with pytest.raises(AuditChainBroken):
+        services.gate_check(workspace=acme, actor=Actor(user=alice), version=registered, stage="staging")
+    assert GateDecision.objects.count() == stored
