@@ -17,6 +17,10 @@ the workspace and token of benchmarks/gate_load.py's seed):
    gives up on a request `--client-timeout` seconds after it was due (as an impatient caller
    would): late answers do not count as answered.
 
+With `--steady-seconds S`, between the two: the best of those closed loops again for S seconds, no
+overload, reported as its smallest 5-second window over the capacity: how much the server's own rate
+wanders on this machine, a floor under what the overload run's windows can show.
+
 Reported per configuration: answers with 200 per second, the smallest 5-second window's rate as a
 fraction of the capacity (target >= 0.9), p99 of the time to a 503 from when it was due (target
 <= 50 ms) and p99 of the health check (target <= 100 ms; a probe unanswered after 10 s counts as
@@ -230,6 +234,39 @@ class Figures:
     p99_200_ms: float
     health_p99_ms: float
     statuses: Counter
+    steady_window_min: float = math.nan  # --steady-seconds: the closed loop's smallest window / capacity
+
+
+def per_second_answered(outcomes: Outcomes, seconds: int) -> list[int]:
+    """Answers with 200 in each second of a run, by when they arrived."""
+    counts = [0] * seconds
+    for _, done, status in outcomes.records:
+        if status == 200 and 0 <= done < seconds:
+            counts[int(done)] += 1
+    return counts
+
+
+def windows_of(per_second: list[int]) -> list[float]:
+    """Mean answers per second in each whole WINDOW_SECONDS window."""
+    return [
+        sum(per_second[w : w + WINDOW_SECONDS]) / WINDOW_SECONDS
+        for w in range(0, len(per_second) - WINDOW_SECONDS + 1, WINDOW_SECONDS)
+    ]
+
+
+def steady(port: int, request: bytes, args, connections: int, capacity: float) -> float:
+    """The server's own wander, without overload: a closed loop over the best capacity's connections
+    for --steady-seconds; its smallest window as a fraction of the capacity (no server, however it
+    handles overload, answers a steadier share of it than this while the machine wanders as much)."""
+    seconds = int(args.steady_seconds)
+    per_second = per_second_answered(closed_loop(port, request, seconds, connections), seconds)
+    windows = windows_of(per_second)
+    print(
+        f"#   closed loop over {connections} connections for {seconds} s, no overload: 5-second windows / "
+        f"capacity {' '.join(f'{w / capacity:.2f}' for w in windows)}",
+        flush=True,
+    )
+    return min(windows) / capacity
 
 
 def measure(name: str, port: int, token: str, args) -> Figures:
@@ -240,25 +277,21 @@ def measure(name: str, port: int, token: str, args) -> Figures:
         run = closed_loop(port, request, args.capacity_seconds, connections)
         rates[connections] = sum(1 for *_, status in run.records if status == 200) / args.capacity_seconds
     capacity = max(rates.values())
+    best_connections = max(rates, key=lambda n: rates[n])
     print(
         f"# {name}: capacity {capacity:.1f} answers/s (closed loop, the best of "
         + ", ".join(f"{rate:.1f}/s over {n} connections" for n, rate in rates.items())
         + ")",
         flush=True,
     )
+    steady_min = steady(port, request, args, best_connections, capacity) if args.steady_seconds else math.nan
     offered = 2 * capacity
     cpu = time.process_time()
     outcomes, health = open_loop(port, request, offered, args.seconds, args.connections, args.client_timeout)
     generator_cpu = (time.process_time() - cpu) / args.seconds
     seconds = int(args.seconds)
-    per_second = [0] * seconds
-    for _, done, status in outcomes.records:
-        if status == 200 and 0 <= done < seconds:
-            per_second[int(done)] += 1
-    windows = [
-        sum(per_second[w : w + WINDOW_SECONDS]) / WINDOW_SECONDS
-        for w in range(0, seconds - WINDOW_SECONDS + 1, WINDOW_SECONDS)
-    ]
+    per_second = per_second_answered(outcomes, seconds)
+    windows = windows_of(per_second)
     latency = {
         code: [(done - due) * 1000 for due, done, status in outcomes.records if status == code]
         for code in (200, 503)
@@ -273,6 +306,7 @@ def measure(name: str, port: int, token: str, args) -> Figures:
         p99_200_ms=percentile(latency[200], 0.99),
         health_p99_ms=percentile(health, 0.99) * 1000,
         statuses=Counter(status for _, _, status in outcomes.records),
+        steady_window_min=steady_min,
     )
     print(
         f"# {name}: offered {offered:.1f}/s for {args.seconds:g} s over {args.connections} connections; "
@@ -358,6 +392,12 @@ def main() -> None:
         help="the closed loops' numbers of connections (capacity: the best of them)",
     )
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=0.0,
+        help="also run the best closed loop this long without overload, for how much the server wanders",
+    )
     parser.add_argument("--client-timeout", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=8350)
     parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
@@ -373,6 +413,14 @@ def main() -> None:
     base = figures.get(BASELINE)
     if ours is None:
         return
+    if not math.isnan(ours.steady_window_min):
+        result(
+            "overload_closed_loop_window_min",
+            ours.steady_window_min,
+            "fraction",
+            f"target-{TARGET_FRACTION:g}",
+            ours.steady_window_min / TARGET_FRACTION,
+        )
     if base is None:  # --only gthread-admission: against the targets alone
         base_label, base = "none", None
     else:
