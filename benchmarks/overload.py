@@ -17,7 +17,10 @@ the workspace and token of benchmarks/gate_load.py's seed):
    gives up on a request `--client-timeout` seconds after it was due (as an impatient caller
    would): late answers do not count as answered.
 
-With `--steady-seconds S`, between the two: the best of those closed loops again for S seconds, no
+With `--machine-seconds S` (at least 10), before anything else: one process per core hashing for S
+seconds, reported as the smallest 5-second window over the best 10 seconds: how much the machine's
+own CPU speed wanders (on a shared host it does, and no server on it is steadier). With
+`--steady-seconds S`, between the two: the best of those closed loops again for S seconds, no
 overload, reported as its smallest 5-second window over the capacity: how much the server's own rate
 wanders on this machine, a floor under what the overload run's windows can show.
 
@@ -37,7 +40,9 @@ not what is measured here.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
+import multiprocessing
 import os
 import signal
 import socket
@@ -365,6 +370,44 @@ def serve(name: str, args, token: str) -> Figures:
         server.wait(timeout=60)
 
 
+def _hashes_per_second(seconds: int, out) -> None:
+    """Count SHA-256 hashes of 1 KB, second by second (one core's plain CPU speed); put the list."""
+    block, counts, count = b"x" * 1024, [], 0
+    mark = time.perf_counter() + 1
+    while len(counts) < seconds:
+        for _ in range(1000):
+            hashlib.sha256(block).digest()
+        count += 1000
+        if time.perf_counter() >= mark:
+            counts.append(count)
+            count, mark = 0, mark + 1
+    out.put(counts)
+
+
+def machine_wander(seconds: int) -> float:
+    """The machine's own wander, before any server starts: one hashing process per core for
+    `seconds`; the smallest 5-second window over the best 10-second one (the capacity's span), the
+    lowest of the cores. A shared host's CPU speed moves; nothing running on it is steadier."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    out: multiprocessing.Queue = multiprocessing.Queue()
+    workers = [multiprocessing.Process(target=_hashes_per_second, args=(seconds, out)) for _ in range(cores)]
+    for worker in workers:
+        worker.start()
+    runs = [out.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    fractions = []
+    for per_second in runs:
+        best = max(sum(per_second[i : i + 10]) / 10 for i in range(len(per_second) - 9))
+        fractions.append(min(windows_of(per_second)) / best)
+    print(
+        f"# the machine alone: {cores} hashing processes for {seconds} s; smallest 5-second window over "
+        f"the best 10 seconds, per core: {' '.join(f'{f:.2f}' for f in fractions)}",
+        flush=True,
+    )
+    return min(fractions)
+
+
 def ratio_of(numerator: float, denominator: float) -> float:
     """numerator / denominator; inf where the denominator is 0 (a baseline that answered nothing)."""
     if denominator == 0:
@@ -393,6 +436,12 @@ def main() -> None:
     )
     parser.add_argument("--warmup-seconds", type=float, default=2.0)
     parser.add_argument(
+        "--machine-seconds",
+        type=int,
+        default=0,
+        help="first, this long: how much the machine's own CPU speed wanders (one hashing process per core)",
+    )
+    parser.add_argument(
         "--steady-seconds",
         type=float,
         default=0.0,
@@ -405,12 +454,21 @@ def main() -> None:
     if args.quick:
         args.seconds, args.capacity_seconds, args.warmup_seconds = 10.0, 2.0, 0.5
         args.capacity_connections = [4, 8]
+    machine = machine_wander(args.machine_seconds) if args.machine_seconds >= 10 else math.nan
     token = prepare(args.database)
     names = [args.only] if args.only else list(CONFIGURATIONS)
     figures = {name: serve(name, args, token) for name in names}
     print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ours = figures.get("gthread-admission")
     base = figures.get(BASELINE)
+    if not math.isnan(machine):
+        result(
+            "overload_machine_window_min",
+            machine,
+            "fraction",
+            f"target-{TARGET_FRACTION:g}",
+            machine / TARGET_FRACTION,
+        )
     if ours is None:
         return
     if not math.isnan(ours.steady_window_min):
