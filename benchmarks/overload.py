@@ -24,6 +24,14 @@ own CPU speed wanders (on a shared host it does, and no server on it is steadier
 overload, reported as its smallest 5-second window over the capacity: how much the server's own rate
 wanders on this machine, a floor under what the overload run's windows can show.
 
+With `--speed-probe` (Linux, root: it needs real-time priority): one process per core, pinned to it
+at real-time priority, times a fixed piece of hashing every 20 ms throughout (about 2% of each core),
+so it runs whenever it is due, whatever else is running, and its rate is the core's speed at that
+moment. Each window of the steady and overload runs is then also reported over the machine's speed
+in it, relative to its speed during the capacity's closed loop: what the server answered of what
+it could have answered at that speed. On a shared host the speed wanders by 20% from one second to
+the next and the answers follow it (their correlation per window is printed).
+
 Reported per configuration: answers with 200 per second, the smallest 5-second window's rate as a
 fraction of the capacity (target >= 0.9), p99 of the time to a 503 from when it was due (target
 <= 50 ms) and p99 of the health check (target <= 100 ms; a probe unanswered after 10 s counts as
@@ -240,6 +248,8 @@ class Figures:
     health_p99_ms: float
     statuses: Counter
     steady_window_min: float = math.nan  # --steady-seconds: the closed loop's smallest window / capacity
+    steady_adjusted_min: float = math.nan  # --speed-probe: the same over the machine's speed
+    window_adjusted_min: float = math.nan  # --speed-probe: the overload's smallest, likewise
 
 
 def per_second_answered(outcomes: Outcomes, seconds: int) -> list[int]:
@@ -259,28 +269,31 @@ def windows_of(per_second: list[int]) -> list[float]:
     ]
 
 
-def steady(port: int, request: bytes, args, connections: int, capacity: float) -> float:
+def steady(port: int, request: bytes, args, connections: int, capacity: float) -> tuple[float, float, list]:
     """The server's own wander, without overload: a closed loop over the best capacity's connections
     for --steady-seconds; its smallest window as a fraction of the capacity (no server, however it
-    handles overload, answers a steadier share of it than this while the machine wanders as much)."""
+    handles overload, answers a steadier share of it than this while the machine wanders as much).
+    (that fraction, the run's start, its windows)"""
     seconds = int(args.steady_seconds)
-    per_second = per_second_answered(closed_loop(port, request, seconds, connections), seconds)
-    windows = windows_of(per_second)
+    run = closed_loop(port, request, seconds, connections)
+    windows = windows_of(per_second_answered(run, seconds))
     print(
         f"#   closed loop over {connections} connections for {seconds} s, no overload: 5-second windows / "
         f"capacity {' '.join(f'{w / capacity:.2f}' for w in windows)}",
         flush=True,
     )
-    return min(windows) / capacity
+    return min(windows) / capacity, run.start, windows
 
 
 def measure(name: str, port: int, token: str, args) -> Figures:
     request = gate_request(token)
     closed_loop(port, request, args.warmup_seconds, max(args.capacity_connections))  # every worker warm
-    rates = {}
+    probe = SpeedProbe() if args.speed_probe else None
+    rates, spans = {}, {}
     for connections in args.capacity_connections:
         run = closed_loop(port, request, args.capacity_seconds, connections)
         rates[connections] = sum(1 for *_, status in run.records if status == 200) / args.capacity_seconds
+        spans[connections] = (run.start, run.start + args.capacity_seconds)
     capacity = max(rates.values())
     best_connections = max(rates, key=lambda n: rates[n])
     print(
@@ -289,7 +302,9 @@ def measure(name: str, port: int, token: str, args) -> Figures:
         + ")",
         flush=True,
     )
-    steady_min = steady(port, request, args, best_connections, capacity) if args.steady_seconds else math.nan
+    steady_min, steady_start, steady_windows = math.nan, 0.0, []
+    if args.steady_seconds:
+        steady_min, steady_start, steady_windows = steady(port, request, args, best_connections, capacity)
     offered = 2 * capacity
     cpu = time.process_time()
     outcomes, health = open_loop(port, request, offered, args.seconds, args.connections, args.client_timeout)
@@ -297,6 +312,24 @@ def measure(name: str, port: int, token: str, args) -> Figures:
     seconds = int(args.seconds)
     per_second = per_second_answered(outcomes, seconds)
     windows = windows_of(per_second)
+    steady_adjusted = overload_adjusted = math.nan
+    if probe is not None:
+        probe.finish()
+    if probe is not None and probe.samples:
+        capacity_speed = probe.speed(*spans[best_connections])
+        if steady_windows:
+            steady_adjusted = report_adjusted(
+                "closed loop, no overload",
+                steady_windows,
+                capacity,
+                steady_start,
+                int(args.steady_seconds),
+                probe,
+                capacity_speed,
+            )
+        overload_adjusted = report_adjusted(
+            "overload", windows, capacity, outcomes.start, seconds, probe, capacity_speed
+        )
     latency = {
         code: [(done - due) * 1000 for due, done, status in outcomes.records if status == code]
         for code in (200, 503)
@@ -312,6 +345,8 @@ def measure(name: str, port: int, token: str, args) -> Figures:
         health_p99_ms=percentile(health, 0.99) * 1000,
         statuses=Counter(status for _, _, status in outcomes.records),
         steady_window_min=steady_min,
+        steady_adjusted_min=steady_adjusted,
+        window_adjusted_min=overload_adjusted,
     )
     print(
         f"# {name}: offered {offered:.1f}/s for {args.seconds:g} s over {args.connections} connections; "
@@ -384,6 +419,95 @@ def _hashes_per_second(seconds: int, out) -> None:
     out.put(counts)
 
 
+PROBE_HASHES, PROBE_INTERVAL = 150, 0.02
+
+
+def _probe_speed(core: int, stop, out) -> None:
+    """Hashes per second of PROBE_HASHES hashes of 1 KB, every PROBE_INTERVAL s, at real-time
+    priority on `core`; put [(perf_counter, rate)], or None without the right to that priority."""
+    os.sched_setaffinity(0, {core})
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    except PermissionError:
+        out.put(None)
+        return
+    block, samples = b"x" * 1024, []
+    while not stop.is_set():
+        started = time.perf_counter()
+        for _ in range(PROBE_HASHES):
+            hashlib.sha256(block).digest()
+        samples.append((started, PROBE_HASHES / (time.perf_counter() - started)))
+        time.sleep(PROBE_INTERVAL)
+    out.put(samples)
+
+
+class SpeedProbe:
+    """The machine's CPU speed over a run (see --speed-probe): one real-time process per core."""
+
+    def __init__(self):
+        self.stop = multiprocessing.Event()
+        self.out: multiprocessing.Queue = multiprocessing.Queue()
+        cores = sorted(os.sched_getaffinity(0))
+        self.processes = [
+            multiprocessing.Process(target=_probe_speed, args=(core, self.stop, self.out)) for core in cores
+        ]
+        for process in self.processes:
+            process.start()
+        self.samples: list[tuple[float, float]] | None = None
+
+    def finish(self) -> None:
+        self.stop.set()
+        runs = [self.out.get() for _ in self.processes]
+        for process in self.processes:
+            process.join()
+        if any(run is None for run in runs):
+            print("# --speed-probe: real-time priority refused (run as root); no speed figures", flush=True)
+            return
+        self.samples = sorted(sample for run in runs for sample in run)
+
+    def speed(self, start: float, end: float) -> float:
+        """The median rate of the samples taken between two perf_counter times."""
+        rates = [rate for at, rate in self.samples or [] if start <= at < end]
+        return statistics.median(rates) if rates else math.nan
+
+    def windows(self, start: float, seconds: int) -> list[float]:
+        """The speed in each WINDOW_SECONDS window of a run that began at `start`."""
+        return [
+            self.speed(start + w, start + w + WINDOW_SECONDS)
+            for w in range(0, seconds - WINDOW_SECONDS + 1, WINDOW_SECONDS)
+        ]
+
+
+def adjusted_windows(
+    windows: list[float], capacity: float, speeds: list[float], capacity_speed: float
+) -> list[float]:
+    """Each window's answers over the capacity, divided by its speed over the capacity's speed."""
+    return [(rate / capacity) / (speed / capacity_speed) for rate, speed in zip(windows, speeds, strict=True)]
+
+
+def correlation(xs: list[float], ys: list[float]) -> float:
+    """Pearson's r; nan under three windows (two points always lie on a line)."""
+    if len(xs) < 3:
+        return math.nan
+    try:
+        return statistics.correlation(xs, ys)
+    except statistics.StatisticsError:  # fewer than two windows, or one side constant
+        return math.nan
+
+
+def report_adjusted(label: str, windows, capacity, start, seconds, probe, capacity_speed) -> float:
+    speeds = probe.windows(start, seconds)
+    adjusted = adjusted_windows(windows, capacity, speeds, capacity_speed)
+    print(
+        f"#   {label}: machine speed per window / during the capacity's loop "
+        f"{' '.join(f'{v / capacity_speed:.2f}' for v in speeds)} (correlation with the answers "
+        f"{correlation(windows, speeds):.2f}); answered / capacity over that "
+        f"{' '.join(f'{v:.2f}' for v in adjusted)}",
+        flush=True,
+    )
+    return min(adjusted)
+
+
 def machine_wander(seconds: int) -> float:
     """The machine's own wander, before any server starts: one hashing process per core for
     `seconds`; the smallest 5-second window over the best 10-second one (the capacity's span), the
@@ -447,6 +571,11 @@ def main() -> None:
         default=0.0,
         help="also run the best closed loop this long without overload, for how much the server wanders",
     )
+    parser.add_argument(
+        "--speed-probe",
+        action="store_true",
+        help="time a fixed piece of work on each core at real-time priority throughout (root, Linux)",
+    )
     parser.add_argument("--client-timeout", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=8350)
     parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
@@ -479,6 +608,12 @@ def main() -> None:
             f"target-{TARGET_FRACTION:g}",
             ours.steady_window_min / TARGET_FRACTION,
         )
+    for name, value in (
+        ("overload_closed_loop_window_min_speed_adjusted", ours.steady_adjusted_min),
+        ("overload_answered_fraction_min_speed_adjusted", ours.window_adjusted_min),
+    ):
+        if not math.isnan(value):
+            result(name, value, "fraction", f"target-{TARGET_FRACTION:g}", value / TARGET_FRACTION)
     if base is None:  # --only gthread-admission: against the targets alone
         base_label, base = "none", None
     else:
