@@ -6,7 +6,9 @@ A connection kept alive between requests waits in the worker's event loop, not o
 keep-alive clients (browsers) cost no request capacity; sync workers instead sat out each closing
 connection for up to 2 s. Admission control (core/admission.py) bounds the requests in progress per
 process, so there are always more threads than WEB_MAX_ACTIVE + WEB_MAX_QUEUE: a request beyond them
-reaches its quick 503 rather than waiting unseen in gunicorn's thread pool. See docs/operations.md,
+reaches its quick 503 rather than waiting unseen in gunicorn's thread pool. The worker applies it
+itself, as soon as a request's head is parsed: a refusal is written straight to the socket, without
+a WSGI environ, a Django request or its middleware. See docs/operations.md,
 "Capacity, overload and rate limits".
 
 Each worker loads every view module at start and then freezes everything it has allocated so far
@@ -52,7 +54,26 @@ class ThreadWorker(gthread.ThreadWorker):
 
     def init_process(self):
         self.lingering = deque()  # (deadline, socket), oldest first
+        self.server_admission = None  # set in post_worker_init, once Django is ready
         super().init_process()
+
+    def handle_request(self, req, conn):
+        """Admission control here, on the parsed head, before gunicorn builds the WSGI environ and
+        Django its request: a refused request costs one write (core/admission.py, ServerAdmission).
+        The body of a refused request is skipped by the parser before the connection's next one."""
+        if self.server_admission is None:
+            return super().handle_request(req, conn)
+        with self.server_admission.admit(req.path) as admitted:
+            if admitted:
+                return super().handle_request(req, conn)
+        keep_alive = not (
+            req.should_close()
+            or not self.alive
+            or not self.cfg.keepalive
+            or len(self.keepalived_conns) >= self.max_keepalived
+        )
+        conn.sock.sendall(self.server_admission.refusal(req.path, keep_alive=keep_alive))
+        return keep_alive
 
     def finish_request(self, conn, fs):
         closing = fs.cancelled() or (fs.exception() is None and not fs.result())
@@ -114,6 +135,10 @@ graceful_timeout = envint("WEB_GRACEFUL_TIMEOUT", 0) or 20
 
 def post_worker_init(worker):
     get_resolver().url_patterns  # import the URLconf and with it every view module  # noqa: B018
+    if django_settings.WEB_ADMISSION_CONTROL and isinstance(worker, ThreadWorker):
+        from core.admission import ServerAdmission  # noqa: PLC0415 - needs Django set up
+
+        worker.server_admission = ServerAdmission(script_name=os.environ.get("SCRIPT_NAME", ""))
     gc.collect()
     gc.freeze()
     worker.log.info(

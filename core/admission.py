@@ -7,9 +7,13 @@ and retry add load while it works on answers nobody waits for. Refusing the exce
 the admitted requests at the server's normal speed, so it goes on answering at its capacity. The
 health check and static files are exempt, so a load balancer's probe stays fast during overload.
 
-The limits hold per process: gunicorn.conf.py gives each worker more threads than
-WEB_MAX_ACTIVE + WEB_MAX_QUEUE, so that excess requests reach this middleware (and its quick 503)
-instead of waiting unseen in gunicorn's thread pool.
+The limits hold per process, applied once per request by the outermost layer that can: under the
+project's gunicorn (gunicorn.conf.py) the worker thread that parsed the request's head, before any
+WSGI environ or Django request exists (ServerAdmission: a refusal then costs a parse and one write);
+under any other server, the middleware (AdmissionControlMiddleware), which passes through requests
+the server has admitted. gunicorn.conf.py gives each worker more threads than WEB_MAX_ACTIVE +
+WEB_MAX_QUEUE, so that excess requests reach their quick 503 instead of waiting unseen in gunicorn's
+thread pool.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import formatdate
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -73,53 +80,41 @@ class Admission:
             self._changed.notify()
 
 
-class AdmissionControlMiddleware:
-    """Django middleware around Admission; WEB_ADMISSION_CONTROL=0 takes it out of the stack."""
+def admission_from_settings() -> Admission:
+    return Admission(
+        max_active=settings.WEB_MAX_ACTIVE,
+        max_queue=settings.WEB_MAX_QUEUE,
+        queue_timeout=settings.WEB_QUEUE_TIMEOUT_MS / 1000,
+    )
 
-    def __init__(self, get_response):
-        if not settings.WEB_ADMISSION_CONTROL:
-            raise MiddlewareNotUsed
-        self.get_response = get_response
-        self.admission = Admission(
-            max_active=settings.WEB_MAX_ACTIVE,
-            max_queue=settings.WEB_MAX_QUEUE,
-            queue_timeout=settings.WEB_QUEUE_TIMEOUT_MS / 1000,
+
+def exempt_paths() -> tuple[str, str]:
+    """(the health check's path, the static files' prefix): requests for these are never refused."""
+    return reverse("health"), settings.STATIC_URL
+
+
+def refusal_problem(path: str) -> bytes:
+    return json.dumps(
+        problem(
+            status_code=503,
+            title="Service unavailable",
+            detail=f"The server is at capacity; retry after {RETRY_AFTER_SECONDS} second.",
+            instance=path,
         )
-        self.health_path = reverse("health")
-        self.static_prefix = settings.STATIC_URL
+    ).encode()
+
+
+class RefusalLog:
+    """Refusals logged as a count every REFUSAL_LOG_INTERVAL seconds, not one line each (under
+    overload, hundreds a second)."""
+
+    def __init__(self, admission: Admission):
+        self.admission = admission
         self.refused = 0
         self.reported_at = float("-inf")
         self._count = threading.Lock()
 
-    def __call__(self, request):
-        path = request.path_info
-        if path == self.health_path or path.startswith(self.static_prefix):
-            return self.get_response(request)
-        if not self.admission.enter():
-            return self.refuse(request)
-        try:
-            return self.get_response(request)
-        finally:
-            self.admission.leave()
-
-    def refuse(self, request) -> HttpResponse:
-        self.note_refusal()
-        body = problem(
-            status_code=503,
-            title="Service unavailable",
-            detail=f"The server is at capacity; retry after {RETRY_AFTER_SECONDS} second.",
-            instance=request.path,
-        )
-        content = json.dumps(body).encode()
-        # Content-Length set here: the middleware below that would add it never sees this answer.
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Content-Length": str(len(content))}
-        response = HttpResponse(content, status=503, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
-        # Django logs every 5xx answer as an error, one line each: under overload, hundreds a second.
-        # note_refusal reports them as a count instead.
-        response._has_been_logged = True  # type: ignore[attr-defined]
-        return response
-
-    def note_refusal(self) -> None:
+    def note(self) -> None:
         with self._count:
             self.refused += 1
             now = time.monotonic()
@@ -133,3 +128,108 @@ class AdmissionControlMiddleware:
             self.admission.max_active,
             self.admission.max_queue,
         )
+
+
+# Set on a server thread while the request it admitted runs: the middleware then lets it through.
+_admitted_by_server = threading.local()
+
+
+def admitted_by_server() -> bool:
+    return getattr(_admitted_by_server, "admitted", False)
+
+
+class ServerAdmission:
+    """Admission as the web server applies it (gunicorn.conf.py's worker), before Django: for each
+    request whose head has been parsed, `admit(path)` yields whether it may go on; a refused one is
+    answered with `refusal(...)`, bytes written straight to the socket. Under overload half the
+    requests or more are refused, and each refusal taken through gunicorn's WSGI environ, Django's
+    request, middleware and response objects cost the admitted requests their CPU."""
+
+    def __init__(self, script_name: str = ""):
+        self.admission = admission_from_settings()
+        self.log = RefusalLog(self.admission)
+        health, self.static_prefix = exempt_paths()
+        prefix = script_name.rstrip("/")
+        self.exempt_exact = {health, prefix + health}
+        self.static_prefixes = (self.static_prefix, prefix + self.static_prefix)
+        self.headers = "".join(f"{name}: {value}\r\n" for name, value in refusal_headers().items())
+
+    def exempt(self, path: str) -> bool:
+        return path in self.exempt_exact or path.startswith(self.static_prefixes)
+
+    @contextmanager
+    def admit(self, path: str) -> Iterator[bool]:
+        if self.exempt(path):
+            yield True
+            return
+        if not self.admission.enter():
+            self.log.note()
+            yield False
+            return
+        _admitted_by_server.admitted = True
+        try:
+            yield True
+        finally:
+            _admitted_by_server.admitted = False
+            self.admission.leave()
+
+    def refusal(self, path: str, *, keep_alive: bool) -> bytes:
+        """The whole HTTP/1.1 503 answer; the path is quoted back as the problem's instance."""
+        content = refusal_problem(path)
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nDate: {formatdate(usegmt=True)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n{self.headers}"
+            f"Content-Length: {len(content)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + content
+
+
+def refusal_headers() -> dict[str, str]:
+    """Headers of every 503 refusal besides its length: what the middleware's answer carries after
+    Django's SecurityMiddleware, and no-store (a refusal is about this moment)."""
+    headers = {
+        "Content-Type": PROBLEM_CONTENT_TYPE,
+        "Retry-After": str(RETRY_AFTER_SECONDS),
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if settings.SECURE_REFERRER_POLICY:
+        headers["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    return headers
+
+
+class AdmissionControlMiddleware:
+    """Django middleware around Admission, for servers that do not apply it themselves; a request
+    the server has admitted passes through. WEB_ADMISSION_CONTROL=0 takes it out of the stack."""
+
+    def __init__(self, get_response):
+        if not settings.WEB_ADMISSION_CONTROL:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+        self.admission = admission_from_settings()
+        self.refusals = RefusalLog(self.admission)
+        self.health_path, self.static_prefix = exempt_paths()
+
+    def __call__(self, request):
+        path = request.path_info
+        if admitted_by_server() or path == self.health_path or path.startswith(self.static_prefix):
+            return self.get_response(request)
+        if not self.admission.enter():
+            return self.refuse(request)
+        try:
+            return self.get_response(request)
+        finally:
+            self.admission.leave()
+
+    def refuse(self, request) -> HttpResponse:
+        self.refusals.note()
+        content = refusal_problem(request.path)
+        # Content-Length set here: the middleware below that would add it never sees this answer.
+        headers = {**refusal_headers(), "Content-Length": str(len(content))}
+        del headers["Content-Type"]
+        response = HttpResponse(content, status=503, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
+        # Django logs every 5xx answer as an error, one line each; RefusalLog counts them instead.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response

@@ -21,7 +21,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils.log import log_response
 
-from core.admission import Admission, AdmissionControlMiddleware
+from core.admission import Admission, AdmissionControlMiddleware, ServerAdmission, admitted_by_server
 from tests.workers import process_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +143,62 @@ def test_middleware_answers_503_with_retry_after_past_its_limits_and_lets_health
     release.set()
     assert [r.status_code for r in requests.finish()] == [200, 200, 200]
     assert middleware(factory.get("/api/v1/models")).status_code == 200
+
+
+def parse_answer(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert int(headers["Content-Length"]) == len(body)
+    return int(status_line.split(" ")[1]), headers, body
+
+
+def test_the_server_refuses_before_django_and_the_middleware_lets_what_it_admitted_through(settings):
+    settings.WEB_ADMISSION_CONTROL = True
+    settings.WEB_MAX_ACTIVE, settings.WEB_MAX_QUEUE, settings.WEB_QUEUE_TIMEOUT_MS = 1, 0, 50
+    server = ServerAdmission(script_name="/mlgov/")
+    seen = []
+
+    def view(request):
+        seen.append((request.path, admitted_by_server(), middleware.admission.active))
+        return HttpResponse("ok")
+
+    middleware = AdmissionControlMiddleware(view)
+    factory = RequestFactory()
+    with server.admit("/api/v1/models") as admitted:
+        assert admitted
+        assert admitted_by_server()
+        # The middleware's own limit (one at a time) is not taken a second time.
+        assert middleware(factory.get("/api/v1/models")).status_code == 200
+        with server.admit("/api/v1/lineage") as second:
+            assert not second  # no place and no line: refused at once
+            assert admitted_by_server()  # still the first request's mark
+        for path in ("/api/v1/health", "/mlgov/api/v1/health", "/static/app.css", "/mlgov/static/app.css"):
+            with server.admit(path) as exempt:
+                assert exempt, path
+    assert not admitted_by_server()
+    assert (server.admission.active, server.admission.waiting) == (0, 0)
+    assert seen == [("/api/v1/models", True, 0)]
+    # Not admitted by the server (another server, or a test client): the middleware's limit applies.
+    assert middleware(factory.get("/api/v1/models")).status_code == 200
+    assert seen[-1] == ("/api/v1/models", False, 1)
+
+    status, headers, body = parse_answer(server.refusal("/api/v1/models/<x>", keep_alive=True))
+    assert status == 503
+    assert headers["Connection"] == "keep-alive"
+    assert headers["Retry-After"] == "1"
+    assert headers["Content-Type"] == "application/problem+json"
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "GMT" in headers["Date"]
+    assert json.loads(body) == {
+        "type": "about:blank",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "The server is at capacity; retry after 1 second.",
+        "instance": "/api/v1/models/<x>",
+    }
+    assert parse_answer(server.refusal("/", keep_alive=False))[1]["Connection"] == "close"
 
 
 def test_admission_control_can_be_turned_off(settings):
@@ -352,3 +408,30 @@ def test_gunicorn_answers_503_at_once_when_full_and_health_still_answers(gunicor
         statuses = [finish_slow_post(sock) for sock in holders]
     assert statuses == [403, 403]  # they were served (a made-up CSRF token), not refused
     assert get(gunicorn, "/accounts/login/")[0] == 200
+
+
+@pytest.mark.slow
+def test_a_refusal_keeps_the_connection_and_skips_the_refused_body(gunicorn):
+    holders = [slow_post(gunicorn) for _ in range(2)]
+    conn = http.client.HTTPConnection("127.0.0.1", gunicorn, timeout=10)
+    try:
+        time.sleep(0.5)
+        body = b'{"name": "' + b"x" * 20000 + b'"}'
+        conn.request("POST", "/api/v1/models", body=body, headers={"Content-Type": "application/json"})
+        refused = conn.getresponse()
+        assert refused.status == 503
+        # Answered by the worker before Django (whose answers gunicorn writes with a Server header).
+        assert refused.getheader("Server") is None
+        assert refused.getheader("Cache-Control") == "no-store"
+        assert refused.getheader("X-Content-Type-Options") == "nosniff"
+        assert json.loads(refused.read())["instance"] == "/api/v1/models"
+        # The same connection goes on: the refused body was skipped, not read as the next request.
+        assert get(gunicorn, "/api/v1/health", conn)[0] == 200
+        conn.request("GET", "/api/v1/models", headers={"Connection": "close"})
+        closing = conn.getresponse()
+        assert (closing.status, closing.getheader("Connection")) == (503, "close")
+        closing.read()
+    finally:
+        conn.close()
+        statuses = [finish_slow_post(sock) for sock in holders]
+    assert statuses == [403, 403]
