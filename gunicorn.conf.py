@@ -44,6 +44,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
 SPARE_THREADS = 16
 # How long a closing connection may linger for the client to close its side (gunicorn's own value).
 CLOSE_LINGER_SECONDS = 2.0
+# A refused request's body up to this size is skipped to keep the connection; a larger one closes it.
+SKIP_BODY_BYTES = 64 * 1024
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -71,6 +73,7 @@ class ThreadWorker(gthread.ThreadWorker):
             or not self.alive
             or not self.cfg.keepalive
             or len(self.keepalived_conns) >= self.max_keepalived
+            or not body_cheap_to_skip(req)
         )
         conn.sock.sendall(self.server_admission.refusal(req.path, keep_alive=keep_alive))
         return keep_alive
@@ -111,6 +114,22 @@ class ThreadWorker(gthread.ThreadWorker):
             if sock.fileno() != -1:
                 self.poller.unregister(sock)
                 sock.close()
+
+
+def body_cheap_to_skip(req) -> bool:
+    """Whether a refused request's connection may carry the client's next request: its body, unread,
+    is small enough for the parser to skip (not chunked, at most SKIP_BODY_BYTES), and the client is
+    not waiting for `100 Continue` before sending it (it may then send none, and its next request
+    would be read as this one's body). Otherwise the refusal closes the connection; the event loop
+    drains what the client still sends (finish_request above)."""
+    if getattr(req, "_expected_100_continue", False):
+        return False
+    for name, value in req.headers:
+        if name == "TRANSFER-ENCODING":
+            return False
+        if name == "CONTENT-LENGTH":
+            return value.isdigit() and int(value) <= SKIP_BODY_BYTES
+    return True
 
 
 worker_class = ThreadWorker

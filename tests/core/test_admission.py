@@ -431,6 +431,18 @@ def test_a_refusal_keeps_the_connection_and_skips_the_refused_body(gunicorn):
         closing = conn.getresponse()
         assert (closing.status, closing.getheader("Connection")) == (503, "close")
         closing.read()
+        # A client waiting for "100 Continue" may send no body after a refusal, and a large body is
+        # not worth reading: either closes the connection instead of reading on.
+        for extra, length in ((b"Expect: 100-continue\r\n", 10), (b"", 1 << 20)):
+            with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
+                sock.sendall(
+                    b"POST /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + extra
+                    + f"Content-Length: {length}\r\n\r\n".encode()
+                )
+                answer = sock.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 503 "), answer[:40]
+                assert b"\r\nConnection: close\r\n" in answer
     finally:
         conn.close()
         statuses = [finish_slow_post(sock) for sock in holders]
