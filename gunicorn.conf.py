@@ -75,7 +75,10 @@ class ThreadWorker(gthread.ThreadWorker):
             or len(self.keepalived_conns) >= self.max_keepalived
             or not body_cheap_to_skip(req)
         )
-        conn.sock.sendall(self.server_admission.refusal(req.path, keep_alive=keep_alive))
+        answer = self.server_admission.refusal(
+            req.path, keep_alive=keep_alive, head_only=req.method == "HEAD"
+        )
+        conn.sock.sendall(answer)
         return keep_alive
 
     def finish_request(self, conn, fs):

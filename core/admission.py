@@ -173,15 +173,16 @@ class ServerAdmission:
             _admitted_by_server.admitted = False
             self.admission.leave()
 
-    def refusal(self, path: str, *, keep_alive: bool) -> bytes:
-        """The whole HTTP/1.1 503 answer; the path is quoted back as the problem's instance."""
+    def refusal(self, path: str, *, keep_alive: bool, head_only: bool = False) -> bytes:
+        """The whole HTTP/1.1 503 answer; the path is quoted back as the problem's instance. An
+        answer to HEAD has no content (its length is still the one GET would have)."""
         content = refusal_problem(path)
         head = (
             f"HTTP/1.1 503 Service Unavailable\r\nDate: {formatdate(usegmt=True)}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n{self.headers}"
             f"Content-Length: {len(content)}\r\n\r\n"
         )
-        return head.encode("latin-1") + content
+        return head.encode("latin-1") + (b"" if head_only else content)
 
 
 def refusal_headers() -> dict[str, str]:

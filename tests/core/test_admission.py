@@ -21,7 +21,13 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils.log import log_response
 
-from core.admission import Admission, AdmissionControlMiddleware, ServerAdmission, admitted_by_server
+from core.admission import (
+    Admission,
+    AdmissionControlMiddleware,
+    ServerAdmission,
+    admitted_by_server,
+    refusal_problem,
+)
 from tests.workers import process_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,6 +205,11 @@ def test_the_server_refuses_before_django_and_the_middleware_lets_what_it_admitt
         "instance": "/api/v1/models/<x>",
     }
     assert parse_answer(server.refusal("/", keep_alive=False))[1]["Connection"] == "close"
+    head_only = server.refusal("/api/v1/models", keep_alive=True, head_only=True)
+    assert head_only.endswith(b"\r\n\r\n")
+    assert int(re.search(rb"Content-Length: (\d+)", head_only).group(1)) == len(
+        refusal_problem("/api/v1/models")
+    )
 
 
 def test_admission_control_can_be_turned_off(settings):
@@ -427,6 +438,17 @@ def test_a_refusal_keeps_the_connection_and_skips_the_refused_body(gunicorn):
         assert json.loads(refused.read())["instance"] == "/api/v1/models"
         # The same connection goes on: the refused body was skipped, not read as the next request.
         assert get(gunicorn, "/api/v1/health", conn)[0] == 200
+        # A refused HEAD has no content (else it would be read as the start of the next answer; a
+        # raw socket, since http.client drops what its buffer read past a HEAD answer).
+        with socket.create_connection(("127.0.0.1", gunicorn), timeout=10) as sock:
+            sock.sendall(b"HEAD /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"\r\n\r\n"):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 503 ")
+            assert b"\r\nConnection: keep-alive\r\n" in answer
+            sock.sendall(HEALTH_REQUEST)
+            assert read_response(sock) == 200
         conn.request("GET", "/api/v1/models", headers={"Connection": "close"})
         closing = conn.getresponse()
         assert (closing.status, closing.getheader("Connection")) == (503, "close")
