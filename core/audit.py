@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -33,14 +34,26 @@ class AuditChainBroken(Conflict):
 
 def event_document(event: AuditEvent) -> dict[str, Any]:
     """The fields of an event that its hash covers."""
+    return _document(
+        workspace_id=event.workspace_id,
+        seq=event.seq,
+        time=event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        actor=event.actor,
+        action=event.action,
+        target=event.target,
+        payload=event.payload,
+    )
+
+
+def _document(*, workspace_id, seq, time, actor, action, target, payload) -> dict[str, Any]:
     return {
-        "workspace": str(event.workspace_id),
-        "seq": event.seq,
-        "time": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "action": event.action,
-        "target": event.target,
-        "payload": event.payload,
+        "workspace": str(workspace_id),
+        "seq": seq,
+        "time": time,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "payload": payload,
     }
 
 
@@ -129,6 +142,20 @@ def one_statement_append_available() -> bool:
     )
 
 
+def _document_around_seq_and_time(**fields: Any) -> tuple[str, str, str]:
+    """The event's canonical JSON (event_document's) without its sequence number and time, in the
+    three pieces around them, for the database to join with the two it decides: marks that nothing
+    else in the text can hold stand in for them, and the text is cut there."""
+    mark = secrets.token_hex(16)
+    seq_mark, time_mark = f"seq-{mark}", f"time-{mark}"
+    text = canonical_json(_document(seq=seq_mark, time=time_mark, **fields))
+    before_seq, seq_found, rest = text.partition(f'"{seq_mark}"')
+    before_time, time_found, after_time = rest.partition(time_mark)
+    if not (seq_found and time_found):  # canonical order puts "seq" before "time", always
+        raise RuntimeError("the event's canonical JSON lacks its sequence number or time")
+    return before_seq, before_time, after_time
+
+
 # The event's time as event_document writes it (isoformat, microseconds, UTC), in SQL.
 _SQL_EVENT_TIME = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00'"""
 
@@ -158,11 +185,9 @@ def audit_append_if_unchanged(
     connection = transaction.get_connection()
     quote = connection.ops.quote_name
     payload = normalise(payload if payload is not None else {})
-    # event_document's keys in canonical (sorted) order: action, actor, payload | seq | target,
-    # time | workspace.
-    before_seq = canonical_json({"action": action, "actor": actor.label, "payload": payload})[:-1] + ',"seq":'
-    before_time = f',"target":{canonical_json(target)},"time":"'
-    after_time = f'","workspace":{canonical_json(str(workspace.pk))}}}'
+    before_seq, before_time, after_time = _document_around_seq_and_time(
+        workspace_id=workspace.pk, actor=actor.label, action=action, target=target, payload=payload
+    )
     # Only quoted table and column names of models go into the text; every value is a parameter.
     ctes = [
         "head AS MATERIALIZED (SELECT id, audit_head_seq + 1 AS seq, audit_head_hash AS prev_hash, "  # noqa: S608

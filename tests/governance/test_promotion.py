@@ -28,6 +28,19 @@ def _failed(decision) -> dict[str, str]:
     return {r["rule"]: r["reason"] for r in decision["statement"]["rules"] if not r["passed"]}
 
 
+def upload_one_approval_policy(workspace, admin) -> None:
+    """A policy that lets a version into production with one approval."""
+    services.policy_upload(
+        workspace=workspace,
+        actor=Actor(user=admin),
+        document={
+            "name": "one-approval",
+            "stages": ["production"],
+            "rules": [{"type": "approvals", "count": 1}],
+        },
+    )
+
+
 def test_the_whole_path_to_production(
     acme, ada, alice, reviewers, eager_celery, django_capture_on_commit_callbacks
 ):
@@ -347,15 +360,7 @@ def test_two_concurrent_approvals_make_exactly_one_transition():
     version = services.version_register(
         workspace=workspace, actor=Actor(user=author), name="m", version="1", artifact=str(weights.pk)
     )
-    services.policy_upload(
-        workspace=workspace,
-        actor=Actor(user=owner),
-        document={
-            "name": "one-approval",
-            "stages": ["production"],
-            "rules": [{"type": "approvals", "count": 1}],
-        },
-    )
+    upload_one_approval_policy(workspace, owner)
     request = services.promotion_request(
         workspace=workspace, actor=Actor(user=author), version=version, stage="production"
     )
@@ -413,15 +418,7 @@ def test_a_gate_check_whose_evidence_changes_while_it_evaluates_is_decided_on_th
     from core.models import Workspace
     from governance.services import promotion
 
-    services.policy_upload(
-        workspace=acme,
-        actor=Actor(user=alice),
-        document={
-            "name": "one-approval",
-            "stages": ["production"],
-            "rules": [{"type": "approvals", "count": 1}],
-        },
-    )
+    upload_one_approval_policy(acme, alice)
     unlocked = promotion._evaluated_unlocked
 
     def with_a_request_opened_meanwhile(workspace, actor, version, stage):
@@ -463,15 +460,7 @@ def test_on_postgresql_a_gate_check_outside_a_transaction_stores_and_appends_in_
     from governance.services import promotion
 
     assert one_statement_append_available()
-    services.policy_upload(
-        workspace=acme,
-        actor=Actor(user=alice),
-        document={
-            "name": "one-approval",
-            "stages": ["production"],
-            "rules": [{"type": "approvals", "count": 1}],
-        },
-    )
+    upload_one_approval_policy(acme, alice)
     statements = []
 
     def counted(execute, sql, params, many, context):
