@@ -34,7 +34,7 @@ from gunicorn.workers import gthread
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # started elsewhere with -c
 
-from config.env import default_settings_module, envint
+from config.env import default_settings_module, envbool, envint
 
 # The admission limits are Django settings; the thread pool is sized from the same values.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
@@ -46,6 +46,9 @@ SPARE_THREADS = 16
 CLOSE_LINGER_SECONDS = 2.0
 # A refused request's body up to this size is skipped to keep the connection; a larger one closes it.
 SKIP_BODY_BYTES = 64 * 1024
+# Whether the event loop answers refusals itself (refuse_in_event_loop); 0 hands every request to a
+# pool thread, as gthread does (benchmarks/overload.py --refusal-cost compares the two).
+EVENT_LOOP_REFUSALS = envbool("WEB_EVENT_LOOP_REFUSALS", True)
 
 
 class ThreadWorker(gthread.ThreadWorker):
@@ -80,6 +83,60 @@ class ThreadWorker(gthread.ThreadWorker):
         )
         conn.sock.sendall(answer)
         return keep_alive
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection has a request. When admission would refuse it at once, the event
+        loop answers the 503 itself if it can (refuse_in_event_loop); otherwise, as gthread does, a
+        pool thread reads and handles the request."""
+        if (
+            EVENT_LOOP_REFUSALS
+            and self.server_admission is not None
+            and self.server_admission.admission.full()
+            and self.refuse_in_event_loop(conn, client)
+        ):
+            return
+        super().on_client_socket_readable(conn, client)
+
+    def refuse_in_event_loop(self, conn, client) -> bool:
+        """Answer a request that admission refuses without handing it to a pool thread: under
+        overload, as many requests are refused as answered, and each hand-over (a pool thread
+        woken, gunicorn's parser, the result passed back to the event loop) takes turns on
+        Python's lock from the requests being served. Only a plain-socket, HTTP/1.1 request
+        already whole in the socket's buffer, of a simple form (core/admission.py, simple_request),
+        to a path admission does not exempt; it is read off the socket, answered in one write, and
+        the connection stays kept alive. False, with nothing read: the pool thread's way instead."""
+        if (
+            not self.alive
+            or isinstance(client, ssl.SSLSocket)
+            or conn.is_http2
+            or conn.parser is None
+            or conn.parser.unreader.buf.getvalue()
+        ):
+            return False
+        try:
+            data = client.recv(self.server_admission.PEEK_BYTES, socket.MSG_PEEK)
+        except OSError:
+            return False
+        request = self.server_admission.refusable(data)
+        if request is None:
+            return False
+        method, path, length = request
+        answer = self.server_admission.refusal(path, keep_alive=True, head_only=method == "HEAD")
+        self.server_admission.log.note()
+        try:
+            # The request is in the buffer (peeked above), and a 503 fits in an empty send buffer.
+            complete = len(client.recv(length)) == length and client.send(answer) == len(answer)
+        except OSError:
+            complete = False
+        self.keepalived_conns.remove(conn)
+        if not complete:
+            self.poller.unregister(client)
+            self.nr_conns -= 1
+            conn.close()
+            return True
+        conn.set_timeout()  # still registered with the poller: its next request wakes it again
+        self.keepalived_conns.append(conn)
+        return True
 
     def finish_request(self, conn, fs):
         closing = fs.cancelled() or (fs.exception() is None and not fs.result())

@@ -61,6 +61,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -367,8 +369,10 @@ def measure(name: str, port: int, token: str, args) -> Figures:
     return figures
 
 
-def serve(name: str, args, token: str) -> Figures:
-    description, extra_args, extra_env = CONFIGURATIONS[name]
+@contextmanager
+def gunicorn_running(args, extra_args: list[str], extra_env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A fresh gunicorn of the project's gunicorn.conf.py on --port (DJANGO_ENV=production, the
+    benchmark's database), answering its health check."""
     env = {
         **os.environ,
         "DATABASE_URL": args.database,
@@ -385,7 +389,6 @@ def serve(name: str, args, token: str) -> Figures:
     log = Path(tempfile.mkdtemp()) / "gunicorn.log"
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py", *extra_args]
     command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning", "--no-control-socket"]
-    print(f"# {name}: {description}", flush=True)
     with open(log, "w") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
@@ -399,10 +402,74 @@ def serve(name: str, args, token: str) -> Figures:
         else:
             raise SystemExit(f"gunicorn did not start; see {log}")
         probe.close()
-        return measure(name, args.port, token, args)
+        yield server
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def serve(name: str, args, token: str) -> Figures:
+    description, extra_args, extra_env = CONFIGURATIONS[name]
+    print(f"# {name}: {description}", flush=True)
+    with gunicorn_running(args, extra_args, extra_env):
+        return measure(name, args.port, token, args)
+
+
+def held_sign_in(port: int) -> socket.socket:
+    """A sign-in whose body never finishes arriving: it holds an admission place (or its place in
+    line) for as long as the socket stays open."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: csrftoken=" + b"a" * 32 + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername="
+    )
+    return sock
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def refusal_cost(args, token: str) -> dict[str, tuple[float, float]]:
+    """--refusal-cost: one worker process whose two places and one place in line are held by
+    sign-ins that never finish, so every gate check is refused; closed loops of 1, 4 and 16
+    keep-alive clients for --refusal-seconds each. Per way of refusing: (worker CPU per refusal in
+    microseconds, refusals per second), over all the loops."""
+    limits = {
+        "WEB_WORKERS": "1",
+        "WEB_MAX_ACTIVE": "2",
+        "WEB_MAX_QUEUE": "1",
+        "WEB_QUEUE_TIMEOUT_MS": "600000",
+    }
+    request = gate_request(token)
+    figures = {}
+    for name, switch in (("event-loop", "1"), ("pool-thread", "0")):
+        with gunicorn_running(args, [], {**limits, "WEB_EVENT_LOOP_REFUSALS": switch}) as server:
+            (worker,) = map(int, Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split())
+            closed_loop(args.port, request, 1, 2)  # warm
+            holders = [held_sign_in(args.port) for _ in range(3)]
+            time.sleep(0.5)
+            refused, others, used, elapsed = 0, 0, 0.0, 0.0
+            for connections in (1, 4, 16):
+                cpu, started = process_cpu_seconds(worker), time.perf_counter()
+                run = closed_loop(args.port, request, args.refusal_seconds, connections)
+                used += process_cpu_seconds(worker) - cpu
+                elapsed += time.perf_counter() - started
+                refused += sum(1 for *_, status in run.records if status == 503)
+                others += sum(1 for *_, status in run.records if status != 503)
+            for sock in holders:
+                sock.close()
+        if others or not refused:
+            raise SystemExit(f"{name}: {others} answers other than 503 while every place was held")
+        figures[name] = (used / refused * 1e6, refused / elapsed)
+        print(
+            f"# refusals in the {name}: {refused / elapsed:.0f} a second from one worker, "
+            f"{used / refused * 1e6:.0f} us of its CPU each ({used / elapsed:.2f} of a core)",
+            flush=True,
+        )
+    return figures
 
 
 def _hashes_per_second(seconds: int, out) -> None:
@@ -576,6 +643,12 @@ def main() -> None:
         action="store_true",
         help="time a fixed piece of work on each core at real-time priority throughout (root, Linux)",
     )
+    parser.add_argument(
+        "--refusal-cost",
+        action="store_true",
+        help="only this: the worker's CPU per 503, answered by the event loop and by a pool thread",
+    )
+    parser.add_argument("--refusal-seconds", type=float, default=5.0)
     parser.add_argument("--client-timeout", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=8350)
     parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
@@ -583,8 +656,15 @@ def main() -> None:
     if args.quick:
         args.seconds, args.capacity_seconds, args.warmup_seconds = 10.0, 2.0, 0.5
         args.capacity_connections = [4, 8]
+        args.refusal_seconds = 1.0
     machine = machine_wander(args.machine_seconds) if args.machine_seconds >= 10 else math.nan
     token = prepare(args.database)
+    if args.refusal_cost:
+        costs = refusal_cost(args, token)
+        (ours_cpu, ours_rate), (base_cpu, base_rate) = costs["event-loop"], costs["pool-thread"]
+        result("overload_refusal_cpu", ours_cpu, "us", "pool-thread", ratio_of(base_cpu, ours_cpu))
+        result("overload_refusals_one_worker", ours_rate, "requests/s", "pool-thread", ours_rate / base_rate)
+        return
     names = [args.only] if args.only else list(CONFIGURATIONS)
     figures = {name: serve(name, args, token) for name in names}
     print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -73,6 +74,12 @@ class Admission:
                 return True
             finally:
                 self.waiting -= 1
+
+    def full(self) -> bool:
+        """Whether a request arriving now would be refused at once (enter's first two tests): every
+        place is taken or promised, and the waiting line is full."""
+        with self._changed:
+            return (self.active >= self.max_active or self.waiting > 0) and self.waiting >= self.max_queue
 
     def leave(self) -> None:
         with self._changed:
@@ -130,6 +137,49 @@ class RefusalLog:
         )
 
 
+# What the event loop may answer itself (gunicorn.conf.py, ThreadWorker.refuse_in_event_loop): an
+# HTTP/1.1 request whose path is plain ("/...", no "//" start, no fragment), with headers of plain
+# names; anything else goes to a pool thread and gunicorn's own parser, as every admitted request does.
+_SIMPLE_REQUEST_LINE = re.compile(rb"([A-Z]{3,20}) (/(?!/)[!$-;=@-~]*?)(?:\?[!$-;=?@-~]*)? HTTP/1\.1")
+_HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~\x80-\xff]*?)[ \t]*")
+_HEADERS_TO_TAKE_CARE_OVER = (b"transfer-encoding", b"expect", b"upgrade", b"http2-settings")
+SIMPLE_HEAD_BYTES = 8192
+SIMPLE_BODY_BYTES = 64 * 1024
+
+
+def simple_request(data: bytes) -> tuple[str, str, int] | None:
+    """If `data` starts with a whole request that needs no HTTP parser to skip, (method, path, its
+    length in bytes, head and body); otherwise None. Whole: the head and all of a Content-Length
+    body (at most SIMPLE_BODY_BYTES) have arrived. None as well for a request that asks for anything
+    a refusal must take care over: a chunked or other transfer coding, `Expect` (the client may be
+    waiting before it sends its body), `Connection` other than keep-alive, an upgrade, a repeated or
+    malformed Content-Length, or a line that is not plain. The path is as gunicorn's parser gives
+    it (not percent-decoded), so exemption tests see the same text either way."""
+    end = data.find(b"\r\n\r\n", 0, SIMPLE_HEAD_BYTES)
+    if end < 0:
+        return None
+    lines = data[:end].split(b"\r\n")
+    line = _SIMPLE_REQUEST_LINE.fullmatch(lines[0])
+    if line is None:
+        return None
+    length: int | None = None
+    for raw in lines[1:]:
+        header = _HEADER_LINE.fullmatch(raw)
+        if header is None:
+            return None
+        name, value = header.group(1).lower(), header.group(2)
+        if name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 9:
+                return None
+            length = int(value)
+        elif name in _HEADERS_TO_TAKE_CARE_OVER or (name == b"connection" and value.lower() != b"keep-alive"):
+            return None
+    total = end + 4 + (length or 0)
+    if (length or 0) > SIMPLE_BODY_BYTES or len(data) < total:
+        return None
+    return line.group(1).decode(), line.group(2).decode(), total
+
+
 # Set on a server thread while the request it admitted runs: the middleware then lets it through.
 _admitted_by_server = threading.local()
 
@@ -154,8 +204,16 @@ class ServerAdmission:
         self.static_prefixes = (self.static_prefix, prefix + self.static_prefix)
         self.headers = "".join(f"{name}: {value}\r\n" for name, value in refusal_headers().items())
 
+    # What the event loop reads ahead to see whether a request is whole (refusable).
+    PEEK_BYTES = SIMPLE_HEAD_BYTES + SIMPLE_BODY_BYTES
+
     def exempt(self, path: str) -> bool:
         return path in self.exempt_exact or path.startswith(self.static_prefixes)
+
+    def refusable(self, data: bytes) -> tuple[str, str, int] | None:
+        """simple_request(data), unless its path is exempt: what the event loop may refuse itself."""
+        request = simple_request(data)
+        return None if request is None or self.exempt(request[1]) else request
 
     @contextmanager
     def admit(self, path: str) -> Iterator[bool]:

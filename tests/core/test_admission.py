@@ -9,10 +9,13 @@ import http.client
 import json
 import re
 import socket
+import string
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,11 @@ from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpResponse
 from django.test import RequestFactory
 from django.utils.log import log_response
+from gunicorn.config import Config
+from gunicorn.http.parser import RequestParser
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core.admission import (
     Admission,
@@ -27,6 +35,7 @@ from core.admission import (
     ServerAdmission,
     admitted_by_server,
     refusal_problem,
+    simple_request,
 )
 from tests.workers import process_env
 
@@ -232,20 +241,11 @@ def free_port() -> int:
     raise RuntimeError("no free port in 8300-8399")
 
 
-@pytest.fixture(scope="module")
-def gunicorn(django_db_setup, tmp_path_factory):
-    """One worker process with room for two requests at once and one more waiting."""
+@contextmanager
+def running_gunicorn(log: Path, settings: dict[str, str]) -> Iterator[int]:
+    """One worker process of the project's gunicorn.conf.py with these settings; its port."""
     port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = process_env(
-        {
-            "WEB_ADMISSION_CONTROL": "1",
-            "WEB_WORKERS": "1",
-            "WEB_MAX_ACTIVE": "2",
-            "WEB_MAX_QUEUE": "1",
-            "WEB_QUEUE_TIMEOUT_MS": "50",
-        }
-    )
+    env = process_env({"WEB_ADMISSION_CONTROL": "1", "WEB_WORKERS": "1", **settings})
     with open(log, "w") as out:
         server = subprocess.Popen(
             [
@@ -279,6 +279,15 @@ def gunicorn(django_db_setup, tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def gunicorn(django_db_setup, tmp_path_factory):
+    """One worker process with room for two requests at once and one more waiting."""
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    limits = {"WEB_MAX_ACTIVE": "2", "WEB_MAX_QUEUE": "1", "WEB_QUEUE_TIMEOUT_MS": "50"}
+    with running_gunicorn(log, limits) as port:
+        yield port
 
 
 def get(port: int, path: str, conn: http.client.HTTPConnection | None = None):
@@ -469,3 +478,178 @@ def test_a_refusal_keeps_the_connection_and_skips_the_refused_body(gunicorn):
         conn.close()
         statuses = [finish_slow_post(sock) for sock in holders]
     assert statuses == [403, 403]
+
+
+@pytest.fixture(scope="module")
+def gunicorn_without_spare_threads(django_db_setup, tmp_path_factory):
+    """One worker with two places, one long wait in line, and no thread beyond those three."""
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    limits = {
+        "WEB_MAX_ACTIVE": "2",
+        "WEB_MAX_QUEUE": "1",
+        "WEB_QUEUE_TIMEOUT_MS": "20000",
+        "WEB_THREADS": "3",
+    }
+    with running_gunicorn(log, limits) as port:
+        yield port, log
+
+
+def read_answers(sock: socket.socket, to_head: list[bool]) -> list[bytes]:
+    """Whole answers (head and content) from a kept-alive connection, one for each request sent:
+    `to_head` says which were HEAD (an answer to it has a Content-Length but no content)."""
+    data, answers = b"", []
+    for head_only in to_head:
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            data += chunk
+        found = re.search(rb"\r\nContent-Length: (\d+)\r\n", data[: end + 4])
+        assert found is not None
+        size = end + 4 + (0 if head_only else int(found.group(1)))
+        while len(data) < size:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            data += chunk
+        answers.append(data[:size])
+        data = data[size:]
+    sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):  # nothing more: each request had exactly one answer
+        data += sock.recv(65536)
+    return answers
+
+
+@pytest.mark.slow
+def test_the_event_loop_refuses_a_kept_alive_request_while_every_thread_is_busy(
+    gunicorn_without_spare_threads,
+):
+    """Under overload a refusal does not need a pool thread: with both places and the one place in
+    line held and no thread to spare, a kept-alive client still gets its 503s at once, each request
+    read off the connection exactly (its body included), so the connection goes on."""
+    port, log = gunicorn_without_spare_threads
+    kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+    holders: list[socket.socket] = []
+    try:
+        kept.sendall(HEALTH_REQUEST)  # now a kept-alive connection, waiting in the event loop
+        assert read_response(kept) == 200
+        holders = [slow_post(port) for _ in range(3)]  # two places, then the one in line
+        time.sleep(0.5)  # until the worker reads two bodies and the third waits for a place
+        body = b'{"name": "refused"}'
+        post = (
+            b"POST /api/v1/models?page=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+            b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        head = b"HEAD /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        started = time.monotonic()
+        kept.sendall(post)
+        (first,) = read_answers(kept, [False])
+        elapsed = time.monotonic() - started
+        # Two more sent together (pipelined): each read off the connection and answered in order.
+        kept.settimeout(5)
+        kept.sendall(head + post)
+        second, third = read_answers(kept, [True, False])
+    finally:
+        kept.close()
+        statuses = [finish_slow_post(sock) for sock in holders]
+    assert elapsed < 1.0  # no thread was free for 20 s: the event loop answered
+    for answer in (first, third):
+        status, headers, content = parse_answer(answer)
+        assert (status, headers["Connection"], headers["Retry-After"]) == (503, "keep-alive", "1")
+        assert headers["Content-Type"] == "application/problem+json"
+        assert "Server" not in headers  # gunicorn writes one on what Django answers
+        assert json.loads(content)["instance"] == "/api/v1/models"
+    assert second.startswith(b"HTTP/1.1 503 ")
+    assert b"\r\nConnection: keep-alive\r\n" in second
+    assert second.endswith(b"\r\n\r\n")  # HEAD: the head alone
+    assert statuses == [403, 403, 403]  # the held requests were served, the one in line too
+    assert re.search(r"at capacity: \d+ requests refused", log.read_text())
+
+
+def test_full_is_what_enter_refuses_at_once():
+    admission = Admission(max_active=1, max_queue=1, queue_timeout=5)
+    assert not admission.full()
+    assert admission.enter()
+    assert not admission.full()  # the place is taken, the line is not full
+    waiter = Holders(lambda release: admission.enter())
+    waiter.start(1)
+    wait_until(lambda: admission.waiting == 1)
+    assert admission.full()
+    started = time.monotonic()
+    assert not admission.enter()  # refused at once, as full() said
+    assert time.monotonic() - started < 1
+    admission.leave()
+    assert waiter.finish() == [True]
+    assert not admission.full()
+
+
+TOKEN = st.text(alphabet="!#$%&'*+.^_`|~-" + string.ascii_letters + string.digits, min_size=1, max_size=12)
+PATH_SEGMENT = st.text(alphabet=string.ascii_letters + string.digits + "-._~%!$&'()*+,;=:@", max_size=10)
+
+
+@st.composite
+def simple_requests(draw) -> tuple[bytes, str, str]:
+    """A request of the form the event loop refuses itself: (its bytes, method, path)."""
+    method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]))
+    path = "/" + "/".join(draw(st.lists(PATH_SEGMENT, max_size=4))).lstrip("/")
+    query = draw(st.one_of(st.just(""), PATH_SEGMENT.map(lambda q: "?" + q + "=?/x")))
+    names = draw(st.lists(TOKEN, max_size=5))
+    headers = [
+        (name, draw(st.text(alphabet=string.ascii_letters + string.digits + " /;=,.-", max_size=20)).strip())
+        for name in names
+        if name.lower() not in ("content-length", "transfer-encoding", "expect", "upgrade", "connection")
+    ]
+    if draw(st.booleans()):
+        headers.append(("Connection", draw(st.sampled_from(["keep-alive", "Keep-Alive"]))))
+    body = draw(st.binary(max_size=300)) if method not in ("GET", "HEAD") else b""
+    if body or draw(st.booleans()):
+        headers.append(("Content-Length", str(len(body))))
+    draw(st.randoms()).shuffle(headers)
+    head = f"{method} {path}{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "".join(f"{name}:{draw(st.sampled_from(['', ' ', '  ']))}{value}\r\n" for name, value in headers)
+    return (head + "\r\n").encode() + body, method, path
+
+
+NEXT_REQUEST = b"GET /next HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(simple_requests())
+def test_simple_request_reads_a_request_as_gunicorns_parser_does(generated):
+    """The event loop's reading of a simple request agrees with gunicorn's parser: the same method
+    and path, and the same length (the next request on the connection starts where it says)."""
+    raw, method, path = generated
+    assert simple_request(raw + NEXT_REQUEST) == (method, path, len(raw))
+    assert simple_request(raw[:-1]) is None  # not whole yet: left to the parser
+    parser = RequestParser(Config(), [raw + NEXT_REQUEST], ("127.0.0.1", 1))
+    request = next(parser)
+    assert (request.method, request.path) == (method, path)
+    request.body.read()
+    assert next(parser).path == "/next"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n",  # HTTP/1.0: keep-alive is not the default
+        b"GET //x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /x#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"get /x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: -2\r\n\r\n{}",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n{}",  # the body not all here
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 70000\r\n\r\n" + b"x" * 70000,
+        b"GET /x HTTP/1.1\r\nHost: a\r\n folded: value\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nHost: a\r\n",  # the head not all here
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX: " + b"y" * 9000 + b"\r\n\r\n",
+    ],
+)
+def test_simple_request_leaves_what_needs_care_to_gunicorns_parser(raw):
+    assert simple_request(raw) is None
