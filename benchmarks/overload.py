@@ -8,7 +8,8 @@ before it (2 sync workers as scripts/up.sh ran them, no admission control), on P
 For each configuration, on a fresh gunicorn (DJANGO_ENV=production, persistent database connections,
 the workspace and token of benchmarks/gate_load.py's seed):
 
-1. Capacity: closed loops of 4, 8 and 16 keep-alive clients (`--capacity-connections`) sending
+1. Capacity: after a warm-up (`--warmup-seconds`, 10 s of the largest closed loop), closed loops of
+   4, 8 and 16 keep-alive clients (`--capacity-connections`) sending
    gate checks back to back for `--capacity-seconds` each; capacity = the most answers with 200 per
    second among them.
 2. Overload: open loop at twice that capacity for `--seconds` over `--connections` keep-alive
@@ -31,6 +32,12 @@ moment. Each window of the steady and overload runs is then also reported over t
 in it, relative to its speed during the capacity's closed loop: what the server answered of what
 it could have answered at that speed. On a shared host the speed wanders by 20% from one second to
 the next and the answers follow it (their correlation per window is printed).
+
+With `--refusal-cost`, only this, on two fresh servers of one worker process each: both admission
+places and the one place in line held by sign-ins whose body never arrives, so every gate check is
+refused; closed loops of 1, 4 and 16 keep-alive clients for `--refusal-seconds` each. Reported: the
+worker's CPU per refusal and its refusals per second, with the event loop answering them
+(WEB_EVENT_LOOP_REFUSALS, the default) against the baseline of a pool thread answering each.
 
 Reported per configuration: answers with 200 per second, the smallest 5-second window's rate as a
 fraction of the capacity (target >= 0.9), p99 of the time to a 503 from when it was due (target
@@ -289,7 +296,9 @@ def steady(port: int, request: bytes, args, connections: int, capacity: float) -
 
 def measure(name: str, port: int, token: str, args) -> Figures:
     request = gate_request(token)
-    closed_loop(port, request, args.warmup_seconds, max(args.capacity_connections))  # every worker warm
+    # Warm up for long enough: with 2 s, the same closed loop run after the capacity's answered up to
+    # 25% more than it did (docs/benchmarks.md), so the capacity was measured on a server still warming.
+    closed_loop(port, request, args.warmup_seconds, max(args.capacity_connections))
     probe = SpeedProbe() if args.speed_probe else None
     rates, spans = {}, {}
     for connections in args.capacity_connections:
@@ -625,7 +634,7 @@ def main() -> None:
         default=[4, 8, 16],
         help="the closed loops' numbers of connections (capacity: the best of them)",
     )
-    parser.add_argument("--warmup-seconds", type=float, default=2.0)
+    parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument(
         "--machine-seconds",
         type=int,
