@@ -44,8 +44,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
 SPARE_THREADS = 16
 # How long a closing connection may linger for the client to close its side (gunicorn's own value).
 CLOSE_LINGER_SECONDS = 2.0
-# A refused request's body up to this size is skipped to keep the connection; a larger one closes it.
-SKIP_BODY_BYTES = 64 * 1024
 # Whether the event loop answers refusals itself (refuse_in_event_loop); 0 hands every request to a
 # pool thread, as gthread does (benchmarks/overload.py --refusal-cost compares the two).
 EVENT_LOOP_REFUSALS = envbool("WEB_EVENT_LOOP_REFUSALS", True)
@@ -182,6 +180,8 @@ def body_cheap_to_skip(req) -> bool:
     not waiting for `100 Continue` before sending it (it may then send none, and its next request
     would be read as this one's body). Otherwise the refusal closes the connection; the event loop
     drains what the client still sends (finish_request above)."""
+    from core.admission import SKIP_BODY_BYTES  # noqa: PLC0415 - needs Django set up
+
     if getattr(req, "_expected_100_continue", False):
         return False
     for name, value in req.headers:

@@ -144,13 +144,16 @@ _SIMPLE_REQUEST_LINE = re.compile(rb"([A-Z]{3,20}) (/(?!/)[!$-;=@-~]*?)(?:\?[!$-
 _HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~\x80-\xff]*?)[ \t]*")
 _HEADERS_TO_TAKE_CARE_OVER = (b"transfer-encoding", b"expect", b"upgrade", b"http2-settings")
 SIMPLE_HEAD_BYTES = 8192
-SIMPLE_BODY_BYTES = 64 * 1024
+# A refused request's body up to this size is skipped to keep the connection; a larger one closes it.
+# Both ways of refusing hold to it: the event loop (simple_request) and a pool thread
+# (gunicorn.conf.py, body_cheap_to_skip).
+SKIP_BODY_BYTES = 64 * 1024
 
 
 def simple_request(data: bytes) -> tuple[str, str, int] | None:
     """If `data` starts with a whole request that needs no HTTP parser to skip, (method, path, its
     length in bytes, head and body); otherwise None. Whole: the head and all of a Content-Length
-    body (at most SIMPLE_BODY_BYTES) have arrived. None as well for a request that asks for anything
+    body (at most SKIP_BODY_BYTES) have arrived. None as well for a request that asks for anything
     a refusal must take care over: a chunked or other transfer coding, `Expect` (the client may be
     waiting before it sends its body), `Connection` other than keep-alive, an upgrade, a repeated or
     malformed Content-Length, or a line that is not plain. The path is as gunicorn's parser gives
@@ -175,7 +178,7 @@ def simple_request(data: bytes) -> tuple[str, str, int] | None:
         elif name in _HEADERS_TO_TAKE_CARE_OVER or (name == b"connection" and value.lower() != b"keep-alive"):
             return None
     total = end + 4 + (length or 0)
-    if (length or 0) > SIMPLE_BODY_BYTES or len(data) < total:
+    if (length or 0) > SKIP_BODY_BYTES or len(data) < total:
         return None
     return line.group(1).decode(), line.group(2).decode(), total
 
@@ -205,7 +208,7 @@ class ServerAdmission:
         self.headers = "".join(f"{name}: {value}\r\n" for name, value in refusal_headers().items())
 
     # What the event loop reads ahead to see whether a request is whole (refusable).
-    PEEK_BYTES = SIMPLE_HEAD_BYTES + SIMPLE_BODY_BYTES
+    PEEK_BYTES = SIMPLE_HEAD_BYTES + SKIP_BODY_BYTES
 
     def exempt(self, path: str) -> bool:
         return path in self.exempt_exact or path.startswith(self.static_prefixes)
