@@ -192,12 +192,21 @@ def body_cheap_to_skip(req) -> bool:
     return True
 
 
-worker_class = ThreadWorker
+# WEB_WORKER_CLASS=sync: one request at a time per process, for serving behind nginx (scripts/web.sh,
+# core/nginx.py), which keeps the clients' connections, buffers bodies and bounds what reaches the
+# workers; never facing clients directly (a kept-alive client would hold a whole process).
+SYNC_WORKERS = os.environ.get("WEB_WORKER_CLASS", "gthread") == "sync"
+if os.environ.get("WEB_WORKER_CLASS", "gthread") not in ("gthread", "sync"):
+    raise SystemExit("WEB_WORKER_CLASS must be gthread or sync")
+worker_class = "sync" if SYNC_WORKERS else ThreadWorker
 # One process per core this process may use (sched_getaffinity is Linux's; elsewhere all cores).
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 workers = envint("WEB_WORKERS", 0) or max(2, _cores)
-threads = envint("WEB_THREADS", 0) or (
-    django_settings.WEB_MAX_ACTIVE + django_settings.WEB_MAX_QUEUE + SPARE_THREADS
+threads = (
+    1
+    if SYNC_WORKERS
+    else envint("WEB_THREADS", 0)
+    or (django_settings.WEB_MAX_ACTIVE + django_settings.WEB_MAX_QUEUE + SPARE_THREADS)
 )
 # Seconds an idle kept-alive connection stays open (above a browser's pause between requests).
 keepalive = envint("WEB_KEEPALIVE", 0) or 15
@@ -205,8 +214,9 @@ keepalive = envint("WEB_KEEPALIVE", 0) or 15
 worker_connections = envint("WEB_WORKER_CONNECTIONS", 0) or 1000
 # Connections the kernel holds for the workers to accept; beyond it clients are refused, not queued.
 backlog = envint("WEB_BACKLOG", 0) or 256
-# A worker whose event loop has not reported for this long is restarted.
-timeout = envint("WEB_TIMEOUT", 0) or 30
+# A worker whose event loop has not reported for this long is restarted. A sync worker reports only
+# between requests, so there it bounds a request's whole time (a large upload passed on by nginx).
+timeout = envint("WEB_TIMEOUT", 0) or (120 if SYNC_WORKERS else 30)
 # On stop or reload, requests in progress get this long to finish (less than the usual 30 s an
 # orchestrator waits before it kills).
 graceful_timeout = envint("WEB_GRACEFUL_TIMEOUT", 0) or 20

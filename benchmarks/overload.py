@@ -1,11 +1,16 @@
-"""Overload: the gate endpoint offered twice its capacity, against the service's web server
-configuration (gunicorn.conf.py: threaded workers, admission control) and against the configuration
-before it (2 sync workers as scripts/up.sh ran them, no admission control), on PostgreSQL.
+"""Overload: the gate endpoint offered twice its capacity, against the service's web tier as
+scripts/web.sh serves it (nginx in front of gunicorn's sync workers: `nginx-sync`), against gunicorn
+alone with its own admission control (gunicorn.conf.py's threaded workers: `gthread-admission`), and
+against the configuration before both (2 sync workers as scripts/up.sh ran them, no admission
+control: the baseline), on PostgreSQL.
 
     python benchmarks/overload.py --database postgres://postgres@127.0.0.1:5432/mlgov_overload
-    python benchmarks/overload.py --quick      # capacity over 4 and 8 connections, 2 s each; 10 s overload
+    python benchmarks/overload.py --quick      # capacity over 4 and 8 connections, 1.5 s each; 8 s overload
 
-For each configuration, on a fresh gunicorn (DJANGO_ENV=production, persistent database connections,
+RESULT lines: `overload_*` for nginx-sync (skipped with a note when nginx is not installed),
+`overload_gthread_*` for gunicorn alone.
+
+For each configuration, on a fresh server (DJANGO_ENV=production, persistent database connections,
 the workspace and token of benchmarks/gate_load.py's seed):
 
 1. Capacity: after a warm-up (`--warmup-seconds`, 10 s of the largest closed loop), closed loops of
@@ -59,6 +64,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -84,10 +90,18 @@ WINDOW_SECONDS = 5
 HEALTH_INTERVAL = 0.2
 HEALTH_TIMEOUT = 10.0  # a probe without an answer by then counts as this long
 
-# name -> (description, gunicorn arguments after the application, extra environment)
+# name -> (description, gunicorn arguments after the application, extra environment); NGINX: the
+# command is scripts/web.sh with nginx in front (WEB_FRONT=nginx), not gunicorn alone.
+NGINX = "nginx-sync"
 CONFIGURATIONS = {
+    NGINX: (
+        "scripts/web.sh: nginx in front of gunicorn's sync workers on a Unix socket, at most 3 "
+        "requests per worker passed on, the rest refused by nginx",
+        [],
+        {"WEB_FRONT": "nginx"},
+    ),
     "gthread-admission": (
-        "gunicorn.conf.py: threaded workers, admission control (WEB_* defaults)",
+        "gunicorn.conf.py alone: threaded workers, admission control (WEB_* defaults)",
         [],
         {},
     ),
@@ -396,8 +410,17 @@ def gunicorn_running(args, extra_args: list[str], extra_env: dict[str, str]) -> 
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)  # prepare() set the local settings for the seed
     log = Path(tempfile.mkdtemp()) / "gunicorn.log"
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py", *extra_args]
-    command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning", "--no-control-socket"]
+    if env.get("WEB_FRONT") == "nginx":
+        command = ["bash", "scripts/web.sh"]
+        env.update(
+            WEB_BIND=f"127.0.0.1:{args.port}",
+            PYTHON=sys.executable,
+            MLGOV_VAR_DIR=str(log.parent),
+            WEB_ACCESS_LOG="off",
+        )
+    else:
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "gunicorn.conf.py", *extra_args]
+        command += ["--bind", f"127.0.0.1:{args.port}", "--log-level", "warning", "--no-control-socket"]
     with open(log, "w") as out:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     try:
@@ -663,7 +686,7 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.capacity_seconds, args.warmup_seconds = 10.0, 2.0, 0.5
+        args.seconds, args.capacity_seconds, args.warmup_seconds = 8.0, 1.5, 0.5
         args.capacity_connections = [4, 8]
         args.refusal_seconds = 1.0
     machine = machine_wander(args.machine_seconds) if args.machine_seconds >= 10 else math.nan
@@ -675,10 +698,11 @@ def main() -> None:
         result("overload_refusals_one_worker", ours_rate, "requests/s", "pool-thread", ours_rate / base_rate)
         return
     names = [args.only] if args.only else list(CONFIGURATIONS)
+    if NGINX in names and shutil.which("nginx") is None:
+        print(f"# {NGINX}: skipped, nginx is not installed (apt-get install nginx)", flush=True)
+        names.remove(NGINX)
     figures = {name: serve(name, args, token) for name in names}
     print(f"# load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    ours = figures.get("gthread-admission")
-    base = figures.get(BASELINE)
     if not math.isnan(machine):
         result(
             "overload_machine_window_min",
@@ -687,53 +711,52 @@ def main() -> None:
             f"target-{TARGET_FRACTION:g}",
             machine / TARGET_FRACTION,
         )
-    if ours is None:
-        return
-    if not math.isnan(ours.steady_window_min):
-        result(
-            "overload_closed_loop_window_min",
-            ours.steady_window_min,
-            "fraction",
-            f"target-{TARGET_FRACTION:g}",
-            ours.steady_window_min / TARGET_FRACTION,
-        )
+    base = figures.get(BASELINE)
+    # The served configuration's figures are overload_*; gunicorn alone's, overload_gthread_*.
+    for name, prefix in ((NGINX, "overload"), ("gthread-admission", "overload_gthread")):
+        if name in figures:
+            report(prefix, figures[name], base)
+
+
+def report(prefix: str, ours: Figures, base: Figures | None) -> None:
+    """RESULT lines of one configuration, against the baseline's run or, without it, the targets."""
+    target = f"target-{TARGET_FRACTION:g}"
     for name, value in (
-        ("overload_closed_loop_window_min_speed_adjusted", ours.steady_adjusted_min),
-        ("overload_answered_fraction_min_speed_adjusted", ours.window_adjusted_min),
+        ("closed_loop_window_min", ours.steady_window_min),
+        ("closed_loop_window_min_speed_adjusted", ours.steady_adjusted_min),
+        ("answered_fraction_min_speed_adjusted", ours.window_adjusted_min),
     ):
         if not math.isnan(value):
-            result(name, value, "fraction", f"target-{TARGET_FRACTION:g}", value / TARGET_FRACTION)
-    if base is None:  # --only gthread-admission: against the targets alone
-        base_label, base = "none", None
-    else:
-        base_label = BASELINE
+            result(f"{prefix}_{name}", value, "fraction", target, value / TARGET_FRACTION)
     result(
-        "overload_capacity",
+        f"{prefix}_capacity",
         ours.capacity,
         "requests/s",
-        base_label,
+        BASELINE if base else "none",
         ratio_of(ours.capacity, base.capacity) if base else math.nan,
     )
     result(
-        "overload_answered_fraction_min",
+        f"{prefix}_answered_fraction_min",
         ours.window_fraction_min,
         "fraction",
-        base_label,
-        ratio_of(ours.window_fraction_min, base.window_fraction_min) if base else math.nan,
+        BASELINE if base else target,
+        ratio_of(ours.window_fraction_min, base.window_fraction_min)
+        if base
+        else ours.window_fraction_min / TARGET_FRACTION,
     )
     result(
-        "overload_503_p99",
+        f"{prefix}_503_p99",
         ours.p99_503_ms,
         "ms",
         f"target-{TARGET_503_P99_MS:g}ms",
         ratio_of(TARGET_503_P99_MS, ours.p99_503_ms),
     )
     result(
-        "overload_health_p99",
+        f"{prefix}_health_p99",
         ours.health_p99_ms,
         "ms",
-        base_label,
-        ratio_of(base.health_p99_ms, ours.health_p99_ms) if base else math.nan,
+        BASELINE if base else f"target-{TARGET_HEALTH_P99_MS:g}ms",
+        ratio_of(base.health_p99_ms if base else TARGET_HEALTH_P99_MS, ours.health_p99_ms),
     )
 
 

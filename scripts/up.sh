@@ -36,9 +36,12 @@ if [ "$demo" != "0" ]; then
   echo "==> seeding the demo workspace from the Adult census data (the worker computes the evidence)"
   $PY manage.py demo_seed --base-url "$url"
 fi
-echo "==> starting the web server (log: ${logs}/web.log)"
-.venv/bin/gunicorn config.wsgi -c gunicorn.conf.py --bind "127.0.0.1:${port}" --access-logfile "$logs/web.log" \
-  --error-logfile "$logs/web.log" &
+if command -v nginx >/dev/null 2>&1 && [ "${WEB_FRONT:-auto}" != "gunicorn" ]; then
+  echo "==> starting the web server: nginx in front of gunicorn (logs: ${logs}/web.log, ${logs}/nginx-error.log)"
+else
+  echo "==> starting the web server: gunicorn alone, nginx is not installed (log: ${logs}/web.log)"
+fi
+WEB_BIND="127.0.0.1:${port}" MLGOV_VAR_DIR="$vardir" bash scripts/web.sh &
 web=$!
 for _ in $(seq 1 60); do
   if $PY -c "import urllib.request,sys; urllib.request.urlopen('${url}/api/v1/health', timeout=1)" 2>/dev/null; then

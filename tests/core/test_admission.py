@@ -265,20 +265,25 @@ def running_gunicorn(log: Path, settings: dict[str, str]) -> Iterator[int]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if get(port, "/api/v1/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until_serving(port, server, log)
         yield port
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def wait_until_serving(port: int, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Until the health check on `port` answers 200; fails with the server's log if it ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if get(port, "/api/v1/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert server.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ checkout's var/. With MLGOV_DEMO=0 there is no demo, and no workspace either."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -96,17 +97,20 @@ def test_two_instances_run_side_by_side_each_in_its_own_var_dir(tmp_path):
             printed = log.read_text()
             assert f"dashboard http://127.0.0.1:{port}/ " in printed
             assert "/w/demo/" not in printed
-            for file in ("web.log", "worker.log", "migrate.log", "collectstatic.log"):
+            for file in ("web.log", "web-access.log", "worker.log", "migrate.log", "collectstatic.log"):
                 assert (var / "log" / file).exists(), (name, file)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health?from={name}", timeout=5):
-                pass
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/v1/health?from={name}", timeout=5
+            ) as answer:
+                # With nginx installed (as in CI) it serves in front of gunicorn (scripts/web.sh).
+                assert (answer.headers["Server"] == "nginx") == bool(shutil.which("nginx")), answer.headers
             with sqlite3.connect(var / "mlgov.sqlite3") as db:
                 assert db.execute("select count(*) from core_workspace").fetchone() == (0,)
                 assert db.execute("select username from auth_user").fetchall() == [("admin",)]
         # Each instance's requests went to its own log only.
-        time.sleep(1)  # (gunicorn writes its access log as it answers; let it land)
-        a_log = (tmp_path / "team-a" / "log" / "web.log").read_text()
-        b_log = (tmp_path / "team-b" / "log" / "web.log").read_text()
+        time.sleep(1)  # (the server writes its access log as it answers; let it land)
+        a_log = (tmp_path / "team-a" / "log" / "web-access.log").read_text()
+        b_log = (tmp_path / "team-b" / "log" / "web-access.log").read_text()
         assert "from=team-a" in a_log
         assert "from=team-b" not in a_log
         assert "from=team-b" in b_log

@@ -1,0 +1,282 @@
+"""The web tier as scripts/web.sh serves it with nginx: nginx in front of gunicorn's sync workers
+(core/nginx.py renders its configuration). A real nginx and a real gunicorn on the test database.
+
+Without nginx installed the live tests skip, unless E2E_REQUIRED is set (CI installs nginx)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.nginx import Front, render
+from tests.core.test_admission import (
+    HEALTH_REQUEST,
+    browser,
+    finish_slow_post,
+    free_port,
+    get,
+    read_response,
+    slow_post,
+    wait_until_serving,
+)
+from tests.workers import ROOT, process_env
+
+NGINX = shutil.which("nginx")
+ADDRESS_FAILURE_LIMIT = 3
+ARTIFACT_MAX_BYTES = 1000
+
+
+def _front(**changes) -> Front:
+    values = {
+        "listen": "127.0.0.1:8000",
+        "upstream": "unix:/srv/x/gunicorn.sock",
+        "max_conns": 4,
+        "prefix": "/srv/x",
+        "error_log": "/srv/x/error.log",
+    }
+    return Front(**{**values, **changes})
+
+
+def test_the_configuration_bounds_the_workers_and_exempts_health_and_static(settings):
+    settings.ARTIFACT_MAX_BYTES = 5000
+    text = render(_front(max_conns=6))
+    assert "server unix:/srv/x/gunicorn.sock max_conns=6;" in text
+    # The health check and static files go to the upstream without the bound.
+    exempt = re.findall(r"location (= /api/v1/health|/static/) \{\s*proxy_pass http://(\w+);", text)
+    assert exempt == [("= /api/v1/health", "mlgov_exempt"), ("/static/", "mlgov_exempt")]
+    assert re.search(r"location / \{\s*proxy_pass http://mlgov;", text)
+    assert f"client_max_body_size {5000 + 1024 * 1024};" in text
+    # nginx's own refusal is the service's problem document, valid JSON.
+    body = re.search(r"return 503 '(.*)';", text).group(1)
+    assert json.loads(body)["title"] == "Service unavailable"
+
+
+@pytest.mark.parametrize("field", ["prefix", "error_log", "access_log", "upstream"])
+def test_paths_that_would_change_the_configuration_are_refused(field):
+    with pytest.raises(ValueError, match="unsafe character"):
+        render(_front(**{field: "/srv/x; include /etc/passwd"}))
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+def test_nginx_accepts_the_configuration(tmp_path):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render(_front(prefix=str(tmp_path), error_log=str(tmp_path / "error.log"))))
+    checked = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+# --- Live: scripts/web.sh with nginx ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def front(django_db_setup, django_db_blocker, tmp_path_factory):
+    """scripts/web.sh with nginx: one sync worker, one request at a time passed on to it."""
+    if NGINX is None:
+        if os.environ.get("E2E_REQUIRED"):
+            pytest.fail("nginx is not installed (apt-get install nginx) and E2E_REQUIRED is set")
+        pytest.skip("nginx is not installed")
+    var = tmp_path_factory.mktemp("web")
+    port = free_port()
+    env = process_env(
+        {
+            "WEB_FRONT": "nginx",
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "WEB_WORKERS": "1",
+            "WEB_FRONT_MAX_CONNS": "1",
+            "MLGOV_VAR_DIR": str(var),
+            "PYTHON": sys.executable,
+            "LOGIN_ADDRESS_FAILURE_LIMIT": str(ADDRESS_FAILURE_LIMIT),
+            "LOGIN_FAILURE_LIMIT": "0",
+            "ARTIFACT_MAX_BYTES": str(ARTIFACT_MAX_BYTES),
+        }
+    )
+    env.pop("CLIENT_IP_HEADER", None)
+    # The local settings (the test settings turn the sign-in throttle off), the file cache in var.
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
+    out = var / "web.out"
+    with out.open("w") as log:
+        server = subprocess.Popen(
+            ["bash", "scripts/web.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_serving(port, server, out)
+        yield port
+    finally:
+        children = _descendants(server.pid)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    # Stopping web.sh stops nginx and gunicorn, and removes the directory of its socket.
+    (run,) = {Path(m.group(1).decode()) for c in commands if (m := re.search(rb"^nginx.* -p (\S+)", c))}
+    time.sleep(0.5)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
+    assert not run.exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = (task / "children").read_text().split()
+            found += map(int, children)
+            todo += map(int, children)
+    return found
+
+
+def _timed_get(port: int, conn: http.client.HTTPConnection, path: str):
+    started = time.monotonic()
+    status, headers, body = get(port, path, conn)
+    return status, headers, body, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_excess_requests_get_a_quick_503_from_nginx_and_health_is_never_refused(front):
+    answers: list[tuple[int, dict, bytes, float]] = []
+    health: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", front, timeout=10)
+        while not stop.is_set():
+            answers.append(_timed_get(front, conn, "/accounts/login/"))
+        conn.close()
+
+    def prober() -> None:
+        while not stop.is_set():
+            health.append(get(front, "/api/v1/health")[0])
+            stop.wait(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(8)] + [threading.Thread(target=prober)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    statuses = Counter(status for status, *_ in answers)
+    assert set(statuses) == {200, 503}, statuses  # eight clients, one request at a time passed on
+    refusals = [(headers, body, elapsed) for status, headers, body, elapsed in answers if status == 503]
+    for headers, body, _ in refusals:
+        assert headers["Content-Type"] == "application/problem+json"
+        assert headers["Retry-After"] == "1"
+        assert headers["Cache-Control"] == "no-store"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert json.loads(body) == {
+            "type": "about:blank",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "The server is at capacity; retry after 1 second.",
+        }
+    assert statistics.median(elapsed for *_, elapsed in refusals) < 0.05
+    assert health
+    assert set(health) == {200}, Counter(health)
+
+
+@pytest.mark.slow
+def test_slow_uploads_and_idle_keep_alive_clients_hold_no_worker(front):
+    # One request at a time reaches the one worker; nginx reads these bodies before passing them on.
+    uploads = [slow_post(front) for _ in range(3)]
+    stop = threading.Event()
+    browsers = [threading.Thread(target=browser, args=(front, stop)) for _ in range(2)]
+    for thread in browsers:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        worst, answered = 0.0, 0
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            started = time.monotonic()
+            assert get(front, "/accounts/login/")[0] == 200
+            worst = max(worst, time.monotonic() - started)
+            answered += 1
+    finally:
+        stop.set()
+        for thread in browsers:
+            thread.join()
+        statuses = [finish_slow_post(sock) for sock in uploads]
+    assert worst < 0.5, f"slowest answer {worst:.2f} s"
+    assert answered >= 10
+    assert statuses == [403, 403, 403]  # passed on once whole (a made-up CSRF token), not refused
+
+
+def _sign_in_from(port: int, source: str, username: str, forwarded_for: str) -> int:
+    """A failed sign-in from `source` (a loopback address), claiming to be `forwarded_for`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", "/accounts/login/")
+        page = conn.getresponse()
+        html = page.read().decode()
+        cookie = re.search(r"csrftoken=([^;]+)", page.getheader("Set-Cookie")).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        conn.request(
+            "POST",
+            "/accounts/login/",
+            body=f"csrfmiddlewaretoken={token}&username={username}&password=wrong",
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": f"csrftoken={cookie}",
+                "X-Forwarded-For": forwarded_for,
+            },
+        )
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_sign_in_throttling_counts_the_address_nginx_saw_not_what_the_client_claims(front):
+    statuses = [
+        _sign_in_from(front, "127.0.0.2", f"user{n}", f"198.51.100.{n}")
+        for n in range(ADDRESS_FAILURE_LIMIT + 1)
+    ]
+    # The failure that reaches the limit is answered 429 already, and so is every later attempt.
+    assert statuses == [200] * (ADDRESS_FAILURE_LIMIT - 1) + [429, 429]
+    # Another client (another address) is not locked out with it.
+    assert _sign_in_from(front, "127.0.0.3", "someone", "127.0.0.2") == 200
+
+
+@pytest.mark.slow
+def test_a_body_over_the_upload_limit_gets_a_413_problem_before_it_is_sent(front):
+    with socket.create_connection(("127.0.0.1", front), timeout=10) as sock:
+        length = ARTIFACT_MAX_BYTES + 2 * 1024 * 1024
+        sock.sendall(
+            b"POST /api/v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {length}\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"\r\nContent-Type: application/problem+json" in head
+    assert json.loads(body)["title"] == "Request body too large"
+
+
+@pytest.mark.slow
+def test_a_kept_alive_connection_carries_many_requests(front):
+    with socket.create_connection(("127.0.0.1", front), timeout=10) as sock:
+        for _ in range(20):
+            sock.sendall(HEALTH_REQUEST)
+            assert read_response(sock) == 200
