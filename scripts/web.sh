@@ -53,7 +53,10 @@ max_conns="${WEB_FRONT_MAX_CONNS:-$((3 * workers))}"
 gunicorn_pid=""
 nginx_pid=""
 stop() {
-  trap - EXIT INT TERM
+  # Ignore further signals meanwhile (a process group stopped at once sends its parent's too), so the
+  # cleanup runs to the end.
+  trap '' INT TERM
+  trap - EXIT
   [ -z "$nginx_pid" ] || kill -QUIT "$nginx_pid" 2>/dev/null || true
   [ -z "$gunicorn_pid" ] || kill -TERM "$gunicorn_pid" 2>/dev/null || true
   wait 2>/dev/null || true
