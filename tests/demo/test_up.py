@@ -10,6 +10,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -125,5 +126,5 @@ def test_two_instances_run_side_by_side_each_in_its_own_var_dir(tmp_path):
         for *_, process, _ in instances:
             _stop(process)
     # With nginx, each instance's web.sh removed the private directory of its socket and nginx's files.
-    confs = [d / "nginx.conf" for d in Path("/tmp").glob("mlgov-web.*")]
+    confs = [d / "nginx.conf" for d in Path(tempfile.gettempdir()).glob("mlgov-web.*")]
     assert [c for c in confs if c.is_file() and str(tmp_path) in c.read_text()] == []
