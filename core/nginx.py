@@ -88,6 +88,7 @@ def render(front: Front) -> str:
     ).encode()
     proxy = "proxy_pass http://{};"
     user = f"user {front.user};\n" if front.user else ""
+    access_log = "off" if front.access_log == "off" else f"{front.access_log} mlgov buffer=64k flush=1s"
     return f"""# Written by `manage.py nginx_conf` (core/nginx.py); scripts/web.sh starts nginx with it.
 {user}worker_processes 1;
 daemon off;
@@ -100,7 +101,14 @@ events {{
 
 http {{
     server_tokens off;
-    access_log {front.access_log};
+    # One line per request, with where nginx sent it and the answer it had from there (a request it
+    # refused itself: upstream=502 from "mlgov", the bounded group; a worker that could not be
+    # reached: 502 from the socket), and the times of the whole request and of the worker.
+    log_format mlgov '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                     '"$http_referer" "$http_user_agent" upstream=$upstream_status '
+                     'from=$upstream_addr request_time=$request_time '
+                     'upstream_time=$upstream_response_time';
+    access_log {access_log};
     client_body_temp_path {front.prefix}/client_body;
     proxy_temp_path {front.prefix}/proxy;
     fastcgi_temp_path {front.prefix}/fastcgi;
@@ -142,6 +150,10 @@ http {{
 
         location / {{
             {proxy.format("mlgov")}
+            # nginx logs each request it refuses past max_conns ("no live upstreams") as an error:
+            # under an attack gigabytes an hour, and its disk writes slow everything else. Here only
+            # what is critical; the access log shows refusals and unreachable workers (upstream=).
+            error_log {front.error_log} crit;
         }}
         location = {health} {{
             {proxy.format("mlgov_exempt")}

@@ -85,8 +85,9 @@ def test_nginx_accepts_the_configuration(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def front(django_db_setup, django_db_blocker, tmp_path_factory):
-    """scripts/web.sh with nginx: one sync worker, one request at a time passed on to it."""
+def front_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """scripts/web.sh with nginx: one sync worker, one request at a time passed on to it; (its port,
+    its MLGOV_VAR_DIR)."""
     if NGINX is None:
         if os.environ.get("E2E_REQUIRED"):
             pytest.fail("nginx is not installed (apt-get install nginx) and E2E_REQUIRED is set")
@@ -116,7 +117,7 @@ def front(django_db_setup, django_db_blocker, tmp_path_factory):
         )
     try:
         wait_until_serving(port, server, out)
-        yield port
+        yield port, var
     finally:
         children = _descendants(server.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
@@ -127,6 +128,11 @@ def front(django_db_setup, django_db_blocker, tmp_path_factory):
     time.sleep(0.5)
     assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
     assert not run.exists()
+
+
+@pytest.fixture(scope="module")
+def front(front_server) -> int:
+    return front_server[0]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -187,6 +193,36 @@ def test_excess_requests_get_a_quick_503_from_nginx_and_health_is_never_refused(
     assert statistics.median(elapsed for *_, elapsed in refusals) < 0.05
     assert health
     assert set(health) == {200}, Counter(health)
+
+
+@pytest.mark.slow
+def test_refusals_are_in_the_access_log_and_not_the_error_log(front_server):
+    port, var = front_server
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            get(port, "/accounts/login/?from=log-test", conn)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    time.sleep(1.5)  # nginx writes its access log buffered, at least every second
+    lines = [line for line in (var / "log" / "web-access.log").read_text().splitlines() if "log-test" in line]
+    refused = [line for line in lines if '" 503 ' in line]
+    served = [line for line in lines if '" 200 ' in line]
+    assert refused
+    assert served
+    assert all("upstream=502 from=mlgov " in line for line in refused), refused[:3]
+    assert all("upstream=200 " in line for line in served), served[:3]
+    # One error line per refusal would fill a disk under attack ("no live upstreams").
+    assert "no live upstreams" not in (var / "log" / "nginx-error.log").read_text()
 
 
 @pytest.mark.slow

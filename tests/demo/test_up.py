@@ -109,9 +109,14 @@ def test_two_instances_run_side_by_side_each_in_its_own_var_dir(tmp_path):
                 assert db.execute("select count(*) from core_workspace").fetchone() == (0,)
                 assert db.execute("select username from auth_user").fetchall() == [("admin",)]
         # Each instance's requests went to its own log only.
-        time.sleep(1)  # (the server writes its access log as it answers; let it land)
-        a_log = (tmp_path / "team-a" / "log" / "web-access.log").read_text()
-        b_log = (tmp_path / "team-b" / "log" / "web-access.log").read_text()
+        # (nginx writes its access log at least every second; gunicorn as it answers)
+        logs = [tmp_path / name / "log" / "web-access.log" for name in ("team-a", "team-b")]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(
+            f"from={name}" in log.read_text() for name, log in zip(("team-a", "team-b"), logs, strict=True)
+        ):
+            time.sleep(0.2)
+        a_log, b_log = (log.read_text() for log in logs)
         assert "from=team-a" in a_log
         assert "from=team-b" not in a_log
         assert "from=team-b" in b_log
