@@ -146,36 +146,42 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _timed_get(port: int, conn: http.client.HTTPConnection, path: str):
-    started = time.monotonic()
-    status, headers, body = get(port, path, conn)
-    return status, headers, body, time.monotonic() - started
+def _closed_loops(port: int, path: str, clients: int, seconds: float, beside=None) -> list:
+    """`clients` kept-alive connections asking for `path` back to back for `seconds` (and
+    `beside(stop)` on a thread of its own meanwhile); [(status, headers, body, seconds taken)]."""
+    answers: list[tuple[int, dict, bytes, float]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            started = time.monotonic()
+            status, headers, body = get(port, path, conn)
+            answers.append((status, headers, body, time.monotonic() - started))
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    if beside is not None:
+        threads.append(threading.Thread(target=beside, args=(stop,)))
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return answers
 
 
 @pytest.mark.slow
 def test_excess_requests_get_a_quick_503_from_nginx_and_health_is_never_refused(front):
-    answers: list[tuple[int, dict, bytes, float]] = []
     health: list[int] = []
-    stop = threading.Event()
 
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", front, timeout=10)
-        while not stop.is_set():
-            answers.append(_timed_get(front, conn, "/accounts/login/"))
-        conn.close()
-
-    def prober() -> None:
+    def prober(stop: threading.Event) -> None:
         while not stop.is_set():
             health.append(get(front, "/api/v1/health")[0])
             stop.wait(0.05)
 
-    threads = [threading.Thread(target=client) for _ in range(8)] + [threading.Thread(target=prober)]
-    for thread in threads:
-        thread.start()
-    time.sleep(2)
-    stop.set()
-    for thread in threads:
-        thread.join()
+    answers = _closed_loops(front, "/accounts/login/", clients=8, seconds=2, beside=prober)
     statuses = Counter(status for status, *_ in answers)
     assert set(statuses) == {200, 503}, statuses  # eight clients, one request at a time passed on
     refusals = [(headers, body, elapsed) for status, headers, body, elapsed in answers if status == 503]
@@ -198,21 +204,7 @@ def test_excess_requests_get_a_quick_503_from_nginx_and_health_is_never_refused(
 @pytest.mark.slow
 def test_refusals_are_in_the_access_log_and_not_the_error_log(front_server):
     port, var = front_server
-    stop = threading.Event()
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while not stop.is_set():
-            get(port, "/accounts/login/?from=log-test", conn)
-        conn.close()
-
-    threads = [threading.Thread(target=client) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(1)
-    stop.set()
-    for thread in threads:
-        thread.join()
+    _closed_loops(port, "/accounts/login/?from=log-test", clients=6, seconds=1)
     time.sleep(1.5)  # nginx writes its access log buffered, at least every second
     lines = [line for line in (var / "log" / "web-access.log").read_text().splitlines() if "log-test" in line]
     refused = [line for line in lines if '" 503 ' in line]
