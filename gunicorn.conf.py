@@ -1,5 +1,9 @@
-"""gunicorn reads this file from the directory it starts in (scripts/up.sh and the benchmarks start
+"""gunicorn reads this file from the directory it starts in (scripts/web.sh and the benchmarks start
 it in the repository root); command-line options still win.
+
+Behind nginx (scripts/web.sh with nginx installed) the workers are sync ones (WEB_WORKER_CLASS=sync):
+nginx holds the clients' connections and bounds what reaches the workers (core/nginx.py), so each
+process serves one request at a time and does nothing else. What follows is gunicorn alone.
 
 Worker model: threaded workers (gunicorn's gthread), WEB_WORKERS processes of WEB_THREADS threads.
 A connection kept alive between requests waits in the worker's event loop, not on a thread, so idle
