@@ -38,7 +38,7 @@ from gunicorn.workers import gthread
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # started elsewhere with -c
 
-from config.env import default_settings_module, envbool, envint
+from config.env import default_settings_module, envbool, envchoice, envint
 
 # The admission limits are Django settings; the thread pool is sized from the same values.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", default_settings_module())
@@ -199,13 +199,9 @@ def body_cheap_to_skip(req) -> bool:
 # WEB_WORKER_CLASS=sync: one request at a time per process, for serving behind nginx (scripts/web.sh,
 # core/nginx.py), which keeps the clients' connections, buffers bodies and bounds what reaches the
 # workers; never facing clients directly (a kept-alive client would hold a whole process).
-SYNC_WORKERS = os.environ.get("WEB_WORKER_CLASS", "gthread") == "sync"
-if os.environ.get("WEB_WORKER_CLASS", "gthread") not in ("gthread", "sync"):
-    raise SystemExit("WEB_WORKER_CLASS must be gthread or sync")
+SYNC_WORKERS = envchoice("WEB_WORKER_CLASS", "gthread", ("gthread", "sync")) == "sync"
 worker_class = "sync" if SYNC_WORKERS else ThreadWorker
-# One process per core this process may use (sched_getaffinity is Linux's; elsewhere all cores).
-_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-workers = envint("WEB_WORKERS", 0) or max(2, _cores)
+workers = django_settings.WEB_WORKERS
 threads = (
     1
     if SYNC_WORKERS

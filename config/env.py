@@ -60,6 +60,14 @@ def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def web_workers() -> int:
+    """gunicorn's worker processes: WEB_WORKERS, else one per core this process may use (at least 2;
+    sched_getaffinity is Linux's, elsewhere all cores). The setting WEB_WORKERS, which
+    gunicorn.conf.py and the nginx front's bound (WEB_FRONT_MAX_CONNS) size from."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return envint("WEB_WORKERS", 0) or max(2, cores)
+
+
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 

@@ -7,9 +7,9 @@ problem document as the service's own admission control (core/admission.py). The
 static files take a separate way in with no such bound, so a load balancer's probe is never refused.
 
 Why: under twice the gate endpoint's capacity, gunicorn's threaded workers with admission control
-answered 0.78-0.83 of their capacity in the worst 5-second window (refusals and admitted requests
+answered 0.75-0.86 of their capacity in the worst 5-second window (refusals and admitted requests
 take turns on one Python lock per process); with nginx refusing in C and each admitted request served
-by a process that does nothing else, 0.94-0.99 (docs/benchmarks.md, "Overload").
+by a process that does nothing else, at least 0.91 in 8 of 10 runs (docs/benchmarks.md, "Overload").
 """
 
 from __future__ import annotations
@@ -68,9 +68,7 @@ def render(front: Front) -> str:
     health, static = reverse("health"), settings.STATIC_URL
     body_limit = settings.ARTIFACT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
     # The app's own refusal, without the path quoted back (nginx would insert it unescaped).
-    unavailable = json.dumps(
-        {k: v for k, v in json.loads(refusal_problem("")).items() if k != "instance"}
-    ).encode()
+    unavailable = refusal_problem("")
     too_large = json.dumps(
         problem(
             status_code=413,

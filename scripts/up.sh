@@ -36,11 +36,7 @@ if [ "$demo" != "0" ]; then
   echo "==> seeding the demo workspace from the Adult census data (the worker computes the evidence)"
   $PY manage.py demo_seed --base-url "$url"
 fi
-if command -v nginx >/dev/null 2>&1 && [ "${WEB_FRONT:-auto}" != "gunicorn" ]; then
-  echo "==> starting the web server: nginx in front of gunicorn (logs: ${logs}/web.log, ${logs}/nginx-error.log)"
-else
-  echo "==> starting the web server: gunicorn alone, nginx is not installed (log: ${logs}/web.log)"
-fi
+echo "==> starting the web server (scripts/web.sh: nginx in front of gunicorn when nginx is installed)"
 WEB_BIND="127.0.0.1:${port}" MLGOV_VAR_DIR="$vardir" bash scripts/web.sh &
 web=$!
 for _ in $(seq 1 60); do

@@ -31,6 +31,7 @@ if [ "$front" = "auto" ]; then
 fi
 
 if [ "$front" = "gunicorn" ]; then
+  echo "web.sh: gunicorn alone on ${bind}, nginx is not installed or WEB_FRONT=gunicorn (log: ${logs}/web.log)" >&2
   gunicorn_log=()
   [ "$access_log" = "off" ] || gunicorn_log=(--access-logfile "$access_log")
   exec "$PY" -m gunicorn config.wsgi -c gunicorn.conf.py --bind "$bind" "${gunicorn_log[@]}" \
@@ -47,9 +48,6 @@ command -v nginx >/dev/null 2>&1 || { echo "WEB_FRONT=nginx but nginx is not ins
 run="$(mktemp -d "${TMPDIR:-/tmp}/mlgov-web.XXXXXX")"
 chmod 711 "$run"
 socket="${run}/gunicorn.sock"
-cores="$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')"
-workers="${WEB_WORKERS:-$((cores > 2 ? cores : 2))}"
-max_conns="${WEB_FRONT_MAX_CONNS:-$((3 * workers))}"
 gunicorn_pid=""
 nginx_pid=""
 stop() {
@@ -65,13 +63,14 @@ stop() {
 trap stop EXIT
 trap 'exit 143' INT TERM
 
-"$PY" manage.py nginx_conf --listen "$bind" --upstream "unix:${socket}" --max-conns "$max_conns" \
+echo "web.sh: nginx on ${bind} in front of gunicorn (logs: ${logs}/web.log, ${logs}/nginx-error.log)" >&2
+"$PY" manage.py nginx_conf --listen "$bind" --upstream "unix:${socket}" \
   --prefix "$run" --error-log "$(realpath "$logs")/nginx-error.log" \
   --access-log "$([ "$access_log" = "off" ] && echo off || realpath "$access_log")" \
   --upstream-timeout "${WEB_TIMEOUT:-120}" --output "${run}/nginx.conf"
 
 # The workers: one request at a time each, the bounds and refusals are nginx's.
-WEB_WORKER_CLASS=sync WEB_WORKERS="$workers" WEB_ADMISSION_CONTROL=0 \
+WEB_WORKER_CLASS=sync WEB_ADMISSION_CONTROL=0 \
   CLIENT_IP_HEADER="${CLIENT_IP_HEADER:-HTTP_X_FORWARDED_FOR}" \
   "$PY" -m gunicorn config.wsgi -c gunicorn.conf.py --bind "unix:${socket}" \
   --error-logfile "${logs}/web.log" &

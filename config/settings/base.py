@@ -8,7 +8,17 @@ import os
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import BASE_DIR, env, envbool, envchoice, envfloat, envint, envlist, var_dir
+from config.env import (
+    BASE_DIR,
+    env,
+    envbool,
+    envchoice,
+    envfloat,
+    envint,
+    envlist,
+    var_dir,
+    web_workers,
+)
 
 VAR_DIR = var_dir()
 
@@ -363,6 +373,10 @@ WEB_ADMISSION_CONTROL = envbool("WEB_ADMISSION_CONTROL", True)
 WEB_MAX_ACTIVE = envint("WEB_MAX_ACTIVE", 0) or 2
 WEB_MAX_QUEUE = envint("WEB_MAX_QUEUE", 0) or 4
 WEB_QUEUE_TIMEOUT_MS = envint("WEB_QUEUE_TIMEOUT_MS", 0) or 20
+# gunicorn's worker processes (gunicorn.conf.py), and behind nginx (core/nginx.py) the requests passed
+# to them at once: 3 per sync worker by default (one running, two waiting a few milliseconds).
+WEB_WORKERS = web_workers()
+WEB_FRONT_MAX_CONNS = envint("WEB_FRONT_MAX_CONNS", 0) or 3 * WEB_WORKERS
 
 # The technical file (governance/techfile.py) flags a change between versions of a metric or of a
 # difference between groups larger than this (absolute) as possibly a substantial modification.

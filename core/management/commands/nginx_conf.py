@@ -3,6 +3,7 @@ starts nginx with it in front of gunicorn's sync workers)."""
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.nginx import Front, render
@@ -17,7 +18,9 @@ class Command(BaseCommand):
             "--upstream", required=True, help="gunicorn's address: unix:/path/web.sock or 127.0.0.1:8001"
         )
         parser.add_argument(
-            "--max-conns", type=int, required=True, help="requests at once passed on to the workers"
+            "--max-conns",
+            type=int,
+            help="requests at once passed to the workers (default: WEB_FRONT_MAX_CONNS, else 3 per worker)",
         )
         parser.add_argument("--prefix", required=True, help="a directory for nginx's pid and temporary files")
         parser.add_argument("--error-log", required=True)
@@ -30,7 +33,7 @@ class Command(BaseCommand):
         front = Front(
             listen=options["listen"],
             upstream=options["upstream"],
-            max_conns=options["max_conns"],
+            max_conns=options["max_conns"] or settings.WEB_FRONT_MAX_CONNS,
             prefix=str(Path(options["prefix"]).resolve()),
             error_log=options["error_log"],
             access_log=options["access_log"],
