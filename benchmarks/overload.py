@@ -44,6 +44,14 @@ refused; closed loops of 1, 4 and 16 keep-alive clients for `--refusal-seconds` 
 worker's CPU per refusal and its refusals per second, with the event loop answering them
 (WEB_EVENT_LOOP_REFUSALS, the default) against the baseline of a pool thread answering each.
 
+With `--storm`, only this, on one server of scripts/web.sh with nginx: clients that retry at once on
+a 503 (ignoring Retry-After), `--storm-connections` closed loops, far more than nginx passes on, so
+nginx refuses thousands of requests a second. In `--storm-rounds` rounds, with nginx's worker at
+WEB_FRONT_PRIORITY's nice value and at 0 in turn (the baseline; changed on the running worker, which
+needs root): the gate's answers with 200 per second during the storm over those of the round's closed
+loops of 4 connections (one before each storm). The load generator runs on the same machine at
+nice 0 and takes some of the CPU itself (a remote storm would not), so this is a floor.
+
 Reported per configuration: answers with 200 per second, the smallest 5-second window's rate as a
 fraction of the capacity (target >= 0.9), p99 of the time to a 503 from when it was due (target
 <= 50 ms) and p99 of the health check (target <= 100 ms; a probe unanswered after 10 s counts as
@@ -504,6 +512,57 @@ def refusal_cost(args, token: str) -> dict[str, tuple[float, float]]:
     return figures
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = [int(child) for child in (task / "children").read_text().split()]
+            found += children
+            todo += children
+    return found
+
+
+def storm(args, token: str) -> dict[int, float]:
+    """--storm: {nginx worker's nice value: mean over the rounds of (200s per second during the
+    storm / 200s per second of the round's closed loops of 4)}. Each round measures both values, in
+    turn first, each a closed loop of 4 connections and then the storm."""
+    request = gate_request(token)
+    fractions: dict[int, list[float]] = {}
+    with gunicorn_running(args, [], CONFIGURATIONS[NGINX][2]) as server:
+        (worker,) = [
+            pid
+            for pid in _descendants(server.pid)
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx: worker")
+        ]
+        configured = os.getpriority(os.PRIO_PROCESS, worker)
+        closed_loop(args.port, request, args.warmup_seconds, 4)
+        for round_ in range(args.storm_rounds):
+            values = (configured, 0) if configured else (0,)
+            before, during = {}, {}
+            for nice in values if round_ % 2 == 0 else values[::-1]:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, worker, nice)
+                except PermissionError:
+                    raise SystemExit("--storm: setting nginx's priority back to 0 needs root") from None
+                before[nice] = closed_loop(args.port, request, args.storm_seconds, 4)
+                during[nice] = closed_loop(args.port, request, args.storm_seconds, args.storm_connections)
+
+            def rate(run: Outcomes, status: int = 200) -> float:
+                return sum(1 for *_, got in run.records if got == status) / args.storm_seconds
+
+            reference = statistics.mean(rate(run) for run in before.values())
+            for nice in values:
+                fractions.setdefault(nice, []).append(rate(during[nice]) / reference)
+                print(
+                    f"# storm round {round_ + 1}, nginx at nice {nice}: {rate(before[nice]):.0f}/s answered "
+                    f"before, {rate(during[nice]):.0f}/s during the storm of {args.storm_connections} "
+                    f"connections ({rate(during[nice], 503):.0f} refusals/s)",
+                    flush=True,
+                )
+    return {nice: statistics.mean(values) for nice, values in fractions.items()}
+
+
 def _hashes_per_second(seconds: int, out) -> None:
     """Count SHA-256 hashes of 1 KB, second by second (one core's plain CPU speed); put the list."""
     block, counts, count = b"x" * 1024, [], 0
@@ -681,6 +740,14 @@ def main() -> None:
         help="only this: the worker's CPU per 503, answered by the event loop and by a pool thread",
     )
     parser.add_argument("--refusal-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="only this: the gate's answers while clients retry at once on 503s, nginx niced and not",
+    )
+    parser.add_argument("--storm-connections", type=int, default=16)
+    parser.add_argument("--storm-seconds", type=float, default=6.0)
+    parser.add_argument("--storm-rounds", type=int, default=4)
     parser.add_argument("--client-timeout", type=float, default=2.0)
     parser.add_argument("--port", type=int, default=8350)
     parser.add_argument("--only", choices=list(CONFIGURATIONS), help="measure one configuration")
@@ -689,8 +756,22 @@ def main() -> None:
         args.seconds, args.capacity_seconds, args.warmup_seconds = 8.0, 1.5, 0.5
         args.capacity_connections = [4, 8]
         args.refusal_seconds = 1.0
+        args.storm_seconds, args.storm_rounds = 2.0, 1
     machine = machine_wander(args.machine_seconds) if args.machine_seconds >= 10 else math.nan
     token = prepare(args.database)
+    if args.storm:
+        if shutil.which("nginx") is None:
+            raise SystemExit("--storm: nginx is not installed (apt-get install nginx)")
+        fractions = storm(args, token)
+        configured = max(fractions)
+        result(
+            "overload_storm_answered_fraction",
+            fractions[configured],
+            "fraction",
+            "nginx-nice-0",
+            ratio_of(fractions[configured], fractions[0]),
+        )
+        return
     if args.refusal_cost:
         costs = refusal_cost(args, token)
         (ours_cpu, ours_rate), (base_cpu, base_rate) = costs["event-loop"], costs["pool-thread"]

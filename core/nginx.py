@@ -10,6 +10,8 @@ Why: under twice the gate endpoint's capacity, gunicorn's threaded workers with 
 answered 0.75-0.86 of their capacity in the worst 5-second window (refusals and admitted requests
 take turns on one Python lock per process); with nginx refusing in C and each admitted request served
 by a process that does nothing else, at least 0.91 in 8 of 10 runs (docs/benchmarks.md, "Overload").
+nginx's worker runs at a low priority (`priority`, nice 19 by default): clients that retry at once on
+every 503 then slow nginx's refusals down instead of taking the CPU from the workers.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Front:
     access_log: str = "off"
     upstream_timeout: int = 120  # seconds; gunicorn's worker timeout or more
     user: str = ""  # the workers' user when nginx starts as root ("" : nginx's own default)
+    priority: int = 0  # the workers' nice value (worker_priority): higher yields the CPU to gunicorn
 
 
 def _quoted(text: str) -> str:
@@ -62,6 +65,8 @@ def render(front: Front) -> str:
     """The whole nginx.conf (for `nginx -p PREFIX -c FILE`; it runs in the foreground)."""
     if front.max_conns < 1:
         raise ValueError("max_conns must be at least 1")
+    if not -20 <= front.priority <= 19:
+        raise ValueError("priority must be a nice value, -20 to 19")
     for path in (front.prefix, front.error_log, front.access_log, front.upstream):
         if any(c in path for c in " ;{}'\"$\n"):
             raise ValueError(f"unsafe character in nginx path: {path!r}")
@@ -89,6 +94,7 @@ def render(front: Front) -> str:
     access_log = "off" if front.access_log == "off" else f"{front.access_log} mlgov buffer=64k flush=1s"
     return f"""# Written by `manage.py nginx_conf` (core/nginx.py); scripts/web.sh starts nginx with it.
 {user}worker_processes 1;
+worker_priority {front.priority};
 daemon off;
 pid {front.prefix}/nginx.pid;
 error_log {front.error_log} warn;

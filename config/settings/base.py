@@ -377,6 +377,7 @@ WEB_QUEUE_TIMEOUT_MS = envint("WEB_QUEUE_TIMEOUT_MS", 0) or 20
 # to them at once: 3 per sync worker by default (one running, two waiting a few milliseconds).
 WEB_WORKERS = web_workers()
 WEB_FRONT_MAX_CONNS = envint("WEB_FRONT_MAX_CONNS", 0) or 3 * WEB_WORKERS
+WEB_FRONT_PRIORITY = envint("WEB_FRONT_PRIORITY", 19)
 
 # The technical file (governance/techfile.py) flags a change between versions of a metric or of a
 # difference between groups larger than this (absolute) as possibly a substantial modification.

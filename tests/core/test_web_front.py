@@ -6,6 +6,7 @@ Without nginx installed the live tests skip, unless E2E_REQUIRED is set (CI inst
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from core.nginx import Front, render
 from tests.core.test_admission import (
@@ -65,6 +67,27 @@ def test_the_configuration_bounds_the_workers_and_exempts_health_and_static(sett
     assert json.loads(body)["title"] == "Service unavailable"
 
 
+def test_nginx_workers_run_at_the_configured_priority():
+    assert "worker_priority 19;" in render(_front(priority=19))
+    for priority in (-21, 20):
+        with pytest.raises(ValueError, match="priority must be a nice value"):
+            render(_front(priority=priority))
+
+
+def test_the_command_takes_the_priority_from_the_settings_unless_given(settings, tmp_path):
+    settings.WEB_FRONT_PRIORITY = 7
+    common = ["--listen", "127.0.0.1:8000", "--upstream", "unix:/srv/x/gunicorn.sock"]
+    common += ["--prefix", str(tmp_path), "--error-log", str(tmp_path / "error.log")]
+    out = io.StringIO()
+    call_command("nginx_conf", *common, stdout=out)
+    assert "worker_priority 7;" in out.getvalue()
+    out = io.StringIO()
+    call_command("nginx_conf", *common, "--priority", "0", stdout=out)
+    assert "worker_priority 0;" in out.getvalue()
+    with pytest.raises(CommandError, match="priority must be a nice value"):
+        call_command("nginx_conf", *common, "--priority", "25", stdout=io.StringIO())
+
+
 @pytest.mark.parametrize("field", ["prefix", "error_log", "access_log", "upstream"])
 def test_paths_that_would_change_the_configuration_are_refused(field):
     with pytest.raises(ValueError, match="unsafe character"):
@@ -87,7 +110,7 @@ def test_nginx_accepts_the_configuration(tmp_path):
 @pytest.fixture(scope="module")
 def front_server(django_db_setup, django_db_blocker, tmp_path_factory):
     """scripts/web.sh with nginx: one sync worker, one request at a time passed on to it; (its port,
-    its MLGOV_VAR_DIR)."""
+    its MLGOV_VAR_DIR, web.sh's pid)."""
     if NGINX is None:
         if os.environ.get("E2E_REQUIRED"):
             pytest.fail("nginx is not installed (apt-get install nginx) and E2E_REQUIRED is set")
@@ -117,7 +140,7 @@ def front_server(django_db_setup, django_db_blocker, tmp_path_factory):
         )
     try:
         wait_until_serving(port, server, out)
-        yield port, var
+        yield port, var, server.pid
     finally:
         children = _descendants(server.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
@@ -144,6 +167,26 @@ def _descendants(pid: int) -> list[int]:
             found += map(int, children)
             todo += map(int, children)
     return found
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_nginx_yields_the_cpu_to_the_workers(front_server, settings):
+    """nginx's worker runs at WEB_FRONT_PRIORITY's nice value (19 unless set), gunicorn's processes
+    at the usual 0: however many requests nginx refuses, the workers keep their share of the CPU."""
+    *_, pid = front_server
+    nice: dict[str, list[int]] = {}
+    for child in _descendants(pid):
+        command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        kind = "nginx worker" if command.startswith("nginx: worker") else command.split()[0].rsplit("/")[-1]
+        nice.setdefault(kind, []).append(_nice(child))
+    assert settings.WEB_FRONT_PRIORITY == 19
+    assert nice["nginx worker"] == [19]
+    gunicorn = [value for kind, values in nice.items() if kind.startswith("python") for value in values]
+    assert len(gunicorn) >= 2  # the arbiter and its worker
+    assert set(gunicorn) == {0}
 
 
 def _closed_loops(port: int, path: str, clients: int, seconds: float, beside=None) -> list:
@@ -203,7 +246,7 @@ def test_excess_requests_get_a_quick_503_from_nginx_and_health_is_never_refused(
 
 @pytest.mark.slow
 def test_refusals_are_in_the_access_log_and_not_the_error_log(front_server):
-    port, var = front_server
+    port, var, _ = front_server
     _closed_loops(port, "/accounts/login/?from=log-test", clients=6, seconds=1)
     time.sleep(1.5)  # nginx writes its access log buffered, at least every second
     lines = [line for line in (var / "log" / "web-access.log").read_text().splitlines() if "log-test" in line]
@@ -271,6 +314,7 @@ def _sign_in_from(port: int, source: str, username: str, forwarded_for: str) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.django_db  # the server signs in against the test database's tables: have them made
 def test_sign_in_throttling_counts_the_address_nginx_saw_not_what_the_client_claims(front):
     statuses = [
         _sign_in_from(front, "127.0.0.2", f"user{n}", f"198.51.100.{n}")

@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--error-log", required=True)
         parser.add_argument("--access-log", default="off", help="a file, or off (the default)")
         parser.add_argument("--upstream-timeout", type=int, default=120, help="seconds (default 120)")
+        parser.add_argument(
+            "--priority",
+            type=int,
+            help="the nice value of nginx's workers (default: WEB_FRONT_PRIORITY)",
+        )
         parser.add_argument("--user", default="", help="the user of nginx's workers when it starts as root")
         parser.add_argument("--output", help="write the file here instead of printing it")
 
@@ -39,6 +44,7 @@ class Command(BaseCommand):
             access_log=options["access_log"],
             upstream_timeout=options["upstream_timeout"],
             user=options["user"],
+            priority=settings.WEB_FRONT_PRIORITY if options["priority"] is None else options["priority"],
         )
         try:
             text = render(front)
