@@ -91,6 +91,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.gate_load import prepare  # noqa: E402
+from tests.workers import descendants  # noqa: E402
 
 GATE_PATH = "/api/v1/models/income/versions/1/gate"
 TARGET_FRACTION, TARGET_503_P99_MS, TARGET_HEALTH_P99_MS = 0.9, 50.0, 100.0
@@ -512,27 +513,20 @@ def refusal_cost(args, token: str) -> dict[str, tuple[float, float]]:
     return figures
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            children = [int(child) for child in (task / "children").read_text().split()]
-            found += children
-            todo += children
-    return found
-
-
 def storm(args, token: str) -> dict[int, float]:
     """--storm: {nginx worker's nice value: mean over the rounds of (200s per second during the
     storm / 200s per second of the round's closed loops of 4)}. Each round measures both values, in
     turn first, each a closed loop of 4 connections and then the storm."""
     request = gate_request(token)
     fractions: dict[int, list[float]] = {}
+
+    def rate(run: Outcomes, status: int = 200) -> float:
+        return sum(1 for *_, got in run.records if got == status) / args.storm_seconds
+
     with gunicorn_running(args, [], CONFIGURATIONS[NGINX][2]) as server:
         (worker,) = [
             pid
-            for pid in _descendants(server.pid)
+            for pid in descendants(server.pid)
             if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx: worker")
         ]
         configured = os.getpriority(os.PRIO_PROCESS, worker)
@@ -547,9 +541,6 @@ def storm(args, token: str) -> dict[int, float]:
                     raise SystemExit("--storm: setting nginx's priority back to 0 needs root") from None
                 before[nice] = closed_loop(args.port, request, args.storm_seconds, 4)
                 during[nice] = closed_loop(args.port, request, args.storm_seconds, args.storm_connections)
-
-            def rate(run: Outcomes, status: int = 200) -> float:
-                return sum(1 for *_, got in run.records if got == status) / args.storm_seconds
 
             reference = statistics.mean(rate(run) for run in before.values())
             for nice in values:

@@ -32,6 +32,18 @@ def embedded_broker(root: Path) -> dict[str, str]:
     }
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children before their own children."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = [int(child) for child in (task / "children").read_text().split()]
+            found += children
+            todo += children
+    return found
+
+
 def process_env(env: dict[str, str]) -> dict[str, str]:
     """Environment for a service process (worker, management command) on the test database."""
     return {

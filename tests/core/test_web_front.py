@@ -35,7 +35,7 @@ from tests.core.test_admission import (
     slow_post,
     wait_until_serving,
 )
-from tests.workers import ROOT, process_env
+from tests.workers import ROOT, descendants, process_env
 
 NGINX = shutil.which("nginx")
 ADDRESS_FAILURE_LIMIT = 3
@@ -142,7 +142,7 @@ def front_server(django_db_setup, django_db_blocker, tmp_path_factory):
         wait_until_serving(port, server, out)
         yield port, var, server.pid
     finally:
-        children = _descendants(server.pid)
+        children = descendants(server.pid)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -158,17 +158,6 @@ def front(front_server) -> int:
     return front_server[0]
 
 
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            children = (task / "children").read_text().split()
-            found += map(int, children)
-            todo += map(int, children)
-    return found
-
-
 def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
@@ -178,7 +167,7 @@ def test_nginx_yields_the_cpu_to_the_workers(front_server, settings):
     at the usual 0: however many requests nginx refuses, the workers keep their share of the CPU."""
     *_, pid = front_server
     nice: dict[str, list[int]] = {}
-    for child in _descendants(pid):
+    for child in descendants(pid):
         command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         kind = "nginx worker" if command.startswith("nginx: worker") else command.split()[0].rsplit("/")[-1]
         nice.setdefault(kind, []).append(_nice(child))
